@@ -1,0 +1,200 @@
+"""Typed, validated settings, read from config.yaml and the environment.
+
+The file keeps the original service's shape (`providers.<name>.default_model`,
+`default_max_tokens`, `server.grpc_port`, `server.http_port`) and adds optional keys. Validation is
+pydantic's: it gives every problem with its key path, which `ConfigError` turns into
+`<file>: <key.path>: <what is wrong>` lines.
+
+Environment overrides, applied after the file: HOST, GRPC_PORT, HTTP_PORT; each provider's key from
+its `api_key_env` (default `<NAME>_API_KEY`, so OPENAI_API_KEY and ANTHROPIC_API_KEY); each
+provider's base URL from `<NAME>_BASE_URL` (so the SDKs' own OPENAI_BASE_URL and
+ANTHROPIC_BASE_URL keep their meaning, and two OpenAI-compatible providers never share one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from ai_router.providers import PROVIDER_TYPES
+
+DEFAULT_CONFIG_PATH = "config.yaml"
+LOOPBACK_HOST = "127.0.0.1"
+
+Port = int  # validated by the Field bounds where used
+
+
+class ConfigError(Exception):
+    """A config file or variable that cannot be used; `problems` are `key: what is wrong` lines."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderSettings(_Strict):
+    name: str = ""
+    type: str = ""
+    default_model: str = Field(min_length=1)
+    default_max_tokens: PositiveInt = 1024
+    base_url: str | None = None
+    api_key_env: str = ""
+    api_key: SecretStr | None = Field(default=None, exclude=True)
+    timeout: PositiveFloat = 60.0
+    connect_timeout: PositiveFloat = 5.0
+    max_retries: int = Field(default=2, ge=0, le=10)
+    models: tuple[str, ...] | None = None
+
+    def accepts_model(self, model: str) -> bool:
+        return self.models is None or model in self.models or model == self.default_model
+
+
+class ServerSettings(_Strict):
+    host: str = LOOPBACK_HOST
+    grpc_port: Port = Field(default=50051, ge=0, le=65535)
+    http_port: Port = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: PositiveInt = 1024 * 1024
+    grpc_max_workers: PositiveInt = 64
+    # None: as many as the pool has threads, so an RPC is refused rather than queued.
+    grpc_max_concurrent_rpcs: PositiveInt | None = None
+    grpc_grace_seconds: PositiveFloat = 10.0
+
+    @property
+    def grpc_concurrency_limit(self) -> int:
+        return self.grpc_max_concurrent_rpcs or self.grpc_max_workers
+
+
+class Settings(_Strict):
+    server: ServerSettings = ServerSettings()
+    providers: dict[str, ProviderSettings] = Field(min_length=1)
+    source: str = Field(default="<defaults>", exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_providers(cls, data: Any) -> Any:
+        # A provider's name is its key in the file; its type defaults to that name, so that
+        # `providers: {openai: ...}` needs no `type` while `providers: {local: {type: openai}}` works.
+        if isinstance(data, dict) and isinstance(data.get("providers"), dict):
+            named = {}
+            for name, body in data["providers"].items():
+                if isinstance(body, dict):
+                    body = {"type": name, **body, "name": name}
+                    body.setdefault("api_key_env", f"{_env_name(name)}_API_KEY")
+                named[name] = body
+            data = {**data, "providers": named}
+        return data
+
+    @model_validator(mode="after")
+    def _check_provider_types(self) -> Settings:
+        for name, provider in self.providers.items():
+            if provider.type not in PROVIDER_TYPES:
+                known = ", ".join(sorted(PROVIDER_TYPES))
+                raise ValueError(
+                    f"providers.{name}.type: {provider.type!r} is not a provider type; "
+                    f"set `type:` to one of {known}"
+                )
+        return self
+
+
+def _env_name(provider_name: str) -> str:
+    return provider_name.upper().replace("-", "_")
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the config file (`path`, else CONFIG_PATH, else ./config.yaml) and apply the
+    environment. Raises ConfigError naming the file, the key and the problem."""
+    env = os.environ if environ is None else environ
+    source = str(path or env.get("CONFIG_PATH") or DEFAULT_CONFIG_PATH)
+    raw = _read_yaml(source)
+    return settings_from_mapping(raw, env, source)
+
+
+def settings_from_mapping(
+    raw: Mapping[str, Any], environ: Mapping[str, str], source: str = "<config>"
+) -> Settings:
+    data = _apply_environment(dict(raw), environ, source)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
+    return settings.model_copy(update={"source": source})
+
+
+def _read_yaml(source: str) -> dict[str, Any]:
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, ["file not found; set CONFIG_PATH or create it"]) from None
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot be read: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [f"is not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["must be a mapping with a `providers:` section"])
+    return data
+
+
+def _apply_environment(data: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, Any]:
+    server = dict(data.get("server") or {})
+    problems = []
+    if env.get("HOST"):
+        server["host"] = env["HOST"]
+    for variable, key in (("GRPC_PORT", "grpc_port"), ("HTTP_PORT", "http_port")):
+        if env.get(variable):
+            try:
+                server[key] = int(env[variable])
+            except ValueError:
+                problems.append(f"environment {variable}={env[variable]!r} is not a port number")
+    if problems:
+        raise ConfigError(source, problems)
+    data["server"] = server
+
+    providers = data.get("providers")
+    if isinstance(providers, dict):
+        data["providers"] = {
+            name: _provider_environment(name, body, env) if isinstance(body, dict) else body
+            for name, body in providers.items()
+        }
+    return data
+
+
+def _provider_environment(name: str, body: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    body = dict(body)
+    key_variable = body.get("api_key_env") or f"{_env_name(name)}_API_KEY"
+    if env.get(key_variable):
+        body["api_key"] = env[key_variable]
+    base_url = env.get(f"{_env_name(name)}_BASE_URL")
+    if base_url:
+        body["base_url"] = base_url
+    return body
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith("providers.") or not location:
+        return message
+    return f"{location}: {message}"

@@ -1,0 +1,154 @@
+"""The Provider contract, and the translation of SDK exceptions into the router's errors.
+
+A provider speaks one upstream's wire format through its official SDK: one client per process,
+reused, blocking calls. It receives a request the router has already resolved (provider, model and
+max_tokens set) and knows nothing of front doors.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import httpx2
+
+from ai_router.config import ProviderSettings
+from ai_router.errors import (
+    ProviderNotConfigured,
+    RouterError,
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ai_router.types import ChatChunk, ChatRequest, ChatResponse
+
+REDACTED = "[redacted]"
+
+
+class Provider(ABC):
+    """One configured upstream. Subclasses implement `complete` and `stream`."""
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+
+    @property
+    def api_key(self) -> str | None:
+        return self.settings.api_key.get_secret_value() if self.settings.api_key else None
+
+    def unavailable_reason(self) -> str | None:
+        """Why this provider cannot serve requests, or None when it can."""
+        if self.api_key is None:
+            return f"{self.settings.api_key_env} is not set"
+        return None
+
+    def require_key(self) -> str:
+        key = self.api_key
+        if key is None:
+            raise ProviderNotConfigured(self.name, self.settings.api_key_env)
+        return key
+
+    def timeout_for(self, request: ChatRequest) -> httpx2.Timeout:
+        """The provider's timeout, shortened to what the caller can still wait (a gRPC deadline)."""
+        seconds = self.settings.timeout
+        if request.timeout is not None:
+            seconds = max(0.001, min(seconds, request.timeout))
+        return httpx2.Timeout(seconds, connect=min(seconds, self.settings.connect_timeout))
+
+    @abstractmethod
+    def complete(self, request: ChatRequest) -> ChatResponse: ...
+
+    @abstractmethod
+    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+        """Yield text deltas as they arrive, then exactly one final chunk with the finish reason
+        and usage. Closing the iterator early closes the upstream response."""
+
+    def close(self) -> None:
+        """Release the SDK client's connections."""
+
+
+def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider) -> RouterError:
+    """Map an exception raised by an official SDK (openai or anthropic, which share a shape) or
+    by httpx2 underneath it to a RouterError. Classified by type and status, never by text."""
+    name = provider.name
+    if isinstance(exc, RouterError):
+        return exc
+    if isinstance(exc, (sdk.APITimeoutError, httpx2.TimeoutException)):
+        return UpstreamTimeout(
+            f"provider {name!r} did not answer within {provider.settings.timeout:g}s", name
+        )
+    if isinstance(exc, (sdk.APIConnectionError, httpx2.TransportError)):
+        return UpstreamUnavailable(
+            f"provider {name!r} could not be reached or dropped the connection "
+            f"({_cause_name(exc)})",
+            name,
+        )
+    if isinstance(exc, sdk.APIStatusError) and exc.status_code >= 400:
+        return _from_status(exc.status_code, _upstream_message(exc, provider), exc, name)
+    if isinstance(exc, sdk.APIError):
+        # An error event in the middle of a stream that had already answered 200.
+        return UpstreamUnavailable(
+            f"provider {name!r} failed mid-stream: {_upstream_message(exc, provider)}", name
+        )
+    return UpstreamUnavailable(f"provider {name!r} failed: {type(exc).__name__}", name)
+
+
+def _from_status(status: int, detail: str, exc: Any, name: str) -> UpstreamError:
+    if status in (401, 403):
+        # The upstream's own text may quote part of our key: leave it out entirely.
+        return UpstreamAuthFailed(
+            f"provider {name!r} rejected the router's API key (HTTP {status}); "
+            "the router's operator must fix the provider key",
+            name,
+            status,
+        )
+    if status == 429:
+        return UpstreamRateLimited(
+            f"provider {name!r} is rate limiting the router (HTTP 429): {detail}",
+            name,
+            status,
+            retry_after=_retry_after(exc),
+        )
+    if status in (400, 404, 409, 413, 422):
+        return UpstreamRejected(f"provider {name!r} rejected the request: {detail}", name, status)
+    if status == 408:
+        return UpstreamTimeout(f"provider {name!r} timed out (HTTP 408): {detail}", name, status)
+    return UpstreamUnavailable(f"provider {name!r} failed (HTTP {status}): {detail}", name, status)
+
+
+def _upstream_message(exc: Any, provider: Provider) -> str:
+    body = getattr(exc, "body", None)
+    message = None
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            message = error.get("message")
+    text = message if isinstance(message, str) and message else type(exc).__name__
+    return redact(text, provider.api_key)
+
+
+def redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, REDACTED) if secret else text
+
+
+def _retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000.0
+        if "retry-after" in headers:
+            return float(headers["retry-after"])
+    except ValueError:
+        return None
+    return None
+
+
+def _cause_name(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__ or exc
+    return type(cause).__name__
