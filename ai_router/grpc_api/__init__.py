@@ -1,0 +1,1 @@
+"""The gRPC front door: a thread-pool grpc.server serving ai_router.AIRouter."""

@@ -1,0 +1,85 @@
+"""Build the gRPC server (servicer, health, reflection), and run it with a graceful stop.
+
+Building is separate from running so tests can start a real server on a free port in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ai_router._generated import ai_router_pb2 as pb
+from ai_router._generated import ai_router_pb2_grpc as pb_grpc
+from ai_router.config import Settings
+from ai_router.grpc_api.servicer import AIRouterServicer
+from ai_router.router import Router
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AIRouter"].full_name
+
+
+@dataclass
+class GrpcServer:
+    server: grpc.Server
+    health: health.HealthServicer
+    router: Router
+    port: int
+    grace_seconds: float
+
+    def start(self) -> None:
+        self.server.start()
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self) -> None:
+        """Report NOT_SERVING at once, then let in-flight RPCs finish within the grace period."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(self.grace_seconds).wait()
+        self.router.close()
+
+
+def build_server(settings: Settings, router: Router | None = None) -> GrpcServer:
+    router = router or Router.from_settings(settings)
+    server_settings = settings.server
+    server = grpc.server(
+        ThreadPoolExecutor(
+            max_workers=server_settings.grpc_max_workers, thread_name_prefix="grpc-rpc"
+        ),
+        # Beyond this many RPCs at once, new ones get RESOURCE_EXHAUSTED instead of a queue.
+        maximum_concurrent_rpcs=server_settings.grpc_concurrency_limit,
+    )
+    pb_grpc.add_AIRouterServicer_to_server(AIRouterServicer(router), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for service in ("", SERVICE_NAME):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME),
+        server,
+    )
+    address = f"{server_settings.host}:{server_settings.grpc_port}"
+    port = server.add_insecure_port(address)
+    return GrpcServer(server, health_servicer, router, port, server_settings.grpc_grace_seconds)
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    grpc_server = build_server(settings)
+    stop_requested = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop_requested.set())
+    grpc_server.start()
+    log.info("gRPC server listening on %s:%d", settings.server.host, grpc_server.port)
+    stop_requested.wait()
+    log.info("gRPC server stopping; in-flight RPCs have %gs", grpc_server.grace_seconds)
+    grpc_server.stop()
+    log.info("gRPC server stopped")
