@@ -1,0 +1,8 @@
+"""The WSGI entry point gunicorn loads in each worker (after gevent has patched it)."""
+
+from ai_router.config import load_settings
+from ai_router.http_api.app import create_app
+from ai_router.logs import configure_logging
+
+configure_logging()
+app = create_app(load_settings())
