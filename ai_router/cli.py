@@ -1,0 +1,223 @@
+"""`ai-router`: serve | grpc | http | simulate.
+
+`serve` runs the gRPC server and gunicorn as two child processes (so the gevent process never
+imports grpc) and, when no provider key is set, the provider simulator as a third, pointing the
+providers at it. SIGTERM or Ctrl-C stops all of them gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+from pathlib import Path
+
+from ai_router.config import ConfigError, Settings, load_settings
+from ai_router.logs import configure_logging
+
+SIMULATOR_HOST = "127.0.0.1"
+SIMULATOR_API_KEY = "simulator-key"
+CHILD_STOP_SECONDS = 5.0  # beyond the gRPC grace period, before a child is killed
+DEFAULT_GUNICORN_CONF = "gunicorn.conf.py"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.config:
+        os.environ["CONFIG_PATH"] = args.config
+    configure_logging()
+    if args.command == "simulate":
+        return _simulate(args)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"ai-router: invalid configuration\n{exc}", file=sys.stderr)
+        return 2
+    if args.command == "grpc":
+        from ai_router.grpc_api.server import serve as serve_grpc
+
+        serve_grpc(settings)
+        return 0
+    if args.command == "http":
+        return _exec_gunicorn(args.gunicorn_config)
+    return _serve(settings, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai-router", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="config file (default: $CONFIG_PATH or ./config.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gRPC and HTTP servers")
+    serve.add_argument(
+        "--simulator",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="serve against the built-in provider simulator: when no provider key is set (auto)",
+    )
+    serve.add_argument("--gunicorn-config", default=None, help=_GUNICORN_HELP)
+    commands.add_parser("grpc", help="run the gRPC server only")
+    http = commands.add_parser("http", help="run the HTTP server (gunicorn + gevent) only")
+    http.add_argument("--gunicorn-config", default=None, help=_GUNICORN_HELP)
+    simulate = commands.add_parser("simulate", help="run the provider simulator")
+    simulate.add_argument("--host", default=SIMULATOR_HOST)
+    simulate.add_argument("--port", type=int, default=8090)
+    simulate.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
+    simulate.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
+    simulate.add_argument("--token-rate", type=float, default=0.0, help="tokens/s; 0: at once")
+    return parser
+
+
+_GUNICORN_HELP = "gunicorn settings file (default: $GUNICORN_CONF or ./gunicorn.conf.py)"
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ai_router.simulator import SimulatorSettings, serve
+
+    serve(
+        args.host,
+        args.port,
+        SimulatorSettings(latency=args.latency, ttft=args.ttft, token_rate=args.token_rate),
+    )
+    return 0
+
+
+def _gunicorn_config(path: str | None) -> str:
+    config = path or os.environ.get("GUNICORN_CONF") or DEFAULT_GUNICORN_CONF
+    if not Path(config).is_file():
+        raise SystemExit(
+            f"ai-router: gunicorn settings {config!r} not found; run from the repository root "
+            "or pass --gunicorn-config PATH (or set GUNICORN_CONF)"
+        )
+    return config
+
+
+def _exec_gunicorn(path: str | None) -> NoReturn:
+    command = _gunicorn_command(path)
+    os.execv(command[0], command)
+
+
+def _gunicorn_command(path: str | None) -> list[str]:
+    config = _gunicorn_config(path)
+    return [sys.executable, "-m", "gunicorn", "-c", config, "ai_router.http_api.wsgi:app"]
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    simulator: list[subprocess.Popen[bytes]] = []
+    servers: list[subprocess.Popen[bytes]] = []
+    unkeyed = [p for p in settings.providers.values() if p.api_key is None]
+    use_simulator = args.simulator == "always" or (
+        args.simulator == "auto" and len(unkeyed) == len(settings.providers)
+    )
+    stop = _StopSignal()
+    try:
+        if use_simulator:
+            port = _free_port()
+            simulator.append(_spawn(["simulate", "--port", str(port)], env))
+            _wait_for_port(SIMULATOR_HOST, port)
+            env.update(_simulator_environment(settings, f"http://{SIMULATOR_HOST}:{port}"))
+            print(
+                "No provider API key is set "
+                f"({', '.join(p.api_key_env for p in settings.providers.values())}): "
+                f"serving against the built-in provider simulator at "
+                f"http://{SIMULATOR_HOST}:{port}. Answers are simulated, not from a real model. "
+                "Set a key and restart to reach the real provider.",
+                flush=True,
+            )
+        servers.append(_spawn(["grpc"], env))
+        servers.append(_spawn_command(_gunicorn_command(args.gunicorn_config), env))
+        host = settings.server.host
+        print(
+            f"ai-router serving gRPC on {host}:{settings.server.grpc_port} and HTTP on "
+            f"http://{host}:{settings.server.http_port}",
+            flush=True,
+        )
+        exit_code = _wait_for_first_exit(simulator + servers, stop)
+    finally:
+        # Servers first, so in-flight requests can finish against the simulator; then it.
+        _stop_children(servers, settings.server.grpc_grace_seconds + CHILD_STOP_SECONDS)
+        _stop_children(simulator, CHILD_STOP_SECONDS)
+    return exit_code
+
+
+def _simulator_environment(settings: Settings, base_url: str) -> Mapping[str, str]:
+    env = {}
+    for provider in settings.providers.values():
+        prefix = provider.name.upper().replace("-", "_")
+        env[provider.api_key_env] = SIMULATOR_API_KEY
+        env[f"{prefix}_BASE_URL"] = f"{base_url}/v1" if provider.type == "openai" else base_url
+    return env
+
+
+class _StopSignal:
+    """Records SIGTERM/SIGINT instead of raising, so children are stopped in order."""
+
+    def __init__(self) -> None:
+        self.received = False
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = True
+
+
+def _spawn(arguments: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    return _spawn_command([sys.executable, "-m", "ai_router.cli", *arguments], env)
+
+
+def _spawn_command(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    # A session of its own: Ctrl-C reaches only this parent, which stops each child gracefully
+    # with SIGTERM (gunicorn would take SIGINT from the terminal as "quit now").
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def _wait_for_first_exit(children: list[subprocess.Popen[bytes]], stop: _StopSignal) -> int:
+    while not stop.received:
+        for child in children:
+            code = child.poll()
+            if code is not None:
+                print(f"ai-router: child {child.args!r} exited with {code}", file=sys.stderr)
+                return code or 1
+        time.sleep(0.2)
+    return 0
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((SIMULATOR_HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"ai-router: the simulator did not start on {host}:{port}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

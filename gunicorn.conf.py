@@ -1,0 +1,30 @@
+"""gunicorn settings for ai-router's HTTP front door (`ai-router http` loads this file).
+
+gevent workers: each request is a greenlet, so thousands of long-lived streams cost a worker
+little, and the provider SDKs' blocking sockets are made cooperative by gevent's monkey-patching,
+which the worker applies before it loads the app.
+"""
+
+import os
+
+from ai_router.config import load_settings
+
+_server = load_settings().server
+
+bind = [f"{_server.host}:{_server.http_port}"]
+worker_class = "gevent"
+# gunicorn's own WEB_CONCURRENCY, so benchmarks and containers can fix the worker count.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Open connections per worker, streams included.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
+# gevent workers heartbeat from their own greenlet, so a long stream never trips this; it only
+# catches a worker whose event loop is blocked.
+timeout = 30
+# On SIGTERM, workers stop accepting and in-flight requests (streams too) get this long to finish.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+keepalive = 75  # longer than a typical load balancer's idle timeout (nginx keepalive_timeout 60)
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Not preloaded: each worker imports the app after gevent has patched it.
+preload_app = False
