@@ -26,5 +26,8 @@ keepalive = 75  # longer than a typical load balancer's idle timeout (nginx keep
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# The control socket lives at one per-user path, so several routers on one machine would fight
+# over it; nothing of ours uses it.
+control_socket_disable = True
 # Not preloaded: each worker imports the app after gevent has patched it.
 preload_app = False

@@ -6,6 +6,7 @@ Bodies are validated with pydantic models (shape and types), then by the shared 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,12 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ai_router.errors import RouterError
 from ai_router.http_api.errors import error_body
-from ai_router.http_api.request_body import parse_body
 from ai_router.http_api import sse
+from ai_router.http_api.request_body import parse_body
 from ai_router.requests import RawMessage, build_chat_request
 from ai_router.router import ChatStream, Router
 from ai_router.types import ChatChunk, ChatRequest, Usage
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("native", __name__)
 
 ParameterValue = str | int | float | list[str]
@@ -80,7 +82,7 @@ def _events(first: ChatChunk, chat_stream: ChatStream, request_id: str) -> Itera
             yield _event(chunk)
     except RouterError as error:
         # Headers are gone: the failure travels as an event, never as silence.
-        current_app.logger.info("stream %s failed mid-way: %s", request_id, error.message)
+        log.info("stream %s failed mid-way: %s", request_id, error.message)
         yield sse.encode(error_body(error, request_id))
         return
     finally:

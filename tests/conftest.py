@@ -1,0 +1,85 @@
+"""Shared fixtures: the simulator, and the real gRPC and gunicorn servers, on free loopback ports.
+
+Servers are started once per session (starting gunicorn costs a second or two) and the simulator
+is reset before every test, so tests stay independent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from support import (
+    Process,
+    RouterConfig,
+    Simulator,
+    free_port,
+    start_process,
+    wait_for_port,
+)
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def simulator_process(logs_dir: Path) -> Iterator[Simulator]:
+    port = free_port()
+    process = start_process("simulator", ["simulate", "--port", str(port)], {}, logs_dir)
+    try:
+        wait_for_port(process, port)
+        yield Simulator(port, process)
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def simulator(simulator_process: Simulator) -> Simulator:
+    simulator_process.reset()
+    return simulator_process
+
+
+@pytest.fixture(scope="session")
+def router_env(
+    simulator_process: Simulator, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    return RouterConfig(simulator_process, tmp_path_factory.mktemp("config")).env()
+
+
+@pytest.fixture(scope="session")
+def grpc_port(router_env: dict[str, str], logs_dir: Path) -> Iterator[int]:
+    port = free_port()
+    process = start_process("grpc", ["grpc"], {**router_env, "GRPC_PORT": str(port)}, logs_dir)
+    try:
+        wait_for_port(process, port)
+        yield port
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def grpc_channel(grpc_port: int) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def http_server(router_env: dict[str, str], logs_dir: Path) -> Iterator[Process]:
+    port = free_port()
+    env = {**router_env, "HTTP_PORT": str(port), "WEB_CONCURRENCY": "2"}
+    process = start_process("http", ["http"], env, logs_dir, port)
+    try:
+        wait_for_port(process)
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def http_url(http_server: Process) -> str:
+    return f"http://127.0.0.1:{http_server.port}"

@@ -1,0 +1,173 @@
+"""Helpers for tests that run the real servers as processes on loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OPENAI_TEST_KEY = "sk-test-openai-0123456789abcdef"
+ANTHROPIC_TEST_KEY = "sk-ant-test-0123456789abcdef"
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not happen within {timeout}s")
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Process:
+    """A server we started; stopped by its own PID only."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    port: int = 0
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_process(
+    name: str, arguments: list[str], env: Mapping[str, str], log_dir: Path, port: int = 0
+) -> Process:
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "ai_router.cli", *arguments],
+            env={**os.environ, **env},
+            cwd=REPO_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return Process(name, popen, log_path, port)
+
+
+def wait_for_port(process: Process, port: int | None = None) -> None:
+    port = port or process.port
+    def ready() -> bool:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited early:\n{process.log()}")
+        return port_open(port)
+
+    wait_until(ready, START_TIMEOUT, f"{process.name} listening on {port}")
+
+
+@dataclass
+class Simulator:
+    """A running `ai-router simulate` and its control API."""
+
+    port: int
+    process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def reset(self) -> None:
+        self._call("POST", "/_sim/reset", {})
+
+    def set(self, **settings: float) -> None:
+        self._call("POST", "/_sim/settings", settings)
+
+    def fail_next(self, *faults: dict[str, Any]) -> None:
+        self._call("POST", "/_sim/faults", {"faults": list(faults)})
+
+    def requests(self) -> list[dict[str, Any]]:
+        recorded: list[dict[str, Any]] = self._call("GET", "/_sim/requests")["requests"]
+        return recorded
+
+    def last_request(self) -> dict[str, Any]:
+        return self.requests()[-1]
+
+
+@dataclass
+class RouterConfig:
+    """A config file for the router under test, pointing both providers at the simulator."""
+
+    simulator: Simulator
+    directory: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def write(self) -> Path:
+        config = {
+            "server": {"host": "127.0.0.1", "max_body_bytes": 64 * 1024, "grpc_grace_seconds": 5},
+            "providers": {
+                "openai": {
+                    "default_model": "gpt-4o-mini",
+                    "default_max_tokens": 64,
+                    "timeout": 3,
+                    "max_retries": 0,
+                },
+                "anthropic": {
+                    "default_model": "claude-3-5-haiku-20241022",
+                    "default_max_tokens": 64,
+                    "timeout": 3,
+                    "max_retries": 0,
+                },
+            },
+        }
+        for section, values in self.overrides.items():
+            config[section] = {**config.get(section, {}), **values}
+        path = self.directory / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def env(self) -> dict[str, str]:
+        return {
+            "CONFIG_PATH": str(self.write()),
+            "OPENAI_API_KEY": OPENAI_TEST_KEY,
+            "ANTHROPIC_API_KEY": ANTHROPIC_TEST_KEY,
+            "OPENAI_BASE_URL": f"{self.simulator.url}/v1",
+            "ANTHROPIC_BASE_URL": self.simulator.url,
+        }

@@ -1,0 +1,157 @@
+"""The core, with an injected fake provider: name resolution, defaults and streams."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from support import Simulator
+
+from ai_router.config import ProviderSettings, settings_from_mapping
+from ai_router.errors import InvalidRequest, NotFound, ProviderNotConfigured, UpstreamTimeout
+from ai_router.providers.base import Provider
+from ai_router.router import Router
+from ai_router.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+
+HELLO = (Message("user", "hello"),)
+
+
+class FakeProvider(Provider):
+    """Answers with the model it was asked for and records every request."""
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self.requests: list[ChatRequest] = []
+        self.closed_streams = 0
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        self.requests.append(request)
+        return ChatResponse("ok", "stop", Usage(1, 1), self.name, request.model)
+
+    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+        self.requests.append(request)
+        try:
+            yield ChatChunk(delta="a")
+            yield ChatChunk(delta="b")
+            yield ChatChunk(finish_reason="stop", usage=Usage(1, 2))
+        finally:
+            self.closed_streams += 1
+
+
+def fake_router(**provider_overrides: object) -> tuple[Router, dict[str, FakeProvider]]:
+    settings = settings_from_mapping(
+        {
+            "providers": {
+                "openai": {"default_model": "gpt-4o-mini", "default_max_tokens": 100},
+                "local": {
+                    "type": "openai",
+                    "default_model": "meta-llama/Llama-3.1-8B",
+                    **provider_overrides,
+                },
+            }
+        },
+        {"OPENAI_API_KEY": "k", "LOCAL_API_KEY": "k"},
+    )
+    providers = {name: FakeProvider(p) for name, p in settings.providers.items()}
+    return Router(providers), providers
+
+
+def test_a_provider_with_no_model_gets_its_default_model_and_max_tokens() -> None:
+    router, providers = fake_router()
+
+    router.complete(ChatRequest(messages=HELLO, provider="openai"))
+
+    sent = providers["openai"].requests[-1]
+    assert (sent.provider, sent.model, sent.max_tokens) == ("openai", "gpt-4o-mini", 100)
+
+
+def test_a_model_written_provider_slash_model_selects_the_provider() -> None:
+    router, providers = fake_router()
+
+    response = router.complete(ChatRequest(messages=HELLO, model="openai/gpt-4o", max_tokens=7))
+
+    assert (response.provider, response.model) == ("openai", "gpt-4o")
+    assert providers["openai"].requests[-1].max_tokens == 7
+
+
+def test_a_model_id_with_its_own_slash_is_kept_whole() -> None:
+    router, providers = fake_router()
+
+    router.complete(ChatRequest(messages=HELLO, provider="local", model="qwen/Qwen2.5-7B"))
+    router.complete(ChatRequest(messages=HELLO, model="local/qwen/Qwen2.5-7B"))
+
+    assert [r.model for r in providers["local"].requests] == ["qwen/Qwen2.5-7B"] * 2
+
+
+def test_conflicting_provider_and_model_prefix_is_invalid() -> None:
+    router, _ = fake_router()
+
+    with pytest.raises(InvalidRequest, match="name different providers"):
+        router.complete(ChatRequest(messages=HELLO, provider="local", model="openai/gpt-4o"))
+
+
+def test_unknown_providers_and_unprefixed_models_are_not_found() -> None:
+    router, _ = fake_router()
+
+    with pytest.raises(NotFound, match="unknown provider 'nope'; configured providers: openai"):
+        router.complete(ChatRequest(messages=HELLO, provider="nope"))
+    with pytest.raises(NotFound, match="write it as provider/model"):
+        router.complete(ChatRequest(messages=HELLO, model="gpt-4o"))
+    with pytest.raises(InvalidRequest, match="set `provider`"):
+        router.complete(ChatRequest(messages=HELLO))
+
+
+def test_a_models_list_limits_what_a_provider_offers() -> None:
+    router, _ = fake_router(models=["meta-llama/Llama-3.1-8B", "qwen/Qwen2.5-7B"])
+
+    router.complete(ChatRequest(messages=HELLO, provider="local", model="qwen/Qwen2.5-7B"))
+    with pytest.raises(NotFound, match="offered: meta-llama/Llama-3.1-8B, qwen/Qwen2.5-7B"):
+        router.complete(ChatRequest(messages=HELLO, provider="local", model="other"))
+
+
+def test_a_stream_resolves_at_once_and_closing_it_closes_the_provider_stream() -> None:
+    router, providers = fake_router()
+
+    with pytest.raises(NotFound):
+        router.stream(ChatRequest(messages=HELLO, provider="nope"))
+    stream = router.stream(ChatRequest(messages=HELLO, provider="openai"))
+    assert stream.request.model == "gpt-4o-mini"
+    assert next(iter(stream)).delta == "a"
+    stream.close()
+
+    assert providers["openai"].closed_streams == 1
+
+
+def test_a_provider_without_a_key_is_not_ready_and_names_the_variable() -> None:
+    settings = settings_from_mapping(
+        {"providers": {"openai": {"default_model": "m"}, "anthropic": {"default_model": "m"}}},
+        {"OPENAI_API_KEY": "k"},
+    )
+    router = Router.from_settings(settings)
+
+    assert router.readiness() == {"openai": None, "anthropic": "ANTHROPIC_API_KEY is not set"}
+    with pytest.raises(ProviderNotConfigured, match="set the environment variable ANTHROPIC_API_KEY"):
+        router.complete(ChatRequest(messages=HELLO, provider="anthropic"))
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_the_callers_remaining_time_bounds_the_upstream_call(
+    simulator: Simulator, provider: str
+) -> None:
+    settings = settings_from_mapping(
+        {"providers": {provider: {"default_model": "m", "timeout": 30, "max_retries": 0}}},
+        {
+            f"{provider.upper()}_API_KEY": "sk-test-key",
+            f"{provider.upper()}_BASE_URL": simulator.url + ("/v1" if provider == "openai" else ""),
+        },
+    )
+    router = Router.from_settings(settings)
+    simulator.fail_next({"delay": 3})
+    started = time.monotonic()
+
+    with pytest.raises(UpstreamTimeout):
+        router.complete(ChatRequest(messages=HELLO, provider=provider, timeout=0.5))
+
+    assert time.monotonic() - started < 2.0
+    router.close()
