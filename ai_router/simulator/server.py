@@ -1,0 +1,385 @@
+"""The simulator's HTTP server: routing, timing, fault injection and the `/_sim` control API.
+
+Built on the stdlib so it runs anywhere: `build_server` gives a plain ThreadingHTTPServer that
+tests run in a thread; `serve` monkey-patches with gevent first, which turns every connection
+thread into a greenlet so thousands of slow streams cost little.
+
+Upstream endpoints (each request is recorded and may take one queued fault):
+  POST /v1/chat/completions, GET /v1/models   OpenAI wire format, `x-request-id` header
+  POST /v1/messages                           Anthropic wire format, `request-id` header
+Control endpoints (JSON, never recorded, never faulted):
+  GET|DELETE /_sim/requests   the recorded requests / forget them
+  GET|POST   /_sim/settings   read / update latency, ttft, token_rate
+  GET|POST   /_sim/faults     the queue / append {"faults": [...]} (see script.Fault)
+  POST       /_sim/reset      forget requests and faults, restore the starting settings
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from .reply import BadRequest
+from .script import Fault, SimState, SimulatorSettings
+from .wire import ANTHROPIC, OPENAI, Turn, Wire
+
+# Upstream endpoints: (method, path) -> (wire format, endpoint kind).
+ROUTES: dict[tuple[str, str], tuple[Wire, str]] = {
+    ("POST", "/v1/chat/completions"): (OPENAI, "complete"),
+    ("GET", "/v1/models"): (OPENAI, "models"),
+    ("POST", "/v1/messages"): (ANTHROPIC, "complete"),
+}
+
+
+class _Malformed:
+    """Marks a body that is not valid JSON (None is a valid JSON `null`)."""
+
+
+MALFORMED = _Malformed()
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:  # includes UnicodeDecodeError and the empty body
+        return MALFORMED
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True  # an open stream must never keep the process alive
+    request_queue_size = 1024  # the default backlog of 5 drops connections under a load test
+
+    def __init__(self, address: tuple[str, int], state: SimState) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.state = state
+        super().__init__(address, SimulatorHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up between requests on a keep-alive connection is normal here.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host with getfqdn, which can stall on a box
+        # without DNS; the name is only used in log lines, so skip it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+class SimulatorHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real APIs; needs explicit framing
+    server_version = "ai-router-simulator"
+    disable_nagle_algorithm = True  # small SSE chunks must leave at once, not after a delayed ACK
+    server: SimulatorServer
+
+    # Per-request state, set by _upstream before any response helper runs.
+    _wire: Wire = OPENAI
+    _request_id: str = ""
+    _headers_sent: bool = False
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per request drowns the output of a load test
+
+    # ---- dispatch ---------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        # Reset per-request state: the handler object lives as long as the keep-alive connection.
+        self._wire, self._request_id, self._headers_sent = OPENAI, "", False
+        self._recorded: dict[str, Any] | None = None
+        path = urlsplit(self.path).path
+        try:
+            raw = self._read_body()
+        except ValueError:
+            self.close_connection = True  # the framing is unknown, so the connection is unusable
+            self._send_json(400, {"error": "bad request framing"})
+            return
+        try:
+            if path.startswith("/_sim/"):
+                self._control(path, raw)
+            else:
+                self._upstream(path, raw)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away; nothing left to tell it
+            if self._recorded is not None:
+                # Tests read this to prove a client (the router) released an upstream stream.
+                self.server.state.mark_closed_early(self._recorded)
+        except Exception as exc:  # a simulator bug should look like a 500, not a hung client
+            self.close_connection = True
+            if not self._headers_sent:
+                self._error(500, f"simulator error: {exc!r}")
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("content-length") or 0)
+        if length < 0:
+            raise ValueError("negative content-length")
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline(65537).split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # skip trailers
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    # ---- upstream endpoints -----------------------------------------------------------------
+
+    def _upstream(self, path: str, raw: bytes) -> None:
+        state = self.server.state
+        body = _parse_json(raw)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self._recorded = state.record({"method": self.command, "path": self.path,
+                                       "headers": headers,
+                                       "body": None if body is MALFORMED else body})
+
+        route = ROUTES.get((self.command, path))
+        if route is None:
+            guess_anthropic = path.startswith("/v1/messages") or "anthropic-version" in headers
+            self._wire = ANTHROPIC if guess_anthropic else OPENAI
+        else:
+            self._wire = route[0]
+        self._request_id = f"req_sim_{state.next_id()}"
+        if route is None:
+            self._error(404, f"Unknown request URL: {self.command} {path}")
+            return
+        kind = route[1]
+
+        fault = state.take_fault(self._wire.family)
+        settings = state.settings
+        time.sleep((fault.delay if fault else 0.0) + settings.latency)
+
+        if fault and fault.status is not None:
+            self._error(fault.status, fault.message or f"Simulated error {fault.status}",
+                        retry_after=fault.retry_after)
+            return
+        if not self._api_key():
+            self._error(401, "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`")
+            return
+        if kind == "models":
+            if not self._non_stream_fault(fault):
+                self._send_json(200, OPENAI.models(settings.models))
+            return
+        if body is MALFORMED:
+            self._error(400, "The request body is not valid JSON")
+            return
+        try:
+            reply = self._wire.parse(body)
+        except BadRequest as exc:
+            self._error(400, exc.message, exc.param)
+            return
+        turn = self._wire.new_turn(reply, state.next_id())
+        if reply.stream:
+            self._stream(turn, settings, fault)
+            return
+        if self._non_stream_fault(fault):
+            return
+        rate_wait = reply.output_tokens / settings.token_rate if settings.token_rate else 0.0
+        time.sleep(settings.ttft + rate_wait)
+        self._send_json(200, self._wire.message(turn))
+
+    def _api_key(self) -> str:
+        scheme, _, token = self.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return self.headers.get("x-api-key", "").strip()
+
+    def _non_stream_fault(self, fault: Fault | None) -> bool:
+        """Apply a stream-only fault to a non-stream request; True if it answered the request."""
+        if fault is None:
+            return False
+        if fault.reset_after_tokens is not None:
+            self._reset()
+            return True
+        if fault.error_event_after_tokens is not None:
+            # Without a stream to break, the nearest equivalent is the same error as a status.
+            status = self._wire.stream_error_status
+            self._error(status, fault.message or f"Simulated error {status}")
+            return True
+        return False
+
+    def _stream(self, turn: Turn, settings: SimulatorSettings, fault: Fault | None) -> None:
+        wire = self._wire
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header(wire.request_id_header, self._request_id)
+        self.end_headers()
+        self._headers_sent = True
+        start = time.monotonic()
+        for event in wire.stream_head(turn):
+            self._write_chunk(event)
+
+        tokens = turn.reply.tokens
+        cut = None
+        if fault is not None:
+            cut = fault.reset_after_tokens if fault.reset_after_tokens is not None else fault.error_event_after_tokens
+        if cut is not None:
+            tokens = tokens[:cut]  # fewer tokens than `cut`: the fault fires after the last one
+        for i, token in enumerate(tokens):
+            # Deadlines from one start time, so sleep overshoot does not add up over a long stream.
+            interval = i / settings.token_rate if settings.token_rate else 0.0
+            self._sleep_until(start + settings.ttft + interval)
+            self._write_chunk(wire.stream_token(turn, token))
+
+        if fault is not None and fault.reset_after_tokens is not None:
+            self._reset()
+            return
+        if fault is not None and fault.error_event_after_tokens is not None:
+            self._write_chunk(wire.stream_error(fault.message))
+            self._end_chunks()
+            return
+        if not tokens:
+            self._sleep_until(start + settings.ttft)
+        for event in wire.stream_tail(turn):
+            self._write_chunk(event)
+        self._end_chunks()
+
+    @staticmethod
+    def _sleep_until(deadline: float) -> None:
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    # ---- control API ------------------------------------------------------------------------
+
+    def _control(self, path: str, raw: bytes) -> None:
+        state = self.server.state
+        self._request_id = f"req_sim_{state.next_id()}"
+        route = (self.command, path)
+        body = _parse_json(raw) if raw else {}
+        if body is MALFORMED or not isinstance(body, dict):
+            self._send_json(400, {"error": "the body must be a JSON object"})
+            return
+        try:
+            if route == ("GET", "/_sim/requests"):
+                self._send_json(200, {"requests": state.requests()})
+            elif route == ("DELETE", "/_sim/requests"):
+                state.clear_requests()
+                self._send_json(200, {"requests": []})
+            elif route == ("GET", "/_sim/settings"):
+                self._send_json(200, state.settings.to_json())
+            elif route == ("POST", "/_sim/settings"):
+                self._send_json(200, state.update_settings(body).to_json())
+            elif route == ("GET", "/_sim/faults"):
+                self._send_json(200, {"faults": [f.to_json() for f in state.pending_faults()]})
+            elif route == ("POST", "/_sim/faults"):
+                items = body.get("faults")
+                if not isinstance(items, list):
+                    raise ValueError('the body must be {"faults": [fault, ...]}')
+                # Parse all before queueing any, so a bad entry leaves the queue untouched.
+                faults = [Fault.from_json(item) for item in items]
+                self._send_json(200, {"faults": [f.to_json() for f in state.add_faults(faults)]})
+            elif route == ("POST", "/_sim/reset"):
+                self._send_json(200, {"settings": state.reset().to_json()})
+            else:
+                self._send_json(404, {"error": f"unknown control endpoint: {self.command} {path}"})
+        except ValueError as exc:
+            self._send_json(400, {"error": str(exc)})
+
+    # ---- response helpers -------------------------------------------------------------------
+
+    def _send_json(self, status: int, obj: object, extra: dict[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header(self._wire.request_id_header, self._request_id)
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self._headers_sent = True
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, param: str | None = None,
+               retry_after: float | None = None) -> None:
+        extra = {} if retry_after is None else {"retry-after": f"{retry_after:g}"}
+        self._send_json(status, self._wire.error_body(status, message, param), extra)
+
+    def _write_chunk(self, data: bytes) -> None:
+        # wfile is unbuffered (wbufsize 0): each chunk is on the wire when write returns.
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _end_chunks(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP RST, as a crashed upstream or a proxy timeout would."""
+        self.close_connection = True
+        sock = self.connection
+        # Linger on, timeout 0: close() discards unsent data and sends RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        # rfile holds a reference to the socket; the descriptor only closes when it goes too.
+        self.rfile.close()
+
+
+def build_server(host: str = "127.0.0.1", port: int = 0,
+                 settings: SimulatorSettings | None = None) -> SimulatorServer:
+    """Bind (port 0 picks a free port: read `server.server_port`) without serving yet.
+
+    Runtime changes go through `server.state` (or the `/_sim` API); `settings` is what
+    `POST /_sim/reset` restores.
+    """
+    return SimulatorServer((host, port), SimState(settings or SimulatorSettings()))
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, settings: SimulatorSettings | None = None,
+          *, use_gevent: bool = True) -> None:
+    """Run the simulator until SIGTERM or SIGINT, then return (so the process exits 0)."""
+    if use_gevent:
+        # First, before any socket or thread exists: afterwards every connection thread is a greenlet.
+        from gevent import monkey
+
+        monkey.patch_all()
+    server = build_server(host, port, settings)
+
+    def stop(*_: object) -> None:
+        # shutdown() waits for serve_forever to return, so it cannot run on the serving thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    if use_gevent:
+        import gevent
+
+        # Python-level handlers could run inside the gevent hub; gevent's own run in a greenlet.
+        gevent.signal_handler(signal.SIGTERM, stop)
+        gevent.signal_handler(signal.SIGINT, stop)
+    else:
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    print(f"simulator listening on http://{host}:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

@@ -1,0 +1,205 @@
+"""The two upstream wire formats: JSON bodies, error bodies and SSE events.
+
+Each family is one object with the same interface, so the HTTP handler never branches on the
+family. Shapes follow /work/shared/PROVIDER_WIRE.md; the real SDKs must parse every byte.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from .reply import Reply, anthropic_reply, openai_reply
+from .script import Family
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One answered request: the reply plus the identity every chunk of its stream repeats."""
+
+    reply: Reply
+    id: str
+    created: int
+
+
+class Wire(Protocol):
+    family: Family
+    request_id_header: str
+    # The status a non-stream request gets when scripted with an in-stream error fault.
+    stream_error_status: int
+    parse: Callable[[object], Reply]
+
+    def new_turn(self, reply: Reply, n: int) -> Turn: ...
+    def error_body(self, status: int, message: str, param: str | None = None) -> dict[str, Any]: ...
+    def message(self, turn: Turn) -> dict[str, Any]: ...
+    def stream_head(self, turn: Turn) -> list[bytes]: ...
+    def stream_token(self, turn: Turn, token: str) -> bytes: ...
+    def stream_tail(self, turn: Turn) -> list[bytes]: ...
+    def stream_error(self, message: str | None) -> bytes: ...
+
+
+class OpenAIWire:
+    family: Family = "openai"
+    request_id_header = "x-request-id"
+    stream_error_status = 500
+    parse = staticmethod(openai_reply)
+
+    _FINISH = {"end": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+    # (type, code) per status. 401 keeps OpenAI's `invalid_api_key` code.
+    _ERRORS: dict[int, tuple[str, str | None]] = {
+        400: ("invalid_request_error", None),
+        401: ("authentication_error", "invalid_api_key"),
+        403: ("permission_error", None),
+        404: ("invalid_request_error", "not_found"),
+        429: ("rate_limit_exceeded", "rate_limit_exceeded"),
+    }
+
+    def new_turn(self, reply: Reply, n: int) -> Turn:
+        return Turn(reply, f"chatcmpl-sim-{n}", int(time.time()))
+
+    def error_body(self, status: int, message: str, param: str | None = None) -> dict[str, Any]:
+        kind, code = self._ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+        return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+    def message(self, turn: Turn) -> dict[str, Any]:
+        r = turn.reply
+        return {
+            "id": turn.id,
+            "object": "chat.completion",
+            "created": turn.created,
+            "model": r.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": r.text, "refusal": None},
+                "finish_reason": self._FINISH[r.finish],
+                "logprobs": None,
+            }],
+            "usage": self._usage(r),
+        }
+
+    def models(self, ids: tuple[str, ...]) -> dict[str, Any]:
+        return {"object": "list",
+                "data": [{"id": m, "object": "model", "created": 0, "owned_by": "ai-router-simulator"} for m in ids]}
+
+    def stream_head(self, turn: Turn) -> list[bytes]:
+        return [self._chunk(turn, {"role": "assistant", "content": ""})]
+
+    def stream_token(self, turn: Turn, token: str) -> bytes:
+        return self._chunk(turn, {"content": token})
+
+    def stream_tail(self, turn: Turn) -> list[bytes]:
+        r = turn.reply
+        events = [self._chunk(turn, {}, self._FINISH[r.finish])]
+        if r.include_usage:
+            events.append(self._event({**self._chunk_base(turn), "choices": [], "usage": self._usage(r)}))
+        events.append(b"data: [DONE]\n\n")
+        return events
+
+    def stream_error(self, message: str | None) -> bytes:
+        # No [DONE] after it: the SDK raises APIError on the chunk with an "error" key.
+        return self._event(self.error_body(500, message or "The server had an error while processing your request."))
+
+    @staticmethod
+    def _usage(r: Reply) -> dict[str, int]:
+        return {"prompt_tokens": r.input_tokens, "completion_tokens": r.output_tokens,
+                "total_tokens": r.input_tokens + r.output_tokens}
+
+    @staticmethod
+    def _event(obj: object) -> bytes:
+        return b"data: " + _dumps(obj) + b"\n\n"
+
+    @staticmethod
+    def _chunk_base(turn: Turn) -> dict[str, Any]:
+        base = {"id": turn.id, "object": "chat.completion.chunk", "created": turn.created, "model": turn.reply.model}
+        if turn.reply.include_usage:
+            base["usage"] = None  # the real API sends `usage: null` on every chunk but the last
+        return base
+
+    def _chunk(self, turn: Turn, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return self._event({**self._chunk_base(turn), "choices": [choice]})
+
+
+class AnthropicWire:
+    family: Family = "anthropic"
+    request_id_header = "request-id"
+    stream_error_status = 529
+    parse = staticmethod(anthropic_reply)
+
+    _STOP = {"end": "end_turn", "stop_sequence": "stop_sequence", "max_tokens": "max_tokens"}
+    _ERRORS: dict[int, str] = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        500: "api_error",
+        529: "overloaded_error",
+    }
+
+    def new_turn(self, reply: Reply, n: int) -> Turn:
+        return Turn(reply, f"msg_sim_{n}", int(time.time()))
+
+    def error_body(self, status: int, message: str, param: str | None = None) -> dict[str, Any]:
+        kind = self._ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
+
+    def message(self, turn: Turn) -> dict[str, Any]:
+        r = turn.reply
+        return {
+            "id": turn.id,
+            "type": "message",
+            "role": "assistant",
+            "model": r.model,
+            "content": [{"type": "text", "text": r.text}],
+            "stop_reason": self._STOP[r.finish],
+            "stop_sequence": r.stop_sequence,
+            "usage": {"input_tokens": r.input_tokens, "output_tokens": r.output_tokens},
+        }
+
+    def stream_head(self, turn: Turn) -> list[bytes]:
+        r = turn.reply
+        start = {"id": turn.id, "type": "message", "role": "assistant", "model": r.model, "content": [],
+                 "stop_reason": None, "stop_sequence": None,
+                 "usage": {"input_tokens": r.input_tokens, "output_tokens": 0}}
+        return [
+            self._event("message_start", {"type": "message_start", "message": start}),
+            self._event("content_block_start",
+                        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            self._event("ping", {"type": "ping"}),
+        ]
+
+    def stream_token(self, turn: Turn, token: str) -> bytes:
+        return self._event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                   "delta": {"type": "text_delta", "text": token}})
+
+    def stream_tail(self, turn: Turn) -> list[bytes]:
+        r = turn.reply
+        return [
+            self._event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            self._event("message_delta", {
+                "type": "message_delta",
+                "delta": {"stop_reason": self._STOP[r.finish], "stop_sequence": r.stop_sequence},
+                "usage": {"output_tokens": r.output_tokens},  # cumulative, as the real API reports it
+            }),
+            self._event("message_stop", {"type": "message_stop"}),
+        ]
+
+    def stream_error(self, message: str | None) -> bytes:
+        return self._event("error", self.error_body(529, message or "Overloaded"))
+
+    @staticmethod
+    def _event(name: str, obj: object) -> bytes:
+        # The SDK dispatches on the `event:` line and drops events without one.
+        return b"event: " + name.encode() + b"\ndata: " + _dumps(obj) + b"\n\n"
+
+
+OPENAI = OpenAIWire()
+ANTHROPIC = AnthropicWire()

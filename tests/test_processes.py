@@ -1,0 +1,194 @@
+"""Whole processes: `ai-router serve` with the simulator, graceful stops, and what each imports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import httpx2
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support import (
+    REPO_ROOT,
+    RouterConfig,
+    Simulator,
+    free_port,
+    start_process,
+    wait_for_port,
+    wait_until,
+)
+
+from ai_router._generated import ai_router_pb2 as pb
+from ai_router._generated import ai_router_pb2_grpc as pb_grpc
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has exited all the same.
+    status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    return status != "Z"
+
+
+def child_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def test_serve_without_keys_uses_the_simulator_and_stops_everything_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    grpc_port, http_port = free_port(), free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text((REPO_ROOT / "config.yaml").read_text())
+    env = {
+        "CONFIG_PATH": str(config),
+        "GRPC_PORT": str(grpc_port),
+        "HTTP_PORT": str(http_port),
+        "WEB_CONCURRENCY": "1",
+        "OPENAI_API_KEY": "",
+        "ANTHROPIC_API_KEY": "",
+        "OPENAI_BASE_URL": "",
+        "ANTHROPIC_BASE_URL": "",
+    }
+    serve = start_process("serve", ["serve"], env, tmp_path, http_port)
+    try:
+        wait_for_port(serve)
+        wait_for_port(serve, grpc_port)
+        first_lines = serve.log().splitlines()[:3]
+        assert any("built-in provider simulator" in line for line in first_lines), first_lines
+
+        http = httpx2.post(
+            f"http://127.0.0.1:{http_port}/generate",
+            json={"provider": "anthropic", "prompt": "ping"},
+            timeout=10,
+        )
+        assert http.status_code == 200 and http.json()["content"].endswith(": ping")
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            reply = pb_grpc.AIRouterStub(channel).RouteRequest(
+                pb.AIRequest(provider="openai", prompt="pong"), timeout=10
+            )
+        assert reply.content.endswith(": pong")
+
+        children = child_pids(serve.popen.pid)
+        assert len(children) == 3  # simulator, gRPC server, gunicorn master
+    finally:
+        code = serve.stop(signal.SIGTERM, timeout=30)
+
+    assert code == 0, serve.log()
+    assert not [pid for pid in children if pid_alive(pid)]
+
+
+def test_the_grpc_server_drains_in_flight_rpcs_on_sigterm(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**RouterConfig(simulator, tmp_path).env(), "GRPC_PORT": str(port)}
+    process = start_process("grpc-drain", ["grpc"], env, tmp_path, port)
+    try:
+        wait_for_port(process)
+        simulator.set(token_rate=10)  # a stream of ~6 tokens takes ~0.6 s
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.AIRouterStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+            stream = stub.StreamingRouteRequest(
+                pb.AIRequest(provider="openai", prompt="a b c"), timeout=10
+            )
+            first = next(stream)
+            process.popen.send_signal(signal.SIGTERM)
+
+            def not_serving() -> bool:
+                reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                return reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+            wait_until(not_serving, 5, "health NOT_SERVING after SIGTERM")
+            rest = list(stream)
+        assert first.content and rest[-1].finish_reason == "stop"
+        assert process.popen.wait(timeout=10) == 0
+    finally:
+        process.stop()
+
+
+def test_gunicorn_finishes_an_open_stream_on_sigterm(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**RouterConfig(simulator, tmp_path).env(), "HTTP_PORT": str(port), "WEB_CONCURRENCY": "1"}
+    process = start_process("http-drain", ["http"], env, tmp_path, port)
+    try:
+        wait_for_port(process)
+        simulator.set(token_rate=10)
+        with httpx2.stream(
+            "POST",
+            f"http://127.0.0.1:{port}/stream",
+            json={"provider": "anthropic", "prompt": "a b c"},
+            timeout=10,
+        ) as response:
+            lines = response.iter_lines()
+            assert next(line for line in lines if line.startswith("data:"))
+            process.popen.send_signal(signal.SIGTERM)
+            rest = [line for line in lines if line.startswith("data:")]
+        assert rest[-1] == "data: [DONE]"
+        assert process.popen.wait(timeout=15) == 0
+    finally:
+        process.stop()
+
+
+def test_an_invalid_config_stops_start_up_with_the_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"providers": {"openai": {"default_model": "m", "timeout": -1}}}))
+
+    for command in ("grpc", "http", "serve"):
+        result = subprocess.run(
+            [sys.executable, "-m", "ai_router.cli", command],
+            env={**os.environ, "CONFIG_PATH": str(config)},
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 2
+        assert f"{config}: providers.openai.timeout: Input should be greater than 0" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [("ai_router.http_api.wsgi", "grpc"), ("ai_router.router", "flask")],
+)
+def test_each_process_loads_only_what_it_serves(module: str, forbidden: str) -> None:
+    # The gevent process must never import grpc; the core imports neither front door's library.
+    code = f"import sys, {module}; print({forbidden!r} in sys.modules)"
+    env = {**os.environ, "CONFIG_PATH": str(REPO_ROOT / "config.yaml")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_stream_cancelled_by_the_grpc_client_releases_the_upstream(
+    grpc_channel: grpc.Channel, simulator: Simulator
+) -> None:
+    simulator.set(token_rate=5)
+    stream = pb_grpc.AIRouterStub(grpc_channel).StreamingRouteRequest(
+        pb.AIRequest(provider="openai", prompt=" ".join(["w"] * 40)), timeout=30
+    )
+    next(stream)
+    stream.cancel()
+    cancelled_at = time.monotonic()
+
+    # The simulator records how each stream ended; a released upstream ends early, not after
+    # the ~9 s the whole answer would take.
+    def upstream_closed() -> bool:
+        return any(r.get("closed_early") for r in simulator.requests())
+
+    wait_until(upstream_closed, 5, "the upstream stream closed after the client cancelled")
+    assert time.monotonic() - cancelled_at < 5
