@@ -25,7 +25,7 @@ $(GENERATED): protos/ai_router.proto $(INSTALLED)
 run: install
 	$(VENV)/bin/ai-router serve
 
-test: install
+test: typecheck
 	$(PY) -m pytest -q
 
 typecheck: install

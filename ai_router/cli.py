@@ -23,6 +23,8 @@ from ai_router.logs import configure_logging
 
 SIMULATOR_HOST = "127.0.0.1"
 SIMULATOR_API_KEY = "simulator-key"
+# Paced like a real model in `serve`, so a person trying /stream sees tokens arrive one by one.
+SIMULATOR_PACE = ["--ttft", "0.2", "--token-rate", "20"]
 CHILD_STOP_SECONDS = 5.0  # beyond the gRPC grace period, before a child is killed
 DEFAULT_GUNICORN_CONF = "gunicorn.conf.py"
 
@@ -119,7 +121,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if use_simulator:
             port = _free_port()
-            simulator.append(_spawn(["simulate", "--port", str(port)], env))
+            simulator.append(_spawn(["simulate", "--port", str(port), *SIMULATOR_PACE], env))
             _wait_for_port(SIMULATOR_HOST, port)
             env.update(_simulator_environment(settings, f"http://{SIMULATOR_HOST}:{port}"))
             print(

@@ -71,7 +71,7 @@ def build_chat_request(
     if max_tokens is not None and max_tokens < 1:
         raise InvalidRequest(f"max_tokens must be at least 1; got {max_tokens}", param="max_tokens")
 
-    typed = {
+    typed: dict[str, Any] = {
         key: value
         for key, value in {"temperature": temperature, "top_p": top_p, "top_k": top_k}.items()
         if value is not None

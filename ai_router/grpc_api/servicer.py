@@ -80,3 +80,4 @@ def _abort(context: grpc.ServicerContext, error: RouterError, request_id: str) -
     code = status_code_for(error)
     log.info("request %s failed: %s %s", request_id, code.name, error.message)
     context.abort(code, error.message)
+    raise AssertionError("grpc's context.abort always raises")

@@ -58,7 +58,8 @@ class SimulatorSettings:
         unknown = sorted(set(changes) - set(TIMING_KNOBS))
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(unknown)}")
-        return replace(self, **{k: _non_negative_number(k, v) for k, v in changes.items()})
+        numbers: dict[str, Any] = {k: _non_negative_number(k, v) for k, v in changes.items()}
+        return replace(self, **numbers)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -74,7 +74,8 @@ class SimulatorServer(ThreadingHTTPServer):
         # HTTPServer.server_bind resolves the host with getfqdn, which can stall on a box
         # without DNS; the name is only used in log lines, so skip it.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
 
 
 class SimulatorHandler(BaseHTTPRequestHandler):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from .reply import Reply, anthropic_reply, openai_reply
 from .script import Family
@@ -33,8 +33,7 @@ class Wire(Protocol):
     request_id_header: str
     # The status a non-stream request gets when scripted with an in-stream error fault.
     stream_error_status: int
-    parse: Callable[[object], Reply]
-
+    def parse(self, body: object) -> Reply: ...
     def new_turn(self, reply: Reply, n: int) -> Turn: ...
     def error_body(self, status: int, message: str, param: str | None = None) -> dict[str, Any]: ...
     def message(self, turn: Turn) -> dict[str, Any]: ...
@@ -166,7 +165,7 @@ class AnthropicWire:
 
     def stream_head(self, turn: Turn) -> list[bytes]:
         r = turn.reply
-        start = {"id": turn.id, "type": "message", "role": "assistant", "model": r.model, "content": [],
+        start: dict[str, Any] = {"id": turn.id, "type": "message", "role": "assistant", "model": r.model, "content": [],
                  "stop_reason": None, "stop_sequence": None,
                  "usage": {"input_tokens": r.input_tokens, "output_tokens": 0}}
         return [
