@@ -21,7 +21,7 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
 # catches a worker whose event loop is blocked.
 timeout = 30
 # On SIGTERM, workers stop accepting and in-flight requests (streams too) get this long to finish.
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = _server.http_grace_seconds
 keepalive = 75  # longer than a typical load balancer's idle timeout (nginx keepalive_timeout 60)
 accesslog = "-"
 errorlog = "-"

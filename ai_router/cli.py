@@ -25,7 +25,7 @@ SIMULATOR_HOST = "127.0.0.1"
 SIMULATOR_API_KEY = "simulator-key"
 # Paced like a real model in `serve`, so a person trying /stream sees tokens arrive one by one.
 SIMULATOR_PACE = ["--ttft", "0.2", "--token-rate", "20"]
-CHILD_STOP_SECONDS = 5.0  # beyond the gRPC grace period, before a child is killed
+CHILD_STOP_SECONDS = 5.0  # beyond a server's graceful stop, before it is killed
 DEFAULT_GUNICORN_CONF = "gunicorn.conf.py"
 
 
@@ -143,7 +143,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         exit_code = _wait_for_first_exit(simulator + servers, stop)
     finally:
         # Servers first, so in-flight requests can finish against the simulator; then it.
-        _stop_children(servers, settings.server.grpc_grace_seconds + CHILD_STOP_SECONDS)
+        _stop_children(servers, settings.server.longest_stop_seconds + CHILD_STOP_SECONDS)
         _stop_children(simulator, CHILD_STOP_SECONDS)
     return exit_code
 

@@ -77,10 +77,19 @@ class ServerSettings(_Strict):
     # None: as many as the pool has threads, so an RPC is refused rather than queued.
     grpc_max_concurrent_rpcs: PositiveInt | None = None
     grpc_grace_seconds: PositiveFloat = 10.0
+    # gunicorn's graceful_timeout: how long open HTTP requests and streams get after SIGTERM.
+    http_grace_seconds: PositiveFloat = 30.0
+    # After SIGTERM, health says NOT_SERVING but calls are still served for this long.
+    grpc_drain_seconds: float = Field(default=1.0, ge=0)
 
     @property
     def grpc_concurrency_limit(self) -> int:
         return self.grpc_max_concurrent_rpcs or self.grpc_max_workers
+
+    @property
+    def longest_stop_seconds(self) -> float:
+        """The longest either server may take to stop gracefully."""
+        return max(self.grpc_drain_seconds + self.grpc_grace_seconds, self.http_grace_seconds)
 
 
 class Settings(_Strict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class GrpcServer:
     router: Router
     port: int
     grace_seconds: float
+    drain_seconds: float
 
     def start(self) -> None:
         self.server.start()
@@ -40,8 +42,11 @@ class GrpcServer:
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
     def stop(self) -> None:
-        """Report NOT_SERVING at once, then let in-flight RPCs finish within the grace period."""
+        """Report NOT_SERVING at once and keep serving for `drain_seconds`, so health-checking
+        load balancers stop sending before calls would be refused; then refuse new calls and let
+        in-flight ones finish within the grace period."""
         self.health.enter_graceful_shutdown()
+        time.sleep(self.drain_seconds)
         self.server.stop(self.grace_seconds).wait()
         self.router.close()
 
@@ -68,7 +73,14 @@ def build_server(settings: Settings, router: Router | None = None) -> GrpcServer
     )
     address = f"{server_settings.host}:{server_settings.grpc_port}"
     port = server.add_insecure_port(address)
-    return GrpcServer(server, health_servicer, router, port, server_settings.grpc_grace_seconds)
+    return GrpcServer(
+        server,
+        health_servicer,
+        router,
+        port,
+        grace_seconds=server_settings.grpc_grace_seconds,
+        drain_seconds=server_settings.grpc_drain_seconds,
+    )
 
 
 def serve(settings: Settings) -> None:
@@ -80,6 +92,10 @@ def serve(settings: Settings) -> None:
     grpc_server.start()
     log.info("gRPC server listening on %s:%d", settings.server.host, grpc_server.port)
     stop_requested.wait()
-    log.info("gRPC server stopping; in-flight RPCs have %gs", grpc_server.grace_seconds)
+    log.info(
+        "gRPC server stopping: NOT_SERVING for %gs, then in-flight RPCs have %gs",
+        grpc_server.drain_seconds,
+        grpc_server.grace_seconds,
+    )
     grpc_server.stop()
     log.info("gRPC server stopped")
