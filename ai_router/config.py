@@ -78,7 +78,7 @@ class ServerSettings(_Strict):
     grpc_max_concurrent_rpcs: PositiveInt | None = None
     grpc_grace_seconds: PositiveFloat = 10.0
     # gunicorn's graceful_timeout: how long open HTTP requests and streams get after SIGTERM.
-    http_grace_seconds: PositiveFloat = 30.0
+    http_grace_seconds: PositiveInt = 30
     # After SIGTERM, health says NOT_SERVING but calls are still served for this long.
     grpc_drain_seconds: float = Field(default=1.0, ge=0)
 
