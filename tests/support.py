@@ -155,6 +155,8 @@ class RouterConfig:
                     "timeout": 3,
                     "max_retries": 0,
                 },
+                # An OpenAI-compatible provider whose key (SPARE_API_KEY) is never set.
+                "spare": {"type": "openai", "default_model": "spare-model"},
             },
         }
         for section, values in self.overrides.items():

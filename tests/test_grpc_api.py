@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, Simulator
+from support import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, RouterConfig, Simulator
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
+from ai_router.config import load_settings
+from ai_router.grpc_api.server import build_server
 
 PROVIDERS = ["openai", "anthropic"]
 
@@ -159,6 +162,11 @@ def test_streaming_is_incremental(
             "messages[0].role",
         ),
         ({"provider": "mystery", "prompt": "x"}, grpc.StatusCode.NOT_FOUND, "'mystery'"),
+        (
+            {"provider": "spare", "prompt": "x"},
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "set the environment variable SPARE_API_KEY",
+        ),
         ({"model": "gpt-4o", "prompt": "x"}, grpc.StatusCode.NOT_FOUND, "provider/model"),
     ],
 )
@@ -239,6 +247,33 @@ def test_a_failure_mid_stream_ends_the_stream_with_unavailable(
 
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert len(received) == 2
+
+
+def test_calls_beyond_the_concurrency_limit_are_refused_not_queued(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    config = RouterConfig(
+        simulator, tmp_path, {"server": {"grpc_max_workers": 2, "grpc_port": 0, "grpc_drain_seconds": 0}}
+    )
+    settings = load_settings(config.write(), config.env())
+    server = build_server(settings)
+    server.start()
+    simulator.set(token_rate=5)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = pb_grpc.AIRouterStub(channel)
+            request = pb.AIRequest(provider="openai", prompt="a b c")
+            open_streams = [stub.StreamingRouteRequest(request, timeout=10) for _ in range(2)]
+            for stream in open_streams:
+                next(stream)  # both running, the pool is full
+
+            error = rpc_error(lambda: stub.RouteRequest(request, timeout=10))
+
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            for stream in open_streams:
+                assert list(stream)[-1].finish_reason == "stop"  # the admitted ones finish
+    finally:
+        server.stop()
 
 
 def test_health_reports_serving_for_the_server_and_the_service(grpc_channel: grpc.Channel) -> None:

@@ -352,4 +352,18 @@ def test_healthz_and_readyz(client: httpx2.Client) -> None:
     assert ready.json()["providers"] == {
         "openai": {"ready": True},
         "anthropic": {"ready": True},
+        "spare": {"ready": False, "reason": "SPARE_API_KEY is not set"},
     }
+
+
+@pytest.mark.parametrize("path", ["/generate", "/stream"])
+def test_a_provider_without_a_key_is_503_naming_the_variable(
+    client: httpx2.Client, simulator: Simulator, path: str
+) -> None:
+    response = client.post(path, json={"provider": "spare", "prompt": "x"})
+
+    assert response.status_code == 503
+    error = error_of(response)
+    assert error["type"] == "provider_not_configured"
+    assert "set the environment variable SPARE_API_KEY" in error["message"]
+    assert simulator.requests() == []
