@@ -15,17 +15,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_router.errors import InvalidRequest, UnknownParameter
-from ai_router.types import ChatRequest, Message, Role, Sampling
+from ai_router.types import ChatRequest, Message, Part, Role, Sampling, Tool, ToolCall, ToolChoice
 
 MAX_STOP_SEQUENCES = 4
-_CHAT_ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant"}
+_CHAT_ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant", "tool": "tool"}
 _SYSTEM_ROLES = ("system", "developer")
 
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:
+    """A message as a front door received it, role not yet checked."""
+
     role: str
-    content: str
+    content: str | tuple[Part, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    is_error: bool = False
 
 
 def build_chat_request(
@@ -41,6 +46,10 @@ def build_chat_request(
     top_k: int | None = None,
     stop: Sequence[str] = (),
     parameters: Mapping[str, object] | None = None,
+    tools: Sequence[Tool] = (),
+    tool_choice: str = "",
+    parallel_tool_calls: bool | None = None,
+    user: str = "",
     timeout: float | None = None,
     request_id: str = "",
 ) -> ChatRequest:
@@ -49,13 +58,13 @@ def build_chat_request(
     chat: list[Message] = []
     for index, message in enumerate(messages):
         if message.role in _SYSTEM_ROLES:
-            system_parts.append(message.content)
+            system_parts.append(_system_text(message, index))
         elif message.role in _CHAT_ROLES:
-            chat.append(Message(_CHAT_ROLES[message.role], message.content))
+            chat.append(_chat_message(message, index))
         else:
             raise InvalidRequest(
-                f"messages[{index}].role must be one of system, developer, user, assistant; "
-                f"got {message.role!r}",
+                f"messages[{index}].role must be one of system, developer, user, assistant, "
+                f"tool; got {message.role!r}",
                 param=f"messages[{index}].role",
             )
     if prompt and messages:
@@ -93,9 +102,53 @@ def build_chat_request(
         system="\n".join(system_parts),
         max_tokens=max_tokens,
         sampling=sampling,
+        tools=tuple(tools),
+        tool_choice=_tool_choice(tool_choice, tools),
+        parallel_tool_calls=parallel_tool_calls,
+        user=user,
         timeout=timeout,
         request_id=request_id,
     )
+
+
+def _system_text(message: RawMessage, index: int) -> str:
+    if not isinstance(message.content, str):
+        raise InvalidRequest(
+            f"messages[{index}] is a {message.role} message: give it text `content`, not parts",
+            param=f"messages[{index}].parts",
+        )
+    return message.content
+
+
+def _chat_message(message: RawMessage, index: int) -> Message:
+    role = _CHAT_ROLES[message.role]
+    if message.tool_calls and role != "assistant":
+        raise InvalidRequest(
+            f"messages[{index}].tool_calls: only assistant messages carry tool calls",
+            param=f"messages[{index}].tool_calls",
+        )
+    if (role == "tool") != bool(message.tool_call_id):
+        raise InvalidRequest(
+            f"messages[{index}].tool_call_id is required on tool messages and only there",
+            param=f"messages[{index}].tool_call_id",
+        )
+    return Message(
+        role, message.content, message.tool_calls, message.tool_call_id, message.is_error
+    )
+
+
+def _tool_choice(choice: str, tools: Sequence[Tool]) -> ToolChoice | None:
+    if not choice:
+        return None
+    if choice in ("auto", "none", "required"):
+        return ToolChoice(choice)  # type: ignore[arg-type]
+    if choice not in {tool.name for tool in tools}:
+        raise InvalidRequest(
+            f"tool_choice {choice!r} names no declared tool; use auto, none, required or a "
+            "tool's name",
+            param="tool_choice",
+        )
+    return ToolChoice("tool", choice)
 
 
 def parse_parameters(parameters: Mapping[str, object]) -> dict[str, Any]:
@@ -114,7 +167,11 @@ def parse_parameters(parameters: Mapping[str, object]) -> dict[str, Any]:
 
 
 def _sampling(values: Mapping[str, Any]) -> Sampling:
-    sampling = Sampling(**values)
+    return check_sampling(Sampling(**values))
+
+
+def check_sampling(sampling: Sampling) -> Sampling:
+    """Refuse sampling options out of the range any provider accepts."""
     _check_range("temperature", sampling.temperature, 0.0, 2.0)
     _check_range("top_p", sampling.top_p, 0.0, 1.0)
     if sampling.top_k is not None and sampling.top_k < 1:

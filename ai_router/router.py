@@ -61,7 +61,13 @@ class Router:
         return ChatStream(resolved, provider.stream(resolved))
 
     def resolve(self, request: ChatRequest) -> tuple[Provider, ChatRequest]:
-        provider_name, model = self._split_name(request.provider, request.model)
+        provider, model = self.target(request.model, request.provider)
+        max_tokens = request.max_tokens or provider.settings.default_max_tokens
+        return provider, request.with_target(provider.name, model, max_tokens)
+
+    def target(self, model: str, provider_name: str = "") -> tuple[Provider, str]:
+        """The provider and upstream model a model name (and optional provider name) denote."""
+        provider_name, model = self._split_name(provider_name, model)
         provider = self._providers.get(provider_name)
         if provider is None:
             raise NotFound(
@@ -76,8 +82,16 @@ class Router:
                 f"model {model!r} is not offered by provider {provider_name!r}; offered: {offered}",
                 param="model",
             )
-        max_tokens = request.max_tokens or settings.default_max_tokens
-        return provider, request.with_target(provider_name, model, max_tokens)
+        return provider, model
+
+    def model_names(self) -> list[str]:
+        """Every model a client can name, as provider/model: each provider's listed models, or
+        its default model when it lists none (it then accepts any model id)."""
+        return [
+            f"{name}/{model}"
+            for name, provider in self._providers.items()
+            for model in provider.settings.models or (provider.settings.default_model,)
+        ]
 
     def readiness(self) -> dict[str, str | None]:
         """Each provider's reason for being unusable, or None when it is usable."""

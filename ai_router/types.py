@@ -8,19 +8,76 @@ accident once a request has been validated.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
-Role = Literal["user", "assistant"]
+# Tool results travel as their own `tool` messages (OpenAI's shape); the Anthropic provider folds
+# them back into a user turn of tool_result blocks.
+Role = Literal["user", "assistant", "tool"]
 
 # The router's own finish reasons, in OpenAI's vocabulary because most clients already know it.
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 
 @dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image by URL, or inline as base64 `data` with its `media_type`."""
+
+    url: str = ""
+    media_type: str = ""
+    data: str = ""
+    detail: str | None = None  # OpenAI's low | high | auto; other providers ignore it
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model made. `arguments` is JSON text, as OpenAI carries it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # a JSON schema
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """auto: the model decides; none: no tool; required: some tool; tool: the one named."""
+
+    mode: Literal["auto", "none", "required", "tool"]
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
+    """One turn. `content` is plain text or a tuple of parts (text and images). An assistant turn
+    may carry `tool_calls`; a `tool` turn answers the call named by `tool_call_id`."""
+
     role: Role
-    content: str
+    content: str | tuple[Part, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    is_error: bool = False  # a tool result that reports a failure
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +105,10 @@ class ChatRequest:
     system: str = ""
     max_tokens: int | None = None
     sampling: Sampling = field(default_factory=Sampling)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    user: str = ""  # an end-user id for the provider's abuse monitoring
     timeout: float | None = None
     request_id: str = ""
 
@@ -72,14 +133,27 @@ class ChatResponse:
     usage: Usage
     provider: str
     model: str
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: `index` counts tool calls (not content blocks); `id` and
+    `name` come with a call's first piece, `arguments` arrives in pieces."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ChatChunk:
-    """One piece of a stream: a text delta, or the closing chunk that carries the finish reason
-    and usage (`delta` empty). A stream ends with exactly one closing chunk."""
+    """One piece of a stream: a text delta, a tool-call piece, or the closing chunk that carries
+    the finish reason and usage. A stream ends with exactly one closing chunk."""
 
     delta: str = ""
+    tool_call: ToolCallDelta | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
 

@@ -6,22 +6,20 @@ Bodies are validated with pydantic models (shape and types), then by the shared 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify
+from flask import Blueprint, Response, g, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai_router.errors import RouterError
 from ai_router.http_api.errors import error_body
-from ai_router.http_api import sse
+from ai_router.http_api import sse, streaming
 from ai_router.http_api.request_body import parse_body
 from ai_router.requests import RawMessage, build_chat_request
-from ai_router.router import ChatStream, Router
+from ai_router.http_api.state import router
 from ai_router.types import ChatChunk, ChatRequest, Usage
 
-log = logging.getLogger(__name__)
 blueprint = Blueprint("native", __name__)
 
 ParameterValue = str | int | float | list[str]
@@ -52,7 +50,7 @@ class GenerateBody(BaseModel):
 
 @blueprint.post("/generate")
 def generate() -> Response:
-    response = _router().complete(_chat_request())
+    response = router().complete(_chat_request())
     return jsonify(
         content=response.content,
         provider=response.provider,
@@ -64,42 +62,25 @@ def generate() -> Response:
 
 @blueprint.post("/stream")
 def stream() -> Response:
-    chat_stream = _router().stream(_chat_request())
-    # Wait for the first chunk before answering, so that a failure to start (a bad key, a 429,
-    # an unreachable provider) gets its proper HTTP status rather than a 200 with an error event.
-    try:
-        first = next(iter(chat_stream))
-    except BaseException:
-        chat_stream.close()
-        raise
-    return sse.event_stream(_events(first, chat_stream, g.request_id), {})
+    chat_stream = router().stream(_chat_request())
+    first = streaming.first_chunk(chat_stream)
+    request_id = g.request_id
+
+    def error_event(error: RouterError) -> bytes:
+        return sse.encode(error_body(error, request_id))
+
+    events = streaming.events(first, chat_stream, _events, error_event, request_id, done=sse.DONE)
+    return sse.event_stream(events, {})
 
 
-def _events(first: ChatChunk, chat_stream: ChatStream, request_id: str) -> Iterator[bytes]:
-    try:
-        yield _event(first)
-        for chunk in chat_stream:
-            yield _event(chunk)
-    except RouterError as error:
-        # Headers are gone: the failure travels as an event, never as silence.
-        log.info("stream %s failed mid-way: %s", request_id, error.message)
-        yield sse.encode(error_body(error, request_id))
-        return
-    finally:
-        chat_stream.close()
-    yield sse.DONE
-
-
-def _event(chunk: ChatChunk) -> bytes:
-    if not chunk.is_final:
-        return sse.encode({"content": chunk.delta})
-    return sse.encode(
-        {
-            "content": chunk.delta,
-            "finish_reason": chunk.finish_reason,
-            "usage": _usage(chunk.usage or Usage()),
-        }
-    )
+def _events(chunk: ChatChunk) -> Iterator[bytes]:
+    # The native API carries text only: tool-call pieces have no event here.
+    if chunk.delta:
+        yield sse.encode({"content": chunk.delta})
+    if chunk.is_final:
+        yield sse.encode(
+            {"content": "", "finish_reason": chunk.finish_reason, "usage": _usage(chunk.usage or Usage())}
+        )
 
 
 def _chat_request() -> ChatRequest:
@@ -129,6 +110,3 @@ def _usage(usage: Usage) -> dict[str, Any]:
     }
 
 
-def _router() -> Router:
-    router: Router = current_app.extensions["ai_router.router"]
-    return router

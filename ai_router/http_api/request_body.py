@@ -1,7 +1,8 @@
-"""Reading a JSON request body into a pydantic model, with errors that say what to fix."""
+"""Reading a JSON request body, with errors that say what to fix."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from flask import request
@@ -13,14 +14,46 @@ Body = TypeVar("Body", bound=BaseModel)
 
 
 def parse_body(model: type[Body]) -> Body:
+    """The body, validated by `model` in one pass (pydantic parses the JSON itself)."""
+    try:
+        return model.model_validate_json(_raw_body())
+    except ValidationError as exc:
+        raise _invalid(exc.errors(include_url=False)) from None
+
+
+def read_json_object() -> dict[str, Any]:
+    """The body as a plain JSON object, for requests relayed without a schema."""
+    raw = _raw_body()
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return data
+
+
+def validate(model: type[Body], data: dict[str, Any]) -> Body:
+    """An already-parsed object, validated by `model`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc.errors(include_url=False)) from None
+
+
+def require_string(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{key} is required and must be a non-empty string", param=key)
+    return value
+
+
+def _raw_body() -> bytes:
     # Over MAX_CONTENT_LENGTH this raises werkzeug's 413, which the app turns into our error.
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise InvalidRequest("the request body is empty; send a JSON object")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise _invalid(exc.errors(include_url=False)) from None
+    return raw
 
 
 def _invalid(problems: list[Any]) -> InvalidRequest:
@@ -29,7 +62,21 @@ def _invalid(problems: list[Any]) -> InvalidRequest:
         return InvalidRequest(f"the request body is not valid JSON: {first['ctx']['error']}")
     if first["type"] == "model_type":
         return InvalidRequest("the request body must be a JSON object")
-    param = ".".join(str(part) for part in first["loc"])
+    param = _path(first["loc"])
     if first["type"] == "extra_forbidden":
         return InvalidRequest(f"{param} is not a known field", param=param)
     return InvalidRequest(f"{param}: {first['msg']}", param=param)
+
+
+def _path(location: tuple[Any, ...]) -> str:
+    """pydantic's location as the client wrote it: messages[0].content, not messages.0.content.
+    Union member names (`str`, `list[...]`, `TextBlock`) that pydantic inserts are left out."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part[:1].isupper() or "[" in part or part in ("str", "int", "float", "bool"):
+            continue
+        else:
+            path += f".{part}" if path else part
+    return path

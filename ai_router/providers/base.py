@@ -8,7 +8,8 @@ max_tokens set) and knows nothing of front doors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -30,8 +31,54 @@ from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 REDACTED = "[redacted]"
 
 
+# The SDKs' own switch (both use it for `with_streaming_response`): return the HTTP response
+# before its body is read, so a relay can pass the bytes on as they come.
+_UNREAD_BODY_HEADER = "X-Stainless-Raw-Response"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRequest:
+    """A client request in the upstream's own wire format, to pass through unparsed."""
+
+    body: Mapping[str, Any]  # the client's JSON body, its model already the upstream's name
+    timeout: float | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayResponse:
+    """The upstream's answer, body not yet read: `chunks` yields its bytes as they arrive and
+    closes the upstream response when exhausted or closed."""
+
+    status: int
+    content_type: str
+    chunks: Iterator[bytes]
+
+    @classmethod
+    def of(cls, response: httpx2.Response, provider: Provider, sdk: ModuleType) -> RelayResponse:
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response.iter_bytes()
+            except Exception as exc:
+                raise translate_sdk_error(exc, sdk, provider) from exc
+            finally:
+                response.close()
+
+        content_type = response.headers.get("content-type", "application/json")
+        return cls(response.status_code, content_type, chunks())
+
+    def close(self) -> None:
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
+
+
 class Provider(ABC):
-    """One configured upstream. Subclasses implement `complete` and `stream`."""
+    """One configured upstream. Subclasses implement `complete` and `stream`, and `relay` when
+    clients of the upstream's own API family may be passed through to it unparsed."""
+
+    # The API family the upstream speaks ("openai", "anthropic"); same-family clients are relayed.
+    family: str = ""
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
@@ -53,11 +100,11 @@ class Provider(ABC):
             raise ProviderNotConfigured(self.name, self.settings.api_key_env)
         return key
 
-    def timeout_for(self, request: ChatRequest) -> httpx2.Timeout:
+    def timeout_for(self, remaining: float | None) -> httpx2.Timeout:
         """The provider's timeout, shortened to what the caller can still wait (a gRPC deadline)."""
         seconds = self.settings.timeout
-        if request.timeout is not None:
-            seconds = max(0.001, min(seconds, request.timeout))
+        if remaining is not None:
+            seconds = max(0.001, min(seconds, remaining))
         return httpx2.Timeout(seconds, connect=min(seconds, self.settings.connect_timeout))
 
     @abstractmethod
@@ -67,6 +114,18 @@ class Provider(ABC):
     def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
         """Yield text deltas as they arrive, then exactly one final chunk with the finish reason
         and usage. Closing the iterator early closes the upstream response."""
+
+    def relay(self, request: RelayRequest) -> RelayResponse:
+        """Send a body already in this upstream's wire format, and hand back its raw answer."""
+        raise NotImplementedError(f"{type(self).__name__} does not relay requests")
+
+    def relay_options(self, request: RelayRequest) -> Any:
+        """The SDK request options of a relay: unread body, timeout, request id. (Typed Any: each
+        SDK declares its own, identical, RequestOptions.)"""
+        headers = {_UNREAD_BODY_HEADER: "stream"}
+        if request.request_id:
+            headers["x-request-id"] = request.request_id
+        return {"headers": headers, "timeout": self.timeout_for(request.timeout)}
 
     def close(self) -> None:
         """Release the SDK client's connections."""

@@ -5,13 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import openai
 
 from ai_router.config import ProviderSettings
-from ai_router.providers.base import Provider, translate_sdk_error
-from ai_router.types import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
+from ai_router.providers.base import Provider, RelayRequest, RelayResponse, translate_sdk_error
+from ai_router.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+CHAT_PATH = "/chat/completions"
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -23,6 +37,9 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 
 
 class OpenAIProvider(Provider):
+    family = "openai"
+    relay_path = CHAT_PATH
+
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
         self._client: openai.OpenAI | None = None
@@ -42,12 +59,18 @@ class OpenAIProvider(Provider):
         except Exception as exc:
             raise translate_sdk_error(exc, openai, self) from exc
         choice = completion.choices[0]
+        tool_calls = tuple(
+            ToolCall(call.id, call.function.name, call.function.arguments)
+            for call in choice.message.tool_calls or ()
+            if call.type == "function"
+        )
         return ChatResponse(
             content=choice.message.content or "",
             finish_reason=_finish_reason(choice.finish_reason),
             usage=_usage(completion.usage),
             provider=self.name,
             model=request.model,
+            tool_calls=tool_calls,
         )
 
     def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
@@ -64,13 +87,37 @@ class OpenAIProvider(Provider):
                     if chunk.usage is not None:
                         usage = _usage(chunk.usage)
                     for choice in chunk.choices:
-                        if choice.delta.content:
-                            yield ChatChunk(delta=choice.delta.content)
+                        delta = choice.delta
+                        if delta.content:
+                            yield ChatChunk(delta=delta.content)
+                        for call in delta.tool_calls or ():
+                            function = call.function
+                            yield ChatChunk(
+                                tool_call=ToolCallDelta(
+                                    index=call.index,
+                                    id=call.id or "",
+                                    name=(function.name if function else None) or "",
+                                    arguments=(function.arguments if function else None) or "",
+                                )
+                            )
                         if choice.finish_reason:
                             finish_reason = _finish_reason(choice.finish_reason)
         except Exception as exc:
             raise translate_sdk_error(exc, openai, self) from exc
         yield ChatChunk(finish_reason=finish_reason, usage=usage)
+
+    def relay(self, request: RelayRequest) -> RelayResponse:
+        client = self._require_client()
+        try:
+            response = client.post(
+                self.relay_path,
+                body=request.body,
+                cast_to=httpx2.Response,
+                options=self.relay_options(request),
+            )
+        except Exception as exc:
+            raise translate_sdk_error(exc, openai, self) from exc
+        return RelayResponse.of(response, self, openai)
 
     def close(self) -> None:
         if self._client is not None:
@@ -82,17 +129,17 @@ class OpenAIProvider(Provider):
         return self._client
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        messages.extend({"role": m.role, "content": m.content} for m in request.messages)
+        messages.extend(_message(message) for message in request.messages)
         sampling = request.sampling
         arguments: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
             # max_completion_tokens supersedes max_tokens, which reasoning models reject.
             "max_completion_tokens": request.max_tokens,
-            "timeout": self.timeout_for(request),
+            "timeout": self.timeout_for(request.timeout),
         }
         if sampling.temperature is not None:
             arguments["temperature"] = sampling.temperature
@@ -104,9 +151,65 @@ class OpenAIProvider(Provider):
             # Not in OpenAI's API, but many compatible servers take it; OpenAI itself answers
             # 400, which reaches the client naming the parameter.
             arguments["extra_body"] = {"top_k": sampling.top_k}
+        if request.tools:
+            arguments["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": dict(tool.parameters),
+                    },
+                }
+                for tool in request.tools
+            ]
+        if request.tool_choice is not None:
+            arguments["tool_choice"] = _tool_choice(request.tool_choice)
+        if request.parallel_tool_calls is not None:
+            arguments["parallel_tool_calls"] = request.parallel_tool_calls
+        if request.user:
+            arguments["user"] = request.user
         if request.request_id:
             arguments["extra_headers"] = {"x-request-id": request.request_id}
         return arguments
+
+
+def _message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        # OpenAI has no error flag on tool results: say it in the content instead of losing it.
+        text = f"Error: {message.text}" if message.is_error else message.text
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": text}
+    if message.role == "assistant":
+        out: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        if message.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ]
+        return out
+    if isinstance(message.content, str):
+        return {"role": message.role, "content": message.content}
+    return {"role": message.role, "content": [_part(part) for part in message.content]}
+
+
+def _part(part: TextPart | ImagePart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    url = part.url or f"data:{part.media_type};base64,{part.data}"
+    image_url: dict[str, Any] = {"url": url}
+    if part.detail:
+        image_url["detail"] = part.detail
+    return {"type": "image_url", "image_url": image_url}
+
+
+def _tool_choice(choice: ToolChoice) -> Any:
+    if choice.mode == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
 
 
 def _finish_reason(reason: str | None) -> FinishReason:

@@ -1,0 +1,376 @@
+"""Anthropic Messages JSON <-> the router's internal types.
+
+Used when an Anthropic-family client reaches a provider of another family; between two Anthropic
+speakers the body is relayed instead (see passthrough.py). Fields with no equivalent elsewhere are
+refused with a 400 naming them, except `cache_control`, a caching hint that the other family
+applies on its own (OpenAI caches long prompts automatically), which is let go.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ai_router.errors import InvalidRequest, RouterError
+from ai_router.requests import check_sampling
+from ai_router.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    ImagePart,
+    Message,
+    Part,
+    Sampling,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    Usage,
+)
+
+
+class _Block(BaseModel):
+    # Blocks may carry cache_control (and citations on text); see the module docstring.
+    model_config = ConfigDict(extra="forbid")
+    cache_control: dict[str, Any] | None = None
+
+
+class TextBlock(_Block):
+    type: Literal["text"]
+    text: str
+
+
+class Base64Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["base64"]
+    media_type: str
+    data: str
+
+
+class URLSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["url"]
+    url: str
+
+
+class ImageBlock(_Block):
+    type: Literal["image"]
+    source: Annotated[Base64Source | URLSource, Field(discriminator="type")]
+
+
+class ToolUseBlock(_Block):
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class ToolResultBlock(_Block):
+    type: Literal["tool_result"]
+    tool_use_id: str
+    content: str | list[TextBlock | ImageBlock] | None = None
+    is_error: bool | None = None
+
+
+class OtherBlock(BaseModel):
+    """Documents, thinking and future block types: accepted by the schema so the error can name
+    them."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+Block = Annotated[
+    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | OtherBlock,
+    Field(union_mode="left_to_right"),
+]
+
+
+class InputMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str | list[Block]
+
+
+class ToolDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=dict)
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolChoiceModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["auto", "any", "none", "tool"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str | None = None
+
+
+class MessagesRequest(BaseModel):
+    """The translatable part of a Messages request; other fields are kept as extras so that the
+    refusal can name them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    max_tokens: int
+    messages: list[InputMessage] = Field(min_length=1)
+    system: str | list[TextBlock] | None = None
+    stop_sequences: list[str] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stream: bool | None = None
+    tools: list[ToolDefinition] | None = None
+    tool_choice: ToolChoiceModel | None = None
+    metadata: Metadata | None = None
+
+
+_TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required", "tool"]] = {
+    "auto": "auto",
+    "any": "required",
+    "none": "none",
+    "tool": "tool",
+}
+
+
+def to_chat_request(body: MessagesRequest, target: str, model: str, request_id: str) -> ChatRequest:
+    """Translate for `model` of provider `target`, which speaks another family."""
+    for name, value in (body.model_extra or {}).items():
+        if value is not None:
+            raise _untranslatable(name, target)
+    if body.max_tokens < 1:
+        raise InvalidRequest(f"max_tokens must be at least 1; got {body.max_tokens}", "max_tokens")
+    messages: list[Message] = []
+    for index, message in enumerate(body.messages):
+        messages.extend(_messages(message, f"messages[{index}]", target))
+    system = body.system if isinstance(body.system, str) else "".join(
+        block.text for block in body.system or ()
+    )
+    sampling = check_sampling(
+        Sampling(
+            temperature=body.temperature,
+            top_p=body.top_p,
+            top_k=body.top_k,
+            stop=tuple(body.stop_sequences or ()),
+        )
+    )
+    choice = body.tool_choice
+    return ChatRequest(
+        messages=tuple(messages),
+        provider=target,
+        model=model,
+        system=system,
+        max_tokens=body.max_tokens,
+        sampling=sampling,
+        tools=tuple(Tool(t.name, t.description, t.input_schema) for t in body.tools or ()),
+        tool_choice=ToolChoice(_TOOL_CHOICE_MODES[choice.type], choice.name or "")
+        if choice
+        else None,
+        parallel_tool_calls=False if choice and choice.disable_parallel_tool_use else None,
+        user=(body.metadata.user_id if body.metadata else None) or "",
+        request_id=request_id,
+    )
+
+
+def _untranslatable(param: str, target: str, why: str = "") -> InvalidRequest:
+    reason = f": {why}" if why else ""
+    return InvalidRequest(
+        f"{param} cannot be translated for provider {target!r}{reason}; remove it, or use a "
+        "provider of the Anthropic family",
+        param=param,
+    )
+
+
+def _messages(message: InputMessage, where: str, target: str) -> Iterator[Message]:
+    """One Anthropic turn -> internal messages: tool results become `tool` messages, which come
+    first (they answer the previous turn's calls), then the rest of the turn."""
+    if isinstance(message.content, str):
+        yield Message(message.role, message.content)
+        return
+    parts: list[Part] = []
+    calls: list[ToolCall] = []
+    for index, block in enumerate(message.content):
+        here = f"{where}.content[{index}]"
+        if isinstance(block, TextBlock):
+            parts.append(TextPart(block.text))
+        elif isinstance(block, ImageBlock):
+            parts.append(_image(block))
+        elif isinstance(block, ToolUseBlock) and message.role == "assistant":
+            calls.append(ToolCall(block.id, block.name, json.dumps(block.input)))
+        elif isinstance(block, ToolResultBlock) and message.role == "user":
+            yield Message(
+                "tool",
+                _result_text(block, here, target),
+                tool_call_id=block.tool_use_id,
+                is_error=bool(block.is_error),
+            )
+        else:
+            raise _untranslatable(here, target, f"{block.type!r} blocks in a {message.role} turn")
+    if parts or calls:
+        yield Message(message.role, tuple(parts), tuple(calls))
+
+
+def _image(block: ImageBlock) -> ImagePart:
+    if isinstance(block.source, URLSource):
+        return ImagePart(url=block.source.url)
+    return ImagePart(media_type=block.source.media_type, data=block.source.data)
+
+
+def _result_text(block: ToolResultBlock, where: str, target: str) -> str:
+    if block.content is None or isinstance(block.content, str):
+        return block.content or ""
+    texts = []
+    for index, item in enumerate(block.content):
+        if not isinstance(item, TextBlock):
+            raise _untranslatable(f"{where}.content[{index}]", target, "tool results carry text")
+        texts.append(item.text)
+    return "".join(texts)
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+_STOP_REASONS: dict[FinishReason, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+def message_id(request_id: str) -> str:
+    return f"msg_{request_id}"
+
+
+def message(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    if response.content:
+        content.append({"type": "text", "text": response.content})
+    for call in response.tool_calls:
+        content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call)})
+    return {
+        "id": message_id(request_id),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": _STOP_REASONS[response.finish_reason],
+        "stop_sequence": None,
+        "usage": usage(response.usage),
+    }
+
+
+def usage(value: Usage) -> dict[str, int]:
+    return {"input_tokens": value.input_tokens, "output_tokens": value.output_tokens}
+
+
+def _input(call: ToolCall) -> Any:
+    try:
+        return json.loads(call.arguments or "{}")
+    except ValueError:
+        # A model that produced broken JSON: hand it over rather than lose it.
+        return {"arguments": call.arguments}
+
+
+class EventEncoder:
+    """Internal chunks -> Anthropic stream events `(name, data)`, in the API's order:
+    message_start, then per block content_block_start / _delta... / _stop, then message_delta
+    and message_stop. A text block opens on the first text; each tool call opens its own block."""
+
+    def __init__(self, model: str, request_id: str) -> None:
+        self._model = model
+        self._request_id = request_id
+        self._block = -1  # index of the open content block, -1 before the first
+        self._open: str | None = None  # "text", or "tool:<tool index>"
+
+    def start(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield "message_start", {
+            "type": "message_start",
+            "message": {
+                "id": message_id(self._request_id),
+                "type": "message",
+                "role": "assistant",
+                "model": self._model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                # Known only at the end when the upstream is of another family: message_delta
+                # carries the final counts, which the SDKs take over.
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            },
+        }
+        yield "ping", {"type": "ping"}
+
+    def encode(self, chunk: ChatChunk) -> Iterator[tuple[str, dict[str, Any]]]:
+        if chunk.delta:
+            if self._open != "text":
+                yield from self._open_block("text", {"type": "text", "text": ""})
+            yield "content_block_delta", self._delta({"type": "text_delta", "text": chunk.delta})
+        if chunk.tool_call is not None:
+            call = chunk.tool_call
+            key = f"tool:{call.index}"
+            if self._open != key:
+                block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+                yield from self._open_block(key, block)
+            if call.arguments:
+                yield "content_block_delta", self._delta(
+                    {"type": "input_json_delta", "partial_json": call.arguments}
+                )
+        if chunk.finish_reason is not None:
+            yield from self._close_block()
+            final = chunk.usage or Usage()
+            yield "message_delta", {
+                "type": "message_delta",
+                "delta": {"stop_reason": _STOP_REASONS[chunk.finish_reason], "stop_sequence": None},
+                "usage": usage(final),
+            }
+            yield "message_stop", {"type": "message_stop"}
+
+    def _open_block(self, key: str, block: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield from self._close_block()
+        self._block += 1
+        self._open = key
+        yield "content_block_start", {
+            "type": "content_block_start",
+            "index": self._block,
+            "content_block": block,
+        }
+
+    def _close_block(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        if self._open is not None:
+            yield "content_block_stop", {"type": "content_block_stop", "index": self._block}
+            self._open = None
+
+    def _delta(self, delta: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "content_block_delta", "index": self._block, "delta": delta}
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+}
+
+
+def error_body(error: RouterError, status: int) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": error.message},
+    }

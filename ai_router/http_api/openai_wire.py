@@ -1,0 +1,362 @@
+"""OpenAI Chat Completions JSON <-> the router's internal types.
+
+Used when an OpenAI-family client reaches a provider of another family; between two OpenAI
+speakers the body is relayed instead (see passthrough.py). The request models list exactly what
+can be translated; any other field the client set is refused with a 400 naming it rather than
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ai_router.errors import InvalidRequest, RouterError
+from ai_router.requests import check_sampling
+from ai_router.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ImagePart,
+    Message,
+    Part,
+    Sampling,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    Usage,
+)
+
+_DATA_URL_PREFIX = "data:"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextContent(_Model):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(_Model):
+    url: str
+    detail: str | None = None
+
+
+class ImageContent(_Model):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class OtherContent(BaseModel):
+    """Audio, files and future part types: accepted by the schema so the error can name them."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+ContentPart = Annotated[TextContent | ImageContent | OtherContent, Field(union_mode="left_to_right")]
+
+
+class FunctionCall(_Model):
+    name: str
+    arguments: str
+
+
+class ToolCallModel(_Model):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(_Model):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCallModel] | None = None
+    tool_call_id: str | None = None
+
+
+class FunctionSpec(_Model):
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    strict: bool | None = None
+
+
+class ToolSpec(_Model):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(_Model):
+    name: str
+
+
+class NamedToolChoice(_Model):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class StreamOptions(_Model):
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """The translatable part of a Chat Completions request; other fields are kept as extras so
+    that the refusal can name them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: str | list[str] | None = None
+    n: int | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    user: str | None = None
+
+
+def to_chat_request(
+    body: ChatCompletionRequest, target: str, model: str, request_id: str
+) -> ChatRequest:
+    """Translate for `model` of provider `target`, which speaks another family."""
+    _refuse_untranslatable(body, target)
+    system_parts: list[str] = []
+    messages: list[Message] = []
+    for index, message in enumerate(body.messages):
+        where = f"messages[{index}]"
+        if message.name is not None:
+            raise _untranslatable(f"{where}.name", target)
+        if message.role in ("system", "developer"):
+            system_parts.append(_text_only(message.content, f"{where}.content", target))
+        elif message.role == "tool":
+            if not message.tool_call_id:
+                raise InvalidRequest(f"{where}.tool_call_id is required", f"{where}.tool_call_id")
+            content = _text_only(message.content, f"{where}.content", target)
+            messages.append(Message("tool", content, tool_call_id=message.tool_call_id))
+        else:
+            calls = tuple(
+                ToolCall(call.id, call.function.name, call.function.arguments)
+                for call in message.tool_calls or ()
+            )
+            role: Literal["user", "assistant"] = "user" if message.role == "user" else "assistant"
+            if role == "user" and calls:
+                raise InvalidRequest(f"{where}.tool_calls: only assistant messages have them")
+            messages.append(Message(role, _content(message.content, where, target), calls))
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    sampling = check_sampling(
+        Sampling(temperature=body.temperature, top_p=body.top_p, top_k=body.top_k, stop=stop)
+    )
+    return ChatRequest(
+        messages=tuple(messages),
+        provider=target,
+        model=model,
+        system="\n".join(system_parts),
+        max_tokens=_max_tokens(body),
+        sampling=sampling,
+        tools=tuple(
+            Tool(t.function.name, t.function.description, t.function.parameters)
+            for t in body.tools or ()
+        ),
+        tool_choice=_tool_choice(body.tool_choice),
+        parallel_tool_calls=body.parallel_tool_calls,
+        user=body.user or "",
+        request_id=request_id,
+    )
+
+
+def _refuse_untranslatable(body: ChatCompletionRequest, target: str) -> None:
+    for name, value in (body.model_extra or {}).items():
+        if value is not None:
+            raise _untranslatable(name, target)
+    if body.n not in (None, 1):
+        raise _untranslatable("n", target, "only n=1 can be translated")
+    if any(tool.function.strict for tool in body.tools or ()):
+        raise _untranslatable("tools[].function.strict", target)
+
+
+def _untranslatable(param: str, target: str, why: str = "") -> InvalidRequest:
+    reason = f": {why}" if why else ""
+    return InvalidRequest(
+        f"{param} cannot be translated for provider {target!r}{reason}; remove it, or use a "
+        "provider of the OpenAI family",
+        param=param,
+    )
+
+
+def _max_tokens(body: ChatCompletionRequest) -> int | None:
+    value = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    if value is not None and value < 1:
+        raise InvalidRequest(f"max_completion_tokens must be at least 1; got {value}", "max_tokens")
+    return value
+
+
+def _text_only(content: str | list[Any] | None, where: str, target: str) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    texts = []
+    for index, part in enumerate(content):
+        if not isinstance(part, TextContent):
+            raise _untranslatable(f"{where}[{index}]", target, "only text parts go here")
+        texts.append(part.text)
+    return "".join(texts)
+
+
+def _content(content: str | list[Any] | None, where: str, target: str) -> str | tuple[Part, ...]:
+    if content is None or isinstance(content, str):
+        return content or ""
+    parts: list[Part] = []
+    for index, part in enumerate(content):
+        if isinstance(part, TextContent):
+            parts.append(TextPart(part.text))
+        elif isinstance(part, ImageContent):
+            parts.append(_image(part.image_url, f"{where}.content[{index}]"))
+        else:
+            raise _untranslatable(
+                f"{where}.content[{index}]", target, f"{part.type!r} parts have no equivalent"
+            )
+    return tuple(parts)
+
+
+def _image(image: ImageURL, where: str) -> ImagePart:
+    if not image.url.startswith(_DATA_URL_PREFIX):
+        return ImagePart(url=image.url, detail=image.detail)
+    header, comma, data = image.url.partition(",")
+    media_type, _, encoding = header.removeprefix(_DATA_URL_PREFIX).partition(";")
+    if not comma or encoding != "base64" or not media_type:
+        raise InvalidRequest(
+            f"{where}.image_url.url: a data URL must read data:<media type>;base64,<data>",
+            f"{where}.image_url.url",
+        )
+    return ImagePart(media_type=media_type, data=data, detail=image.detail)
+
+
+def _tool_choice(choice: str | NamedToolChoice | None) -> ToolChoice | None:
+    if choice is None:
+        return None
+    if isinstance(choice, NamedToolChoice):
+        return ToolChoice("tool", choice.function.name)
+    return ToolChoice(choice)  # type: ignore[arg-type]
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+def completion_id(request_id: str) -> str:
+    return f"chatcmpl-{request_id}"
+
+
+def completion(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": response.content if response.content or not response.tool_calls else None,
+        "refusal": None,
+    }
+    if response.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in response.tool_calls
+        ]
+    return {
+        "id": completion_id(request_id),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": response.finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": usage(response.usage),
+    }
+
+
+def usage(value: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": value.input_tokens,
+        "completion_tokens": value.output_tokens,
+        "total_tokens": value.total_tokens,
+    }
+
+
+class ChunkEncoder:
+    """Internal chunks -> `chat.completion.chunk` JSON objects, in OpenAI's order: a role delta
+    first, then content and tool-call deltas, a finish chunk, and the usage chunk if asked."""
+
+    def __init__(self, model: str, request_id: str, include_usage: bool) -> None:
+        self._base = {
+            "id": completion_id(request_id),
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+        self._include_usage = include_usage
+
+    def start(self) -> dict[str, Any]:
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def encode(self, chunk: ChatChunk) -> Iterator[dict[str, Any]]:
+        if chunk.delta:
+            yield self._chunk({"content": chunk.delta})
+        if chunk.tool_call is not None:
+            call = chunk.tool_call
+            piece: dict[str, Any] = {"index": call.index}
+            function: dict[str, str] = {"arguments": call.arguments}
+            if call.id:
+                piece["id"] = call.id
+                piece["type"] = "function"
+            if call.name:
+                function["name"] = call.name
+            piece["function"] = function
+            yield self._chunk({"tool_calls": [piece]})
+        if chunk.finish_reason is not None:
+            yield self._chunk({}, chunk.finish_reason)
+            if self._include_usage:
+                yield {**self._base, "choices": [], "usage": usage(chunk.usage or Usage())}
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+        return {**self._base, "choices": [choice]}
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(error: RouterError, status: int) -> dict[str, Any]:
+    """OpenAI's error object: all four keys, always."""
+    return {
+        "error": {
+            "message": error.message,
+            "type": _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+            "param": getattr(error, "param", None),
+            "code": getattr(error, "code", None),
+        }
+    }

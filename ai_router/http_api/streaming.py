@@ -1,0 +1,51 @@
+"""Turning a router stream into a streamed HTTP response, for every API family alike."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+
+from ai_router.errors import RouterError
+from ai_router.router import ChatStream
+from ai_router.types import ChatChunk
+
+log = logging.getLogger(__name__)
+
+
+def first_chunk(stream: ChatStream) -> ChatChunk:
+    """Wait for the first chunk before answering, so that a failure to start (a bad key, a 429,
+    an unreachable provider) gets its proper HTTP status rather than a 200 with an error event."""
+    try:
+        return next(iter(stream))
+    except BaseException:
+        stream.close()
+        raise
+
+
+def events(
+    first: ChatChunk,
+    stream: ChatStream,
+    encode: Callable[[ChatChunk], Iterable[bytes]],
+    encode_error: Callable[[RouterError], bytes],
+    request_id: str,
+    *,
+    head: bytes = b"",
+    done: bytes = b"",
+) -> Iterator[bytes]:
+    """`head`, the encoded events of `first` and the rest of `stream`, then `done` when it
+    succeeded; a failure after the first byte is sent as the family's error event, never as
+    silence. Closing this closes the upstream. Runs outside the request context: take no `g`."""
+    try:
+        if head:
+            yield head
+        yield from encode(first)
+        for chunk in stream:
+            yield from encode(chunk)
+    except RouterError as error:
+        log.info("stream %s failed mid-way: %s", request_id, error.message)
+        yield encode_error(error)
+        return
+    finally:
+        stream.close()
+    if done:
+        yield done
