@@ -452,3 +452,256 @@ def test_serve_with_gevent_answers_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---- Tools and images ---------------------------------------------------------------------------
+
+OAI_TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                      "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}},
+    {"type": "function", "function": {"name": "lookup"}},
+]
+ANT_TOOLS = [
+    {"name": "get_weather", "description": "Weather for a city",
+     "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}},
+    {"name": "lookup", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}},
+]
+# json.dumps({"query": "hello there world"}): 30 characters, 4 words, streamed in 4 pieces of <= 8.
+ARGS = '{"query": "hello there world"}'
+ARG_PIECES = ['{"query"', ': "hello', " there w", 'orld"}']
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+def oai_tool_turns(*results: tuple[str, str]) -> list[dict]:
+    """A user turn, an assistant turn calling get_weather once per result, then the tool answers."""
+    calls = [{"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+             for call_id, _ in results]
+    return [*USER, {"role": "assistant", "content": None, "tool_calls": calls},
+            *({"role": "tool", "tool_call_id": call_id, "content": text} for call_id, text in results)]
+
+
+def ant_tool_turns(*results: tuple[str, object]) -> list[dict]:
+    uses = [{"type": "tool_use", "id": use_id, "name": "get_weather", "input": {"city": "Oslo"}}
+            for use_id, _ in results]
+    answers = [{"type": "tool_result", "tool_use_id": use_id, "content": content} for use_id, content in results]
+    return [*USER, {"role": "assistant", "content": uses}, {"role": "user", "content": answers}]
+
+
+def test_openai_tool_call_non_stream(oai: openai.OpenAI) -> None:
+    # Neither the token limit nor a stop sequence cuts a tool call.
+    completion = oai.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS, max_tokens=1, stop="query")
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    [call] = choice.message.tool_calls
+    assert call.id.startswith("call_sim_") and call.type == "function"
+    assert (call.function.name, call.function.arguments) == ("get_weather", ARGS)
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (3, 4)
+
+
+def test_openai_tool_call_stream(oai: openai.OpenAI, sim: str) -> None:
+    chunks = list(oai.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS, tool_choice="required",
+                                              stream=True, stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    header = chunks[1].choices[0].delta.tool_calls[0]
+    assert (header.index, header.type, header.function.name, header.function.arguments) == (
+        0, "function", "get_weather", "")
+    assert header.id.startswith("call_sim_")
+    pieces = [c.choices[0].delta.tool_calls[0].function.arguments for c in chunks[2:-2]]
+    assert pieces == ARG_PIECES and "".join(pieces) == ARGS
+    assert all(c.choices[0].delta.tool_calls[0].id is None for c in chunks[2:-2])
+    assert chunks[-2].choices[0].finish_reason == "tool_calls"
+    assert chunks[-1].usage.completion_tokens == 4
+
+    # On the wire, the role chunk before a tool call has `content: null`.
+    body = {"model": "m", "messages": USER, "tools": OAI_TOOLS, "stream": True}
+    text = httpx2.post(f"{sim}/v1/chat/completions", json=body, headers={"x-api-key": "k"}).text
+    assert '"delta":{"role":"assistant","content":null}' in text.splitlines()[0]
+    assert text.endswith('"finish_reason":"tool_calls","logprobs":null}]}\n\ndata: [DONE]\n\n')
+
+
+def test_openai_tool_choice_names_a_tool_or_none(oai: openai.OpenAI) -> None:
+    named = oai.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS,
+                                        tool_choice={"type": "function", "function": {"name": "lookup"}})
+    assert named.choices[0].message.tool_calls[0].function.name == "lookup"
+    none = oai.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS, tool_choice="none")
+    assert (none.choices[0].message.content, none.choices[0].finish_reason) == (OPENAI_TEXT, "stop")
+    assert none.choices[0].message.tool_calls is None
+
+
+def test_openai_tool_results_are_answered(oai: openai.OpenAI) -> None:
+    messages = oai_tool_turns(("call_1", "sunny"), ("call_2", "20 C"))
+    completion = oai.chat.completions.create(model="m", messages=messages, tools=OAI_TOOLS)
+    assert completion.choices[0].message.content == "Simulated reply from m: tool said: sunny; 20 C"
+    assert completion.choices[0].finish_reason == "stop"
+    # 3 user words + 2 x 2 argument words + 1 + 2 result words.
+    assert completion.usage.prompt_tokens == 10
+
+    chunks = list(oai.chat.completions.create(model="m", messages=messages, max_tokens=5, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Simulated reply from m: tool"
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize("url", ["https://example.com/cat.png", f"data:image/png;base64,{PNG}"])
+def test_openai_image_is_counted(oai: openai.OpenAI, url: str) -> None:
+    content = [{"type": "text", "text": "What is this?"},
+               {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
+               {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]
+    completion = oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": content}])
+    assert completion.choices[0].message.content == "Simulated reply from gpt-4o: What is this? [images: 1]"
+    assert completion.usage.prompt_tokens == 4  # 3 words + 1 image
+
+
+def test_openai_tool_call_stream_faults_count_argument_pieces(control: httpx2.Client, oai: openai.OpenAI) -> None:
+    add_faults(control, {"reset_after_tokens": 2}, {"error_event_after_tokens": 3})
+    pieces: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in oai.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS, stream=True):
+            pieces.extend(t.function.arguments for t in chunk.choices[0].delta.tool_calls or [])
+    assert pieces == ["", *ARG_PIECES[:2]]
+
+    pieces.clear()
+    with pytest.raises(openai.APIError):
+        for chunk in oai.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS, stream=True):
+            pieces.extend(t.function.arguments for t in chunk.choices[0].delta.tool_calls or [])
+    assert pieces == ["", *ARG_PIECES[:3]]
+
+
+def test_tool_call_stream_is_paced_per_argument_piece(control: httpx2.Client, oai: openai.OpenAI) -> None:
+    control.post("/_sim/settings", json={"token_rate": 40}).raise_for_status()
+    arrivals = []
+    for chunk in oai.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS, stream=True):
+        if chunk.choices and chunk.choices[0].delta.tool_calls:
+            arrivals.append(time.monotonic())
+    assert len(arrivals) == 5  # the header, then 4 pieces
+    assert arrivals[-1] - arrivals[1] >= 0.06  # 3 gaps at 40 pieces/s = 0.075 s
+
+
+OAI_CALLS = oai_tool_turns(("call_1", "sunny"))
+
+
+@pytest.mark.parametrize(("changes", "param"), [
+    ({"messages": [*OAI_CALLS[:2], {"role": "tool", "tool_call_id": "call_9", "content": "x"}]},
+     "messages[2].tool_call_id"),
+    ({"messages": [*USER, {"role": "tool", "tool_call_id": "call_1", "content": "x"}]}, "messages[1].role"),
+    ({"messages": [*OAI_CALLS, {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "image_url"}]}]},
+     "messages[3].content[0].type"),
+    ({"messages": [*OAI_CALLS, *USER, {"role": "tool", "tool_call_id": "call_1", "content": "x"}]}, "messages[4].role"),
+    ({"messages": [*OAI_CALLS[:2], *USER]}, "messages[2]"),  # the call is never answered
+    ({"messages": [*OAI_CALLS[:2], {"role": "tool", "content": "x"}]}, "messages[2].tool_call_id"),
+    ({"messages": [OAI_CALLS[0], {**OAI_CALLS[1], "tool_calls": [{
+        "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{city: Oslo}"}}]},
+        OAI_CALLS[2]]}, "messages[1].tool_calls[0].function.arguments"),
+    ({"messages": [*USER, {"role": "assistant", "content": None}, *USER]}, "messages[1].content"),
+    ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}]},
+     "messages[0].content[0].image_url.url"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,abc"}}]}]},
+     "messages[0].content[0].image_url.url"),
+    ({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}]}]},
+     "messages[0].content[0].image_url.url"),
+    ({"messages": [{"role": "user", "content": [{"type": "video", "video": {}}]}]}, "messages[0].content[0].type"),
+    ({"tools": [{"type": "function", "function": {"description": "no name"}}]}, "tools[0].function.name"),
+    ({"tools": [{"type": "retrieval"}]}, "tools[0].type"),
+    ({"tools": OAI_TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+     "tool_choice.function.name"),
+    ({"tools": OAI_TOOLS, "tool_choice": "always"}, "tool_choice"),
+    ({"tool_choice": "auto"}, "tool_choice"),
+])
+def test_openai_invalid_tool_and_image_requests(oai: openai.OpenAI, changes: dict, param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(**{"model": "m", "messages": USER, **changes})
+    assert err.value.body["param"] == param
+    assert err.value.body["type"] == "invalid_request_error"
+
+
+def test_anthropic_tool_use_non_stream(ant: anthropic.Anthropic) -> None:
+    message = ant.messages.create(model="c", max_tokens=1, messages=USER, tools=ANT_TOOLS, stop_sequences=["query"])
+    [block] = message.content
+    assert block.type == "tool_use" and block.id.startswith("toolu_sim_")
+    assert (block.name, block.input) == ("get_weather", {"query": "hello there world"})
+    assert (message.stop_reason, message.stop_sequence) == ("tool_use", None)
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (3, 4)
+
+
+def test_anthropic_tool_use_stream(ant: anthropic.Anthropic, sim: str) -> None:
+    with ant.messages.stream(model="c", max_tokens=100, messages=USER, tools=ANT_TOOLS,
+                             tool_choice={"type": "any", "disable_parallel_tool_use": True}) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].type == "tool_use"
+    assert (final.content[0].name, final.content[0].input) == ("get_weather", {"query": "hello there world"})
+    assert (final.stop_reason, final.usage.output_tokens) == ("tool_use", 4)
+
+    body = {"model": "c", "max_tokens": 100, "messages": USER, "tools": ANT_TOOLS, "stream": True}
+    text = httpx2.post(f"{sim}/v1/messages", json=body, headers={"x-api-key": "k"}).text
+    names = [line[len("event: "):] for line in text.splitlines() if line.startswith("event: ")]
+    assert names == ["message_start", "content_block_start", "ping", *["content_block_delta"] * 4,
+                     "content_block_stop", "message_delta", "message_stop"]
+    assert '"content_block":{"type":"tool_use","id":"toolu_sim_' in text and '"input":{}}' in text
+    events = list(ant.messages.create(model="c", max_tokens=100, messages=USER, tools=ANT_TOOLS, stream=True))
+    deltas = [e.delta for e in events if e.type == "content_block_delta"]
+    assert all(d.type == "input_json_delta" for d in deltas)
+    assert [d.partial_json for d in deltas] == ARG_PIECES
+
+
+def test_anthropic_tool_choice_names_a_tool_or_none(ant: anthropic.Anthropic) -> None:
+    named = ant.messages.create(model="c", max_tokens=50, messages=USER, tools=ANT_TOOLS,
+                                tool_choice={"type": "tool", "name": "lookup"})
+    assert named.content[0].name == "lookup"
+    none = ant.messages.create(model="c", max_tokens=50, messages=USER, tools=ANT_TOOLS, tool_choice={"type": "none"})
+    assert (none.content[0].text, none.stop_reason) == ("Simulated reply from c: hello there world", "end_turn")
+
+
+def test_anthropic_tool_results_are_answered(ant: anthropic.Anthropic) -> None:
+    messages = ant_tool_turns(("toolu_1", "sunny"), ("toolu_2", [{"type": "text", "text": "20 C"}]))
+    message = ant.messages.create(model="c", max_tokens=50, messages=messages, tools=ANT_TOOLS, system="be brief")
+    assert message.content[0].text == "Simulated reply from c: tool said: sunny; 20 C"
+    assert message.stop_reason == "end_turn"
+    # 2 system + 3 user words + 2 x 2 words of json.dumps(input) + 1 + 2 result words.
+    assert message.usage.input_tokens == 12
+
+
+@pytest.mark.parametrize("source", [{"type": "base64", "media_type": "image/png", "data": PNG},
+                                    {"type": "url", "url": "https://example.com/cat.png"}])
+def test_anthropic_image_is_counted(ant: anthropic.Anthropic, source: dict) -> None:
+    content = [{"type": "image", "source": source, "cache_control": {"type": "ephemeral"}},
+               {"type": "text", "text": "What is this?"}]
+    with ant.messages.stream(model="c", max_tokens=50, messages=[{"role": "user", "content": content}]) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == "Simulated reply from c: What is this? [images: 1]"
+    assert final.usage.input_tokens == 4
+
+
+ANT_CALLS = ant_tool_turns(("toolu_1", "sunny"))
+
+
+@pytest.mark.parametrize(("changes", "fragment"), [
+    ({"messages": [{"role": "system", "content": "be brief"}, *USER]}, "top-level system parameter"),
+    ({"messages": [*ANT_CALLS[:2], {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_9", "content": "x"}]}]}, "toolu_9"),
+    ({"messages": [*USER, {"role": "assistant", "content": "hi"}, {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}]}]}, "does not have any `tool_use`"),
+    ({"messages": [*ANT_CALLS[:2], *USER]}, "without `tool_result`"),
+    ({"messages": [{"role": "user", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]}]}, "messages.0.content.0.type"),
+    ({"messages": [*USER, {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": "{}"}]}]}, "messages.1.content.0.input"),
+    ({"messages": [*ANT_CALLS[:2], {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "tool_use"}]}]}]},
+     "messages.2.content.0.content.0.type"),
+    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {
+        "type": "base64", "media_type": "image/bmp", "data": PNG}}]}]}, "media_type"),
+    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {
+        "type": "url", "url": "file:///etc/passwd"}}]}]}, "source.url"),
+    ({"system": [{"type": "image", "source": {}}]}, "system.0.type"),
+    ({"tools": [{"name": "get_weather"}]}, "tools.0.input_schema"),
+    ({"tools": [*ANT_TOOLS, ANT_TOOLS[0]]}, "unique"),
+    ({"tools": ANT_TOOLS, "tool_choice": {"type": "tool", "name": "nope"}}, "tool_choice.name"),
+    ({"tools": ANT_TOOLS, "tool_choice": {"type": "required"}}, "tool_choice.type"),
+])
+def test_anthropic_invalid_tool_and_image_requests(ant: anthropic.Anthropic, changes: dict, fragment: str) -> None:
+    with pytest.raises(anthropic.BadRequestError) as err:
+        ant.messages.create(**{"model": "c", "max_tokens": 50, "messages": USER, **changes})
+    assert err.value.body["error"]["type"] == "invalid_request_error"
+    assert fragment in err.value.body["error"]["message"]

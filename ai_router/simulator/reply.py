@@ -1,114 +1,102 @@
 """The simulator's deterministic "model": request in, reply tokens and usage out.
 
-The reply is a pure function of the request, so tests can predict every byte:
-`f"Simulated reply from {model}: {last user message text}"`, cut by the stop sequences and the
-token limit. Tokens are whitespace-preserving words (`"".join(tokens)` gives the text back), which
-makes token counts easy to reason about in assertions.
+The reply is a pure function of the request, so tests can predict every byte. The request is first
+validated and reduced to a `Conversation` (openai_request.py, anthropic_request.py); then:
+
+1. The last turn carries tool results (OpenAI: the conversation ends with `tool` messages;
+   Anthropic: the last user message has `tool_result` blocks): the text
+   `f"Simulated reply from {model}: tool said: {results}"`, the result texts joined with "; ".
+2. Else, tools are declared and the tool choice is not "none": one call to the named tool (or the
+   first declared), with arguments `json.dumps({"query": last user text})`. Its output tokens are
+   the words of that JSON string (at least 1); max_tokens and stop sequences never cut it. Streams
+   send the JSON in pieces of at most 8 characters (`ARGUMENT_PIECE`).
+3. Else the text `f"Simulated reply from {model}: {last user message text}"`, followed by
+   `f" [images: {count}]"` when that message has image parts.
+
+A text is cut by the stop sequences and the token limit. Tokens are whitespace-preserving words
+(`"".join(tokens)` gives the text back), which makes token counts easy to reason about in assertions.
+Input tokens are the words of every text the model reads (system, messages, tool result texts, the
+arguments of earlier tool calls), plus 1 per image, at least 1.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from .anthropic_request import parse_anthropic
+from .conversation import WORD_RE, BadRequest, Conversation, content_text
+from .openai_request import parse_openai
+
+__all__ = ["ARGUMENT_PIECE", "BadRequest", "Conversation", "Reply", "ToolCall", "anthropic_reply",
+           "compose", "content_text", "openai_reply"]
 
 TOKEN_RE = re.compile(r"\s*\S+")
-WORD_RE = re.compile(r"\S+")
+ARGUMENT_PIECE = 8  # characters of tool call arguments per streamed delta
 
 # Family-neutral stop causes; each wire format names them in its own vocabulary.
-Finish = Literal["end", "max_tokens", "stop_sequence"]
+Finish = Literal["end", "max_tokens", "stop_sequence", "tool_call"]
 
 
-class BadRequest(Exception):
-    """The request is invalid; answered as a 400 in the family's error format."""
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: str  # JSON text: OpenAI's `arguments`, and what Anthropic's `input` serializes to
 
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
+    @property
+    def input(self) -> object:
+        return json.loads(self.arguments)
+
+    @property
+    def pieces(self) -> tuple[str, ...]:
+        a = self.arguments
+        return tuple(a[i:i + ARGUMENT_PIECE] for i in range(0, len(a), ARGUMENT_PIECE))
+
+    @property
+    def output_tokens(self) -> int:
+        return max(1, len(WORD_RE.findall(self.arguments)))
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     model: str
-    tokens: tuple[str, ...]
+    tokens: tuple[str, ...]  # the text reply's tokens; empty for a tool call
     finish: Finish
     stop_sequence: str | None  # the stop sequence that ended the reply, if one did
     input_tokens: int
     stream: bool
     include_usage: bool  # OpenAI's stream_options.include_usage
+    tool_call: ToolCall | None = None
 
     @property
     def text(self) -> str:
         return "".join(self.tokens)
 
     @property
+    def pieces(self) -> tuple[str, ...]:
+        """What a stream sends one delta at a time: text tokens, or pieces of the tool arguments."""
+        return self.tool_call.pieces if self.tool_call else self.tokens
+
+    @property
     def output_tokens(self) -> int:
-        return len(self.tokens)
+        return self.tool_call.output_tokens if self.tool_call else len(self.tokens)
 
 
-def content_text(content: object) -> str:
-    """Text of a message content: a string, or the concatenated `text` parts of a block list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p["text"] for p in content
-                       if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
-    return ""
+def compose(c: Conversation) -> Reply:
+    if c.tool_results is not None:
+        return _compose(c.model, "tool said: " + "; ".join(c.tool_results), c.limit, c.stops,
+                        c.input_tokens, c.stream, c.include_usage)
+    if c.tool is not None:
+        call = ToolCall(c.tool, json.dumps({"query": c.user_text}))
+        return Reply(model=c.model, tokens=(), finish="tool_call", stop_sequence=None, input_tokens=c.input_tokens,
+                     stream=c.stream, include_usage=c.include_usage, tool_call=call)
+    text = c.user_text + (f" [images: {c.images}]" if c.images else "")
+    return _compose(c.model, text, c.limit, c.stops, c.input_tokens, c.stream, c.include_usage)
 
 
-def _word_count(texts: list[str]) -> int:
-    # At least 1: a real tokenizer never reports an empty prompt, and routers divide by it.
-    return max(1, sum(len(WORD_RE.findall(t)) for t in texts))
-
-
-def _require_object(body: object) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
-
-
-def _require_model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("model: field required (a non-empty string)", "model")
-    return model
-
-
-def _require_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        raise BadRequest("messages: field required (a non-empty list of message objects)", "messages")
-    return messages
-
-
-def _optional_limit(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest(f"{name}: must be an integer >= 1", name)
-    return value
-
-
-def _stop_list(value: object, name: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise BadRequest(f"{name}: must be a string or a list of strings", name)
-    return [s for s in value if s]  # an empty stop would match at 0 and end every reply at once
-
-
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return content_text(message.get("content"))
-    return ""
-
-
-def _compose(model: str, user_text: str, max_tokens: int | None, stops: list[str],
+def _compose(model: str, user_text: str, max_tokens: int | None, stops: tuple[str, ...],
              input_tokens: int, stream: bool, include_usage: bool) -> Reply:
     text = f"Simulated reply from {model}: {user_text}"
     finish: Finish = "end"
@@ -131,42 +119,11 @@ def _compose(model: str, user_text: str, max_tokens: int | None, stops: list[str
                  input_tokens=input_tokens, stream=stream, include_usage=include_usage)
 
 
-def _stream_flag(body: dict[str, Any]) -> bool:
-    stream = body.get("stream", False)
-    if stream is None:
-        return False
-    if not isinstance(stream, bool):
-        raise BadRequest("stream: must be a boolean", "stream")
-    return stream
-
-
 def openai_reply(body: object) -> Reply:
     """Validate a Chat Completions request and compute its reply."""
-    body = _require_object(body)
-    model = _require_model(body)
-    messages = _require_messages(body)
-    # max_completion_tokens supersedes the deprecated max_tokens, as in the real API.
-    limit = _optional_limit(body, "max_completion_tokens")
-    if limit is None:
-        limit = _optional_limit(body, "max_tokens")
-    stops = _stop_list(body.get("stop"), "stop")
-    stream = _stream_flag(body)
-    options = body.get("stream_options")
-    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-    # System and developer turns are ordinary messages here, so they count as input too.
-    input_tokens = _word_count([content_text(m.get("content")) for m in messages])
-    return _compose(model, _last_user_text(messages), limit, stops, input_tokens, stream, include_usage)
+    return compose(parse_openai(body))
 
 
 def anthropic_reply(body: object) -> Reply:
     """Validate a Messages request and compute its reply."""
-    body = _require_object(body)
-    model = _require_model(body)
-    messages = _require_messages(body)
-    if body.get("max_tokens") is None:
-        raise BadRequest("max_tokens: Field required", "max_tokens")
-    limit = _optional_limit(body, "max_tokens")
-    stops = _stop_list(body.get("stop_sequences"), "stop_sequences")
-    stream = _stream_flag(body)
-    texts = [content_text(body.get("system"))] + [content_text(m.get("content")) for m in messages]
-    return _compose(model, _last_user_text(messages), limit, stops, _word_count(texts), stream, False)
+    return compose(parse_anthropic(body))

@@ -44,8 +44,8 @@ class SimulatorSettings:
 
     latency:    wait before the response headers are sent.
     ttft:       wait after the headers before the first streamed token.
-    token_rate: streamed tokens per second; 0 sends them back to back.
-    A non-stream answer waits `latency + ttft + tokens / token_rate` in total.
+    token_rate: streamed tokens (or tool-argument pieces) per second; 0 sends them back to back.
+    A non-stream answer waits `latency + ttft + pieces / token_rate` in total, as long as its stream.
     """
 
     latency: float = 0.0

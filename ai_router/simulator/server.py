@@ -205,7 +205,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             return
         if self._non_stream_fault(fault):
             return
-        rate_wait = reply.output_tokens / settings.token_rate if settings.token_rate else 0.0
+        # As long as the stream would take: one interval per streamed piece (text token or argument piece).
+        rate_wait = len(reply.pieces) / settings.token_rate if settings.token_rate else 0.0
         time.sleep(settings.ttft + rate_wait)
         self._send_json(200, self._wire.message(turn))
 
@@ -242,7 +243,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         for event in wire.stream_head(turn):
             self._write_chunk(event)
 
-        tokens = turn.reply.tokens
+        tokens = turn.reply.pieces  # text tokens, or a tool call's argument pieces: paced and faulted alike
         cut = None
         if fault is not None:
             cut = fault.reset_after_tokens if fault.reset_after_tokens is not None else fault.error_event_after_tokens

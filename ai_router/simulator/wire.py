@@ -26,6 +26,7 @@ class Turn:
     reply: Reply
     id: str
     created: int
+    tool_call_id: str  # the id of the reply's tool call, when it makes one
 
 
 class Wire(Protocol):
@@ -49,7 +50,7 @@ class OpenAIWire:
     stream_error_status = 500
     parse = staticmethod(openai_reply)
 
-    _FINISH = {"end": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+    _FINISH = {"end": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_call": "tool_calls"}
     # (type, code) per status. 401 keeps OpenAI's `invalid_api_key` code.
     _ERRORS: dict[int, tuple[str, str | None]] = {
         400: ("invalid_request_error", None),
@@ -60,7 +61,7 @@ class OpenAIWire:
     }
 
     def new_turn(self, reply: Reply, n: int) -> Turn:
-        return Turn(reply, f"chatcmpl-sim-{n}", int(time.time()))
+        return Turn(reply, f"chatcmpl-sim-{n}", int(time.time()), f"call_sim_{n}")
 
     def error_body(self, status: int, message: str, param: str | None = None) -> dict[str, Any]:
         kind, code = self._ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
@@ -75,21 +76,39 @@ class OpenAIWire:
             "model": r.model,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": r.text, "refusal": None},
+                "message": self._message_body(turn),
                 "finish_reason": self._FINISH[r.finish],
                 "logprobs": None,
             }],
             "usage": self._usage(r),
         }
 
+    @staticmethod
+    def _message_body(turn: Turn) -> dict[str, Any]:
+        call = turn.reply.tool_call
+        if call is None:
+            return {"role": "assistant", "content": turn.reply.text, "refusal": None}
+        return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
+            "id": turn.tool_call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments},
+        }]}
+
     def models(self, ids: tuple[str, ...]) -> dict[str, Any]:
         return {"object": "list",
                 "data": [{"id": m, "object": "model", "created": 0, "owned_by": "ai-router-simulator"} for m in ids]}
 
     def stream_head(self, turn: Turn) -> list[bytes]:
-        return [self._chunk(turn, {"role": "assistant", "content": ""})]
+        call = turn.reply.tool_call
+        if call is None:
+            return [self._chunk(turn, {"role": "assistant", "content": ""})]
+        # Before tool calls OpenAI sends `content: null`, then the call's id and name with empty arguments.
+        header = {"index": 0, "id": turn.tool_call_id, "type": "function",
+                  "function": {"name": call.name, "arguments": ""}}
+        return [self._chunk(turn, {"role": "assistant", "content": None}),
+                self._chunk(turn, {"tool_calls": [header]})]
 
     def stream_token(self, turn: Turn, token: str) -> bytes:
+        if turn.reply.tool_call is not None:
+            return self._chunk(turn, {"tool_calls": [{"index": 0, "function": {"arguments": token}}]})
         return self._chunk(turn, {"content": token})
 
     def stream_tail(self, turn: Turn) -> list[bytes]:
@@ -131,7 +150,7 @@ class AnthropicWire:
     stream_error_status = 529
     parse = staticmethod(anthropic_reply)
 
-    _STOP = {"end": "end_turn", "stop_sequence": "stop_sequence", "max_tokens": "max_tokens"}
+    _STOP = {"end": "end_turn", "stop_sequence": "stop_sequence", "max_tokens": "max_tokens", "tool_call": "tool_use"}
     _ERRORS: dict[int, str] = {
         400: "invalid_request_error",
         401: "authentication_error",
@@ -144,7 +163,7 @@ class AnthropicWire:
     }
 
     def new_turn(self, reply: Reply, n: int) -> Turn:
-        return Turn(reply, f"msg_sim_{n}", int(time.time()))
+        return Turn(reply, f"msg_sim_{n}", int(time.time()), f"toolu_sim_{n}")
 
     def error_body(self, status: int, message: str, param: str | None = None) -> dict[str, Any]:
         kind = self._ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
@@ -157,7 +176,7 @@ class AnthropicWire:
             "type": "message",
             "role": "assistant",
             "model": r.model,
-            "content": [{"type": "text", "text": r.text}],
+            "content": [self._block(turn, start=False)],
             "stop_reason": self._STOP[r.finish],
             "stop_sequence": r.stop_sequence,
             "usage": {"input_tokens": r.input_tokens, "output_tokens": r.output_tokens},
@@ -171,13 +190,24 @@ class AnthropicWire:
         return [
             self._event("message_start", {"type": "message_start", "message": start}),
             self._event("content_block_start",
-                        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                        {"type": "content_block_start", "index": 0, "content_block": self._block(turn, start=True)}),
             self._event("ping", {"type": "ping"}),
         ]
 
     def stream_token(self, turn: Turn, token: str) -> bytes:
-        return self._event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                   "delta": {"type": "text_delta", "text": token}})
+        if turn.reply.tool_call is not None:
+            delta = {"type": "input_json_delta", "partial_json": token}
+        else:
+            delta = {"type": "text_delta", "text": token}
+        return self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+
+    @staticmethod
+    def _block(turn: Turn, *, start: bool) -> dict[str, Any]:
+        """The reply's one content block, whole or (start) as a stream's content_block_start has it."""
+        call = turn.reply.tool_call
+        if call is None:
+            return {"type": "text", "text": "" if start else turn.reply.text}
+        return {"type": "tool_use", "id": turn.tool_call_id, "name": call.name, "input": {} if start else call.input}
 
     def stream_tail(self, turn: Turn) -> list[bytes]:
         r = turn.reply
