@@ -8,11 +8,13 @@ providers at it. SIGTERM or Ctrl-C stops all of them gracefully.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
@@ -25,6 +27,7 @@ SIMULATOR_HOST = "127.0.0.1"
 SIMULATOR_API_KEY = "simulator-key"
 # Paced like a real model in `serve`, so a person trying /stream sees tokens arrive one by one.
 SIMULATOR_PACE = ["--ttft", "0.2", "--token-rate", "20"]
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 CHILD_STOP_SECONDS = 5.0  # beyond a server's graceful stop, before it is killed
 DEFAULT_GUNICORN_CONF = "gunicorn.conf.py"
 
@@ -161,12 +164,17 @@ class _StopSignal:
     """Records SIGTERM/SIGINT instead of raising, so children are stopped in order."""
 
     def __init__(self) -> None:
-        self.received = False
+        self._event = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._handle)
+            signal.signal(signum, lambda *_: self._event.set())
 
-    def _handle(self, signum: int, frame: object) -> None:
-        self.received = True
+    @property
+    def received(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking at once on a signal; True when one came."""
+        return self._event.wait(seconds)
 
 
 def _spawn(arguments: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -176,17 +184,26 @@ def _spawn(arguments: list[str], env: Mapping[str, str]) -> subprocess.Popen[byt
 def _spawn_command(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     # A session of its own: Ctrl-C reaches only this parent, which stops each child gracefully
     # with SIGTERM (gunicorn would take SIGINT from the terminal as "quit now").
-    return subprocess.Popen(command, env=env, start_new_session=True)
+    return subprocess.Popen(
+        command, env=env, start_new_session=True, preexec_fn=_stop_with_parent
+    )
+
+
+def _stop_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the parent dies, so a `serve` that
+    is killed outright does not leave its servers running unsupervised."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_for_first_exit(children: list[subprocess.Popen[bytes]], stop: _StopSignal) -> int:
-    while not stop.received:
+    while not stop.wait(0.2):
         for child in children:
             code = child.poll()
             if code is not None:
                 print(f"ai-router: child {child.args!r} exited with {code}", file=sys.stderr)
                 return code or 1
-        time.sleep(0.2)
     return 0
 
 

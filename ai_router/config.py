@@ -5,7 +5,7 @@ The file keeps the original service's shape (`providers.<name>.default_model`,
 pydantic's: it gives every problem with its key path, which `ConfigError` turns into
 `<file>: <key.path>: <what is wrong>` lines.
 
-Environment overrides, applied after the file: HOST, GRPC_PORT, HTTP_PORT; each provider's key from
+Environment overrides, applied after the file: HOST, GRPC_PORT, HTTP_PORT, REPLICA_NAME; each provider's key from
 its `api_key_env` (default `<NAME>_API_KEY`, so OPENAI_API_KEY and ANTHROPIC_API_KEY); each
 provider's base URL from `<NAME>_BASE_URL` (so the SDKs' own OPENAI_BASE_URL and
 ANTHROPIC_BASE_URL keep their meaning, and two OpenAI-compatible providers never share one).
@@ -14,6 +14,7 @@ ANTHROPIC_BASE_URL keep their meaning, and two OpenAI-compatible providers never
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,9 @@ class ServerSettings(_Strict):
     grpc_port: Port = Field(default=50051, ge=0, le=65535)
     http_port: Port = Field(default=8080, ge=0, le=65535)
     max_body_bytes: PositiveInt = 1024 * 1024
+    # How this replica names itself in responses (X-AI-Router-Replica, gRPC metadata), so an
+    # operator behind a load balancer can tell which one answered. Default: the host name.
+    replica_name: str = Field(default_factory=socket.gethostname)
     grpc_max_workers: PositiveInt = 64
     # None: as many as the pool has threads, so an RPC is refused rather than queued.
     grpc_max_concurrent_rpcs: PositiveInt | None = None
@@ -169,8 +173,9 @@ def _read_yaml(source: str) -> dict[str, Any]:
 def _apply_environment(data: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, Any]:
     server = dict(data.get("server") or {})
     problems = []
-    if env.get("HOST"):
-        server["host"] = env["HOST"]
+    for variable, key in (("HOST", "host"), ("REPLICA_NAME", "replica_name")):
+        if env.get(variable):
+            server[key] = env[variable]
     for variable, key in (("GRPC_PORT", "grpc_port"), ("HTTP_PORT", "http_port")):
         if env.get(variable):
             try:

@@ -61,7 +61,9 @@ def build_server(settings: Settings, router: Router | None = None) -> GrpcServer
         # Beyond this many RPCs at once, new ones get RESOURCE_EXHAUSTED instead of a queue.
         maximum_concurrent_rpcs=server_settings.grpc_concurrency_limit,
     )
-    pb_grpc.add_AIRouterServicer_to_server(AIRouterServicer(router), server)
+    pb_grpc.add_AIRouterServicer_to_server(
+        AIRouterServicer(router, server_settings.replica_name), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):

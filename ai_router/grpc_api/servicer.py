@@ -19,49 +19,64 @@ from ai_router.router import Router
 log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
+REPLICA_KEY = "x-ai-router-replica"
+
+Metadata = tuple[tuple[str, str], ...]
 
 
 class AIRouterServicer(pb_grpc.AIRouterServicer):
-    def __init__(self, router: Router) -> None:
+    """Every call names its replica and request id in metadata: trailing metadata always
+    (errors included), and initial metadata with a stream's first message. Nothing is sent
+    before there is something to send, so that a proxy seeing this replica die mid-call can
+    still answer the client with a clean status instead of a reset stream."""
+
+    def __init__(self, router: Router, replica_name: str) -> None:
         self._router = router
+        self._replica = replica_name
 
     def RouteRequest(self, request: pb.AIRequest, context: grpc.ServicerContext) -> pb.AIResponse:
-        request_id = _request_id(request, context)
+        metadata = self._metadata(request, context)
+        request_id = metadata[0][1]
         try:
             chat_request = to_chat_request(request, _time_remaining(context), request_id)
             response = self._router.complete(chat_request)
         except RouterError as error:
-            _abort(context, error, request_id)
+            _abort(context, error, metadata)
         return from_response(response, request_id)
 
     def StreamingRouteRequest(
         self, request: pb.AIRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.AIResponse]:
-        request_id = _request_id(request, context)
+        metadata = self._metadata(request, context)
+        request_id = metadata[0][1]
         try:
             chat_request = to_chat_request(request, _time_remaining(context), request_id)
             stream = self._router.stream(chat_request)
         except RouterError as error:
-            _abort(context, error, request_id)
+            _abort(context, error, metadata)
         try:
-            for chunk in stream:
+            for index, chunk in enumerate(stream):
+                if index == 0:
+                    context.send_initial_metadata(metadata)
                 yield from_chunk(chunk, stream.request)
         except RouterError as error:
-            _abort(context, error, request_id)
+            _abort(context, error, metadata)
         finally:
             # A cancelled RPC leaves the generator here: close the upstream response with it.
             stream.close()
+
+    def _metadata(self, request: pb.AIRequest, context: grpc.ServicerContext) -> Metadata:
+        """(request id, replica) metadata, also set as the call's trailing metadata."""
+        metadata = ((REQUEST_ID_KEY, _request_id(request, context)), (REPLICA_KEY, self._replica))
+        context.set_trailing_metadata(metadata)
+        return metadata
 
 
 def _request_id(request: pb.AIRequest, context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata():
         if key == REQUEST_ID_KEY and value:
-            request_id = str(value)
-            break
-    else:
-        request_id = request.request_id or uuid.uuid4().hex
-    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-    return request_id
+            return str(value)
+    return request.request_id or uuid.uuid4().hex
 
 
 def _time_remaining(context: grpc.ServicerContext) -> float | None:
@@ -72,12 +87,11 @@ def _time_remaining(context: grpc.ServicerContext) -> float | None:
     return float(remaining)
 
 
-def _abort(context: grpc.ServicerContext, error: RouterError, request_id: str) -> NoReturn:
-    metadata = [(REQUEST_ID_KEY, request_id)]
+def _abort(context: grpc.ServicerContext, error: RouterError, metadata: Metadata) -> NoReturn:
     if isinstance(error, UpstreamRateLimited) and error.retry_after is not None:
-        metadata.append(("retry-after", f"{error.retry_after:g}"))
-    context.set_trailing_metadata(tuple(metadata))
+        metadata = (*metadata, ("retry-after", f"{error.retry_after:g}"))
+    context.set_trailing_metadata(metadata)
     code = status_code_for(error)
-    log.info("request %s failed: %s %s", request_id, code.name, error.message)
+    log.info("request %s failed: %s %s", metadata[0][1], code.name, error.message)
     context.abort(code, error.message)
     raise AssertionError("grpc's context.abort always raises")

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 ANTHROPIC_REQUEST_ID_HEADER = "request-id"  # where the anthropic SDK looks for it
+REPLICA_HEADER = "X-AI-Router-Replica"
 MAX_REQUEST_ID_LENGTH = 128
 
 
@@ -35,8 +36,15 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.register_blueprint(native.blueprint)
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(anthropic_api.blueprint)
+    replica = settings.server.replica_name
+
+    def name_replica(response: Response) -> Response:
+        response.headers[REPLICA_HEADER] = replica
+        return response
+
     app.before_request(_assign_request_id)
     app.after_request(_return_request_id)
+    app.after_request(name_replica)
     app.register_error_handler(RouterError, _router_error)
     app.register_error_handler(HTTPException, _http_error)
     app.add_url_rule("/healthz", view_func=_healthz)
