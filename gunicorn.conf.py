@@ -22,7 +22,10 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
 timeout = 30
 # On SIGTERM, workers stop accepting and in-flight requests (streams too) get this long to finish.
 graceful_timeout = _server.http_grace_seconds
-keepalive = 75  # longer than a typical load balancer's idle timeout (nginx keepalive_timeout 60)
+# Idle keep-alive connections close after this. A proxy must give up on an idle connection first
+# (nginx.conf's upstream keepalive_timeout is 4 s), or it may send a request down a connection we
+# are closing. Kept short because a draining worker waits for its idle connections too.
+keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
