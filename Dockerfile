@@ -28,7 +28,7 @@ COPY config.yaml gunicorn.conf.py ./
 ENV HOST=0.0.0.0 \
     HTTP_PORT=8080 \
     GRPC_PORT=50051
-USER airouter
+USER 10001:10001
 EXPOSE 8080 50051
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
