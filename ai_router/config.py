@@ -17,7 +17,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -60,10 +60,18 @@ class ProviderSettings(_Strict):
     base_url: str | None = None
     api_key_env: str = ""
     api_key: SecretStr | None = Field(default=None, exclude=True)
+    # The longest wait for a whole answer, or for the first token of a stream.
     timeout: PositiveFloat = 60.0
+    # The longest gap between two chunks of a stream; None: `timeout`.
+    stream_idle_timeout: PositiveFloat | None = None
     connect_timeout: PositiveFloat = 5.0
+    # The router's own retries (the SDKs' are off): on 408, 409, 429, 5xx, 529, connection errors.
     max_retries: int = Field(default=2, ge=0, le=10)
     models: tuple[str, ...] | None = None
+
+    @property
+    def idle_timeout(self) -> float:
+        return self.stream_idle_timeout or self.timeout
 
     def accepts_model(self, model: str) -> bool:
         return self.models is None or model in self.models or model == self.default_model
@@ -96,9 +104,55 @@ class ServerSettings(_Strict):
         return max(self.grpc_drain_seconds + self.grpc_grace_seconds, self.http_grace_seconds)
 
 
+Strategy = Literal["fallback", "weighted", "least-busy", "lowest-latency"]
+
+
+class TargetSettings(_Strict):
+    """One target of an alias: `provider/model`, with per-target overrides."""
+
+    model: str = Field(pattern=r"^[^/]+/.+$")
+    weight: PositiveFloat = 1.0
+    timeout: PositiveFloat | None = None
+    max_retries: int | None = Field(default=None, ge=0, le=10)
+
+    @property
+    def provider(self) -> str:
+        return self.model.partition("/")[0]
+
+    @property
+    def provider_model(self) -> str:
+        return self.model.partition("/")[2]
+
+
+class AliasSettings(_Strict):
+    strategy: Strategy = "fallback"
+    targets: tuple[TargetSettings, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _targets_as_mappings(cls, data: Any) -> Any:
+        # A target may be written as a bare "provider/model" string.
+        if isinstance(data, dict) and isinstance(data.get("targets"), list):
+            targets = [{"model": t} if isinstance(t, str) else t for t in data["targets"]]
+            data = {**data, "targets": targets}
+        return data
+
+
+class CooldownSettings(_Strict):
+    """A target that fails `failures` times within `window_seconds` is skipped by its aliases
+    for `seconds`, then takes one probe request before it gets traffic again."""
+
+    failures: PositiveInt = 3
+    window_seconds: PositiveFloat = 60.0
+    seconds: PositiveFloat = 30.0
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     providers: dict[str, ProviderSettings] = Field(min_length=1)
+    # Public model names (aliases) -> their targets and the strategy that picks among them.
+    models: dict[str, AliasSettings] = Field(default_factory=dict)
+    cooldown: CooldownSettings = CooldownSettings()
     source: str = Field(default="<defaults>", exclude=True)
 
     @model_validator(mode="before")
@@ -125,6 +179,24 @@ class Settings(_Strict):
                     f"providers.{name}.type: {provider.type!r} is not a provider type; "
                     f"set `type:` to one of {known}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_alias_targets(self) -> Settings:
+        for alias, settings in self.models.items():
+            for index, target in enumerate(settings.targets):
+                where = f"models.{alias}.targets[{index}]"
+                provider = self.providers.get(target.provider)
+                if provider is None:
+                    raise ValueError(
+                        f"{where}: provider {target.provider!r} is not configured; "
+                        f"providers: {', '.join(self.providers)}"
+                    )
+                if not provider.accepts_model(target.provider_model):
+                    raise ValueError(
+                        f"{where}: provider {target.provider!r} does not offer model "
+                        f"{target.provider_model!r}; add it to providers.{target.provider}.models"
+                    )
         return self
 
 
@@ -209,6 +281,6 @@ def _provider_environment(name: str, body: dict[str, Any], env: Mapping[str, str
 def _describe(error: Mapping[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
-    if message.startswith("providers.") or not location:
+    if message.startswith(("providers.", "models.")) or not location:
         return message
     return f"{location}: {message}"

@@ -8,27 +8,48 @@ them in one place each. Classification is by type and status code, never by mess
     ├── RequestTooLarge           the body is over the configured limit
     ├── NotFound                  no such provider or model
     ├── ProviderNotConfigured     the provider has no API key; names the variable to set
-    └── UpstreamError             the provider failed; carries `provider` and upstream `status`
+    ├── Overloaded                this process is at its concurrency limit; come back shortly
+    └── UpstreamError             the provider failed; carries `provider`, upstream `status` and
+        │                         the `retry_after` seconds it asked for
         ├── UpstreamRejected      the provider refused the request as invalid (400, 404, 422)
         ├── UpstreamAuthFailed    the provider rejected the router's own key (401, 403)
-        ├── UpstreamRateLimited   429; carries `retry_after` seconds when the provider said
-        ├── UpstreamUnavailable   5xx, 529 overloaded, connection refused or reset
+        ├── UpstreamRateLimited   429
+        ├── UpstreamUnavailable   5xx, 529 overloaded, connection refused or reset, cooling down
         └── UpstreamTimeout       no answer within the provider's timeout
 
-Messages say what happened and what to fix; they never contain an API key.
+`retryable` says whether the same target may be tried again; `provider_side` whether another
+target of an alias may still answer. Messages say what happened and what to fix; they never
+contain an API key.
 """
 
 from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Self
 
 
 class RouterError(Exception):
     """Base of every error the router reports to a client."""
 
     retryable: bool = False
+    # Whether another target of an alias may still answer: the provider failed, not the request.
+    provider_side: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.attempts: tuple[str, ...] = ()
+
+    def with_attempts(self, attempts: Sequence[str]) -> Self:
+        """The same error, its message listing every attempt an alias made (never a key)."""
+        if len(attempts) < 2:
+            return self
+        listed = copy.copy(self)
+        listed.attempts = tuple(attempts)
+        listed.message = f"{self.message} [all attempts: {'; '.join(attempts)}]"
+        listed.args = (listed.message,)
+        return listed
 
 
 class InvalidRequest(RouterError):
@@ -52,6 +73,8 @@ class NotFound(RouterError):
 
 
 class ProviderNotConfigured(RouterError):
+    provider_side = True
+
     def __init__(self, provider: str, variable: str) -> None:
         super().__init__(
             f"provider {provider!r} has no API key: set the environment variable {variable} "
@@ -61,15 +84,44 @@ class ProviderNotConfigured(RouterError):
         self.variable = variable
 
 
+class Overloaded(RouterError):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UpstreamError(RouterError):
-    def __init__(self, message: str, provider: str, status: int | None = None) -> None:
+    provider_side = True
+
+    def __init__(
+        self,
+        message: str,
+        provider: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.status = status
+        # Seconds the provider asked us to wait (retry-after-ms / retry-after), if it said.
+        self.retry_after = retry_after
 
 
 class UpstreamRejected(UpstreamError):
-    pass
+    """The request itself was refused: the client's to fix, so neither retried nor failed
+    over; except 409 (a conflict), which the providers ask to be retried."""
+
+    provider_side = False
+
+    def __init__(
+        self,
+        message: str,
+        provider: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider, status, retry_after)
+        self.retryable = status == 409
 
 
 class UpstreamAuthFailed(UpstreamError):
@@ -78,12 +130,6 @@ class UpstreamAuthFailed(UpstreamError):
 
 class UpstreamRateLimited(UpstreamError):
     retryable = True
-
-    def __init__(
-        self, message: str, provider: str, status: int | None = 429, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, provider, status)
-        self.retry_after = retry_after
 
 
 class UpstreamUnavailable(UpstreamError):

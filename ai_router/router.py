@@ -1,69 +1,143 @@
-"""The core: resolve a request to a provider and model, then call the provider.
+"""The core: resolve a model name to a plan of targets, then run the call under the policy.
 
 Front doors build a ChatRequest, call `Router.complete()` or `Router.stream()`, and translate the
-result or the RouterError back into their wire format. The router imports neither flask nor grpc.
+result or the RouterError back into their wire format. The /v1 endpoints, which may relay a body
+unparsed, call `Router.plan()` and `Router.execute()` with an attempt of their own. The router
+imports neither flask nor grpc.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from functools import partial
 
 from ai_router.config import Settings
 from ai_router.errors import InvalidRequest, NotFound
+from ai_router.policy.cooldown import Cooldowns
+from ai_router.policy.executor import Attempt, Executor, Plan, Result, Target
+from ai_router.policy.stats import Lease, TargetStats
 from ai_router.providers import provider_class
 from ai_router.providers.base import Provider
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 
 
-@dataclass(frozen=True, slots=True)
 class ChatStream:
-    """A stream of chunks and the resolved request it answers (provider, model filled in)."""
+    """A stream of chunks and the resolved request it answers (provider, model filled in).
+    Its first chunk has already arrived. Closing it, or reading it to the end, closes the
+    upstream response and ends its lease on the target."""
 
-    request: ChatRequest
-    chunks: Iterator[ChatChunk]
+    def __init__(
+        self,
+        request: ChatRequest,
+        first: ChatChunk,
+        rest: Iterator[ChatChunk],
+        on_close: Callable[[], None],
+    ) -> None:
+        self.request = request
+        self._first: ChatChunk | None = first
+        self._rest = rest
+        self._on_close = on_close
+        self._closed = False
+        self._lock = threading.Lock()
 
     def __iter__(self) -> Iterator[ChatChunk]:
-        return self.chunks
+        return self
+
+    def __next__(self) -> ChatChunk:
+        first, self._first = self._first, None
+        if first is not None:
+            return first
+        try:
+            return next(self._rest)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Stop early: closes the upstream response. Safe to call more than once."""
-        close = getattr(self.chunks, "close", None)
-        if close is not None:
-            close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            close = getattr(self._rest, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close()
 
 
 class Router:
-    def __init__(self, providers: Mapping[str, Provider]) -> None:
+    def __init__(self, settings: Settings, providers: Mapping[str, Provider]) -> None:
+        self._settings = settings
         self._providers = dict(providers)
+        self.executor = Executor(Cooldowns(settings.cooldown), TargetStats())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Router:
-        return cls(
-            {
-                name: provider_class(provider.type)(provider)
-                for name, provider in settings.providers.items()
-            }
-        )
+        providers = {
+            name: provider_class(provider.type)(provider)
+            for name, provider in settings.providers.items()
+        }
+        return cls(settings, providers)
 
     @property
     def providers(self) -> Mapping[str, Provider]:
         return self._providers
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        provider, resolved = self.resolve(request)
-        return provider.complete(resolved)
+        plan = self.plan(request.model, request.provider)
+        return self.execute(plan, partial(self.complete_on, request), request.timeout)
 
     def stream(self, request: ChatRequest) -> ChatStream:
-        """Resolve now (so a bad name fails before anything is sent), stream lazily: the upstream
-        is called on the first `next()`, and closing the stream closes the upstream."""
-        provider, resolved = self.resolve(request)
-        return ChatStream(resolved, provider.stream(resolved))
+        """Open a stream: the call is retried and failed over until its first chunk arrives,
+        which the returned stream yields first; after that, never."""
+        plan = self.plan(request.model, request.provider)
+        return self.execute(plan, partial(self.stream_on, request), request.timeout)
 
-    def resolve(self, request: ChatRequest) -> tuple[Provider, ChatRequest]:
-        provider, model = self.target(request.model, request.provider)
-        max_tokens = request.max_tokens or provider.settings.default_max_tokens
-        return provider, request.with_target(provider.name, model, max_tokens)
+    def complete_on(
+        self, request: ChatRequest, target: Target, timeout: float, lease: Lease
+    ) -> ChatResponse:
+        """One attempt at a whole answer from `target`."""
+        return target.provider.complete(self._for_target(request, target, timeout))
+
+    def stream_on(
+        self, request: ChatRequest, target: Target, timeout: float, lease: Lease
+    ) -> ChatStream:
+        """One attempt at a stream from `target`, up to its first chunk; the stream then holds
+        the lease until it closes."""
+        resolved = self._for_target(request, target, timeout)
+        chunks = target.provider.stream(resolved)
+        try:
+            first = next(chunks)
+        except BaseException:
+            chunks.close()
+            raise
+        lease.keep()
+        return ChatStream(resolved, first, chunks, lease.release)
+
+    def execute(self, plan: Plan, attempt: Attempt[Result], time_limit: float | None) -> Result:
+        return self.executor.run(plan, attempt, time_limit)
+
+    def plan(self, model: str, provider_name: str = "") -> Plan:
+        """What a model name denotes: an alias's targets, or the one provider and model."""
+        alias = self._settings.models.get(model) if not provider_name else None
+        if alias is not None:
+            targets = tuple(
+                self._target(
+                    self._providers[target.provider],
+                    target.provider_model,
+                    timeout=target.timeout,
+                    max_retries=target.max_retries,
+                    weight=target.weight,
+                )
+                for target in alias.targets
+            )
+            return Plan(model, targets, alias.strategy, is_alias=True)
+        provider, upstream_model = self.target(model, provider_name)
+        return Plan(model, (self._target(provider, upstream_model),))
 
     def target(self, model: str, provider_name: str = "") -> tuple[Provider, str]:
         """The provider and upstream model a model name (and optional provider name) denote."""
@@ -85,13 +159,14 @@ class Router:
         return provider, model
 
     def model_names(self) -> list[str]:
-        """Every model a client can name, as provider/model: each provider's listed models, or
-        its default model when it lists none (it then accepts any model id)."""
-        return [
+        """Every model a client can name: each provider's listed models (or its default model
+        when it lists none; it then accepts any model id) as provider/model, then the aliases."""
+        direct = [
             f"{name}/{model}"
             for name, provider in self._providers.items()
             for model in provider.settings.models or (provider.settings.default_model,)
         ]
+        return direct + list(self._settings.models)
 
     def readiness(self) -> dict[str, str | None]:
         """Each provider's reason for being unusable, or None when it is usable."""
@@ -100,6 +175,34 @@ class Router:
     def close(self) -> None:
         for provider in self._providers.values():
             provider.close()
+
+    @staticmethod
+    def _target(
+        provider: Provider,
+        model: str,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        weight: float = 1.0,
+    ) -> Target:
+        settings = provider.settings
+        return Target(
+            provider,
+            model,
+            timeout=timeout or settings.timeout,
+            max_retries=settings.max_retries if max_retries is None else max_retries,
+            weight=weight,
+        )
+
+    @staticmethod
+    def _for_target(request: ChatRequest, target: Target, timeout: float) -> ChatRequest:
+        settings = target.provider.settings
+        return replace(
+            request,
+            provider=target.provider.name,
+            model=target.model,
+            max_tokens=request.max_tokens or settings.default_max_tokens,
+            timeout=timeout,
+        )
 
     def _split_name(self, provider: str, model: str) -> tuple[str, str]:
         # `provider/model` only when the prefix is a configured provider: OpenAI-compatible
@@ -116,11 +219,12 @@ class Router:
             return provider, model
         if model:
             raise NotFound(
-                f"model {model!r} names no provider: write it as provider/model "
-                f"(providers: {self._names()}), or set `provider`",
+                f"model {model!r} is neither an alias nor provider/model (providers: "
+                f"{self._names()}); write it as provider/model, or set `provider`",
                 param="model",
             )
         raise InvalidRequest(f"set `provider` (one of {self._names()}) or `model`", "provider")
 
     def _names(self) -> str:
         return ", ".join(self._providers)
+

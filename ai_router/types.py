@@ -9,7 +9,7 @@ accident once a request has been validated.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # Tool results travel as their own `tool` messages (OpenAI's shape); the Anthropic provider folds
@@ -111,9 +111,6 @@ class ChatRequest:
     user: str = ""  # an end-user id for the provider's abuse monitoring
     timeout: float | None = None
     request_id: str = ""
-
-    def with_target(self, provider: str, model: str, max_tokens: int) -> ChatRequest:
-        return replace(self, provider=provider, model=model, max_tokens=max_tokens)
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,7 +144,7 @@ def test_an_unknown_model_is_not_found_in_each_sdk(
     with pytest.raises(anthropic.NotFoundError) as anthropic_error:
         ant.messages.create(model="gpt-4o", max_tokens=5, messages=HELLO)
 
-    assert "names no provider" in openai_error.value.message
+    assert "neither an alias nor provider/model" in openai_error.value.message
     assert anthropic_error.value.body["type"] == "error"  # type: ignore[index]
     assert anthropic_error.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
 

@@ -249,7 +249,7 @@ def test_stream_error_event_from_upstream_reaches_the_client(
         ),
         ({"provider": "openai", "prompt": "x", "temperature": 3}, 400, "temperature", "between"),
         ({"provider": "mystery", "prompt": "x"}, 404, "provider", "unknown provider 'mystery'"),
-        ({"model": "gpt-4o", "prompt": "x"}, 404, "model", "provider/model"),
+        ({"model": "gpt-4o", "prompt": "x"}, 404, "model", "neither an alias nor provider/model"),
         ({"prompt": "x"}, 400, "provider", "set `provider`"),
     ],
 )

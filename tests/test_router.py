@@ -29,7 +29,7 @@ class FakeProvider(Provider):
         self.requests.append(request)
         return ChatResponse("ok", "stop", Usage(1, 1), self.name, request.model)
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         self.requests.append(request)
         try:
             yield ChatChunk(delta="a")
@@ -54,7 +54,7 @@ def fake_router(**provider_overrides: object) -> tuple[Router, dict[str, FakePro
         {"OPENAI_API_KEY": "k", "LOCAL_API_KEY": "k"},
     )
     providers = {name: FakeProvider(p) for name, p in settings.providers.items()}
-    return Router(providers), providers
+    return Router(settings, providers), providers
 
 
 def test_a_provider_with_no_model_gets_its_default_model_and_max_tokens() -> None:
@@ -96,7 +96,7 @@ def test_unknown_providers_and_unprefixed_models_are_not_found() -> None:
 
     with pytest.raises(NotFound, match="unknown provider 'nope'; configured providers: openai"):
         router.complete(ChatRequest(messages=HELLO, provider="nope"))
-    with pytest.raises(NotFound, match="write it as provider/model"):
+    with pytest.raises(NotFound, match="neither an alias nor provider/model"):
         router.complete(ChatRequest(messages=HELLO, model="gpt-4o"))
     with pytest.raises(InvalidRequest, match="set `provider`"):
         router.complete(ChatRequest(messages=HELLO))

@@ -30,19 +30,25 @@ def relay_response(
     provider: str,
     stream: bool,
     encode_error: Callable[[RouterError], bytes],
+    on_close: Callable[[], None],
 ) -> Response:
+    """The upstream's answer for the client; `on_close` runs once the upstream is done with."""
     rewrite = _model_rewriter(provider)
     if not stream:
         try:
             body = b"".join(relay.chunks)
         finally:
             relay.close()
+            on_close()
         return Response(rewrite(body), status=relay.status, content_type=relay.content_type)
-    return sse.event_stream(_events(relay, rewrite, encode_error), {})
+    return sse.event_stream(_events(relay, rewrite, encode_error, on_close), {})
 
 
 def _events(
-    relay: RelayResponse, rewrite: Callable[[bytes], bytes], encode_error: Callable[[RouterError], bytes]
+    relay: RelayResponse,
+    rewrite: Callable[[bytes], bytes],
+    encode_error: Callable[[RouterError], bytes],
+    on_close: Callable[[], None],
 ) -> Iterator[bytes]:
     pending = b""
     try:
@@ -58,6 +64,7 @@ def _events(
         yield encode_error(error)
     finally:
         relay.close()
+        on_close()
 
 
 def _model_rewriter(provider: str) -> Callable[[bytes], bytes]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import anthropic
@@ -52,7 +52,8 @@ class AnthropicProvider(Provider):
             self._client = anthropic.Anthropic(
                 api_key=self.api_key,
                 base_url=settings.base_url or DEFAULT_BASE_URL,
-                max_retries=settings.max_retries,
+                # The router retries (policy/retry.py); SDK retries would multiply with ours.
+                max_retries=0,
             )
 
     def complete(self, request: ChatRequest) -> ChatResponse:
@@ -77,7 +78,7 @@ class AnthropicProvider(Provider):
             tool_calls=tool_calls,
         )
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         client = self._require_client()
         arguments = self._arguments(request)
         finish_reason: FinishReason = "stop"

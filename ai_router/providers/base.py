@@ -8,7 +8,7 @@ max_tokens set) and knows nothing of front doors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -100,18 +100,17 @@ class Provider(ABC):
             raise ProviderNotConfigured(self.name, self.settings.api_key_env)
         return key
 
-    def timeout_for(self, remaining: float | None) -> httpx2.Timeout:
-        """The provider's timeout, shortened to what the caller can still wait (a gRPC deadline)."""
-        seconds = self.settings.timeout
-        if remaining is not None:
-            seconds = max(0.001, min(seconds, remaining))
+    def timeout_for(self, seconds: float | None) -> httpx2.Timeout:
+        """An SDK timeout of `seconds` (what the router's policy allows this attempt), else the
+        provider's own `timeout`."""
+        seconds = max(0.001, seconds) if seconds is not None else self.settings.timeout
         return httpx2.Timeout(seconds, connect=min(seconds, self.settings.connect_timeout))
 
     @abstractmethod
     def complete(self, request: ChatRequest) -> ChatResponse: ...
 
     @abstractmethod
-    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         """Yield text deltas as they arrive, then exactly one final chunk with the finish reason
         and usage. Closing the iterator early closes the upstream response."""
 
@@ -173,11 +172,16 @@ def _from_status(status: int, detail: str, exc: Any, name: str) -> UpstreamError
             status,
             retry_after=_retry_after(exc),
         )
+    retry_after = _retry_after(exc)
     if status in (400, 404, 409, 413, 422):
-        return UpstreamRejected(f"provider {name!r} rejected the request: {detail}", name, status)
+        return UpstreamRejected(
+            f"provider {name!r} rejected the request: {detail}", name, status, retry_after
+        )
     if status == 408:
         return UpstreamTimeout(f"provider {name!r} timed out (HTTP 408): {detail}", name, status)
-    return UpstreamUnavailable(f"provider {name!r} failed (HTTP {status}): {detail}", name, status)
+    return UpstreamUnavailable(
+        f"provider {name!r} failed (HTTP {status}): {detail}", name, status, retry_after
+    )
 
 
 def _upstream_message(exc: Any, provider: Provider) -> str:

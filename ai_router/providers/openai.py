@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import httpx2
@@ -49,7 +49,8 @@ class OpenAIProvider(Provider):
                 # Always explicit: the SDK would otherwise read OPENAI_BASE_URL for every
                 # OpenAI-compatible provider, not just the one named `openai`.
                 base_url=settings.base_url or DEFAULT_BASE_URL,
-                max_retries=settings.max_retries,
+                # The router retries (policy/retry.py); SDK retries would multiply with ours.
+                max_retries=0,
             )
 
     def complete(self, request: ChatRequest) -> ChatResponse:
@@ -73,7 +74,7 @@ class OpenAIProvider(Provider):
             tool_calls=tool_calls,
         )
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         client = self._require_client()
         finish_reason: FinishReason = "stop"
         usage = Usage()

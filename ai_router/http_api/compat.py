@@ -1,0 +1,107 @@
+"""What the OpenAI- and Anthropic-shaped endpoints share: route a body by its `model`, then per
+target either relay it (same family: only the model name changes) or translate it (another
+family), under the router's retry and fallback policy.
+
+A `Family` holds what differs between the two: the request schema, the translations, and the
+stream framing. The body is parsed into the schema only if some target needs a translation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from flask import Response, g, jsonify
+from pydantic import BaseModel
+
+from ai_router.errors import RouterError
+from ai_router.http_api import passthrough, sse, streaming
+from ai_router.http_api.request_body import read_json_object, require_string, validate
+from ai_router.http_api.state import router
+from ai_router.policy.executor import Target
+from ai_router.policy.stats import Lease
+from ai_router.providers.base import RelayRequest, RelayResponse
+from ai_router.router import ChatStream
+from ai_router.types import ChatChunk, ChatRequest, ChatResponse
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class StreamEncoder:
+    """Encodes one translated stream: bytes before the first chunk, per chunk, after the last."""
+
+    head: bytes = b""
+    done: bytes = b""
+
+    def encode(self, chunk: ChatChunk) -> Iterator[bytes]:
+        raise NotImplementedError(f"{type(self).__name__} does not encode chunks")
+
+
+@dataclass(frozen=True)
+class Family(Generic[Body]):
+    name: str
+    schema: type[Body]
+    to_chat_request: Callable[[Body, str, str, str], ChatRequest]
+    render: Callable[[ChatResponse, str, str], dict[str, Any]]
+    stream_encoder: Callable[[Body, str, str], StreamEncoder]
+    error_event: Callable[[RouterError], bytes]
+
+
+@dataclass(frozen=True)
+class _Relayed:
+    target: Target
+    relay: RelayResponse
+    lease: Lease
+
+
+def handle(family: Family[Body]) -> Response:
+    data = read_json_object()
+    plan = router().plan(require_string(data, "model"))
+    request_id: str = g.request_id
+    stream = data.get("stream") is True
+    parsed: list[Body] = []  # the schema-validated body, made once and only if needed
+
+    def translated(target: Target) -> ChatRequest:
+        if not parsed:
+            parsed.append(validate(family.schema, data))
+        return family.to_chat_request(parsed[0], target.provider.name, target.model, request_id)
+
+    def attempt(target: Target, timeout: float, lease: Lease) -> _Relayed | ChatStream | ChatResponse:
+        if target.provider.family == family.name:
+            body = {**data, "model": target.model}
+            relay = target.provider.relay(RelayRequest(body, timeout, request_id))
+            lease.keep()
+            return _Relayed(target, relay, lease)
+        if stream:
+            return router().stream_on(translated(target), target, timeout, lease)
+        return router().complete_on(translated(target), target, timeout, lease)
+
+    outcome = router().execute(plan, attempt, None)
+    if isinstance(outcome, _Relayed):
+        return passthrough.relay_response(
+            outcome.relay,
+            outcome.target.provider.name,
+            stream,
+            family.error_event,
+            on_close=outcome.lease.release,
+        )
+    if isinstance(outcome, ChatResponse):
+        return jsonify(family.render(outcome, _label(outcome.provider, outcome.model), request_id))
+    label = _label(outcome.request.provider, outcome.request.model)
+    encoder = family.stream_encoder(parsed[0], label, request_id)
+    events = streaming.events(
+        streaming.first_chunk(outcome),
+        outcome,
+        encoder.encode,
+        family.error_event,
+        request_id,
+        head=encoder.head,
+        done=encoder.done,
+    )
+    return sse.event_stream(events, {})
+
+
+def _label(provider: str, model: str) -> str:
+    """How a response names its model: provider/model, which the client can send back."""
+    return f"{provider}/{model}"

@@ -1,0 +1,183 @@
+"""Running one request against its plan: the targets in strategy order, cooled-down ones skipped,
+each retried on retryable failures, the next tried on provider-side failures, all within the
+caller's time limit.
+
+An attempt is any callable `(target, timeout, lease) -> result`: a unary call, a stream opened
+up to its first chunk, or a relay up to the upstream's response headers. Once it has returned,
+bytes may reach the client, so nothing after that is retried or failed over.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ai_router.config import Strategy
+from ai_router.errors import (
+    RouterError,
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ai_router.policy import balance, retry
+from ai_router.policy.cooldown import Cooldowns
+from ai_router.policy.stats import Lease, TargetStats
+from ai_router.providers.base import Provider
+
+log = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    provider: Provider
+    model: str
+    timeout: float
+    max_retries: int
+    weight: float = 1.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider.name}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a model name resolves to: one target, or an alias's targets and strategy."""
+
+    name: str
+    targets: tuple[Target, ...]
+    strategy: Strategy = "fallback"
+    is_alias: bool = False
+
+
+Attempt = Callable[[Target, float, Lease], Result]
+
+
+class Executor:
+    def __init__(
+        self,
+        cooldowns: Cooldowns,
+        stats: TargetStats,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cooldowns = cooldowns
+        self.stats = stats
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._clock = clock
+
+    def run(self, plan: Plan, attempt: Attempt[Result], time_limit: float | None) -> Result:
+        deadline = None if time_limit is None else self._clock() + time_limit
+        outcomes: list[str] = []
+        last_error: RouterError | None = None
+        for target in self._order(plan):
+            try:
+                return self._run_target(target, attempt, deadline, outcomes)
+            except RouterError as error:
+                last_error = error
+                if not error.provider_side:
+                    break  # the request itself is at fault: another target would refuse it too
+                if plan.is_alias:
+                    log.warning(
+                        "%s: falling back from %s (%s)", plan.name, target.key, outcome_of(error)
+                    )
+        assert last_error is not None  # a plan has at least one target
+        raise last_error.with_attempts(outcomes)
+
+    def _order(self, plan: Plan) -> list[Target]:
+        ordered = balance.order(plan.strategy, plan.targets, self.stats, self._rng)
+        if not plan.is_alias:
+            return ordered  # a direct request has nowhere else to go: never skip its target
+        admitted = [target for target in ordered if self.cooldowns.admits(target.key)]
+        if admitted:
+            return admitted
+        wait = min(self.cooldowns.seconds_left(target.key) for target in ordered)
+        raise UpstreamUnavailable(
+            f"every target of {plan.name!r} is cooling down after repeated failures; the next "
+            f"is tried again in {wait:.0f}s",
+            provider=ordered[0].provider.name,
+            retry_after=max(1.0, wait),
+        )
+
+    def _run_target(
+        self,
+        target: Target,
+        attempt: Attempt[Result],
+        deadline: float | None,
+        outcomes: list[str],
+    ) -> Result:
+        retries = 0
+        while True:
+            timeout = target.timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - self._clock())
+                if timeout <= 0:
+                    raise UpstreamTimeout(
+                        f"the caller's deadline passed before {target.key} could answer",
+                        target.provider.name,
+                    )
+            try:
+                return self._attempt(target, attempt, timeout)
+            except RouterError as error:
+                outcomes.append(f"{target.key}: {outcome_of(error)}")
+                if not retry.should_retry(error) or retries >= target.max_retries:
+                    raise
+                wait = retry.delay(retries, error, self._rng)
+                if deadline is not None and self._clock() + wait >= deadline:
+                    raise  # no time left to wait for another try
+                retries += 1
+                log.warning(
+                    "retrying %s in %.2fs (retry %d of %d) after %s",
+                    target.key,
+                    wait,
+                    retries,
+                    target.max_retries,
+                    outcome_of(error),
+                )
+                self._sleep(wait)
+
+    def _attempt(self, target: Target, attempt: Attempt[Result], timeout: float) -> Result:
+        key = target.key
+        self.cooldowns.begin(key)
+        lease = self.stats.lease(key)
+        started = self._clock()
+        try:
+            result = attempt(target, timeout, lease)
+        except RouterError as error:
+            lease.release()
+            if error.provider_side:
+                self.cooldowns.failed(key)
+            raise
+        except BaseException:
+            lease.release()
+            raise
+        if not lease.kept:
+            lease.release()
+        self.stats.observe_latency(key, self._clock() - started)
+        self.cooldowns.succeeded(key)
+        return result
+
+
+def outcome_of(error: RouterError) -> str:
+    """A short, key-free account of one failed attempt."""
+    status = getattr(error, "status", None)
+    detail = f" (HTTP {status})" if status else ""
+    if isinstance(error, UpstreamTimeout):
+        return "timed out"
+    if isinstance(error, UpstreamRateLimited):
+        return f"rate limited{detail}"
+    if isinstance(error, UpstreamAuthFailed):
+        return f"rejected the router's key{detail}"
+    if isinstance(error, UpstreamError):
+        return f"failed{detail}" if status else "unreachable"
+    return type(error).__name__
