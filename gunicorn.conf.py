@@ -15,8 +15,10 @@ bind = [f"{_server.host}:{_server.http_port}"]
 worker_class = "gevent"
 # gunicorn's own WEB_CONCURRENCY, so benchmarks and containers can fix the worker count.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Open connections per worker, streams included.
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
+# Open connections per worker, streams included: room above the router's own limit on
+# generation requests (server.http_max_concurrent), so that past it a client is told 503 at
+# once rather than left waiting in the accept queue; and for health checks.
+worker_connections = _server.http_max_concurrent + 100
 # gevent workers heartbeat from their own greenlet, so a long stream never trips this; it only
 # catches a worker whose event loop is blocked.
 timeout = 30

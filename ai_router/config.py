@@ -82,6 +82,9 @@ class ServerSettings(_Strict):
     grpc_port: Port = Field(default=50051, ge=0, le=65535)
     http_port: Port = Field(default=8080, ge=0, le=65535)
     max_body_bytes: PositiveInt = 1024 * 1024
+    # Generation requests (streams included) one HTTP worker process serves at once; beyond
+    # this it answers 503 with Retry-After at once instead of queueing.
+    http_max_concurrent: PositiveInt = 5000
     # How this replica names itself in responses (X-AI-Router-Replica, gRPC metadata), so an
     # operator behind a load balancer can tell which one answered. Default: the host name.
     replica_name: str = Field(default_factory=socket.gethostname)

@@ -8,6 +8,7 @@ them in one place each. Classification is by type and status code, never by mess
     ├── RequestTooLarge           the body is over the configured limit
     ├── NotFound                  no such provider or model
     ├── ProviderNotConfigured     the provider has no API key; names the variable to set
+    ├── Cancelled                 the client went away; its upstream call was cut off
     ├── Overloaded                this process is at its concurrency limit; come back shortly
     └── UpstreamError             the provider failed; carries `provider`, upstream `status` and
         │                         the `retry_after` seconds it asked for
@@ -24,7 +25,6 @@ contain an API key.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Self
 
@@ -45,7 +45,9 @@ class RouterError(Exception):
         """The same error, its message listing every attempt an alias made (never a key)."""
         if len(attempts) < 2:
             return self
-        listed = copy.copy(self)
+        # Exceptions do not copy well (copy re-runs __init__ with `args` only).
+        listed = type(self).__new__(type(self))
+        listed.__dict__.update(self.__dict__)
         listed.attempts = tuple(attempts)
         listed.message = f"{self.message} [all attempts: {'; '.join(attempts)}]"
         listed.args = (listed.message,)
@@ -82,6 +84,10 @@ class ProviderNotConfigured(RouterError):
         )
         self.provider = provider
         self.variable = variable
+
+
+class Cancelled(RouterError):
+    """The client went away (hung up, cancelled, its deadline passed); nobody is listening."""
 
 
 class Overloaded(RouterError):

@@ -21,6 +21,7 @@ from ai_router.policy.stats import Lease, TargetStats
 from ai_router.providers import provider_class
 from ai_router.providers.base import Provider
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
+from ai_router.watchdog import Watch, Watchdog
 
 
 class ChatStream:
@@ -34,11 +35,13 @@ class ChatStream:
         first: ChatChunk,
         rest: Iterator[ChatChunk],
         on_close: Callable[[], None],
+        watch: Watch,
     ) -> None:
         self.request = request
         self._first: ChatChunk | None = first
         self._rest = rest
         self._on_close = on_close
+        self._watch = watch
         self._closed = False
         self._lock = threading.Lock()
 
@@ -55,8 +58,13 @@ class ChatStream:
             self.close()
             raise
 
+    def abort(self) -> None:
+        """Cut the upstream off now, from any thread, even while another is reading it (the
+        client went away); the reader then sees the stream end with Cancelled."""
+        self._watch.cancel()
+
     def close(self) -> None:
-        """Stop early: closes the upstream response. Safe to call more than once."""
+        """Stop early, from the thread reading: closes the upstream response. Idempotent."""
         with self._lock:
             if self._closed:
                 return
@@ -74,6 +82,7 @@ class Router:
         self._settings = settings
         self._providers = dict(providers)
         self.executor = Executor(Cooldowns(settings.cooldown), TargetStats())
+        self.watchdog = Watchdog()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Router:
@@ -109,14 +118,15 @@ class Router:
         """One attempt at a stream from `target`, up to its first chunk; the stream then holds
         the lease until it closes."""
         resolved = self._for_target(request, target, timeout)
-        chunks = target.provider.stream(resolved)
+        watch = self.watchdog.watch()
+        chunks = target.provider.stream(resolved, watch)
         try:
             first = next(chunks)
         except BaseException:
             chunks.close()
             raise
         lease.keep()
-        return ChatStream(resolved, first, chunks, lease.release)
+        return ChatStream(resolved, first, chunks, lease.release, watch)
 
     def execute(self, plan: Plan, attempt: Attempt[Result], time_limit: float | None) -> Result:
         return self.executor.run(plan, attempt, time_limit)

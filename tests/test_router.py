@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import pytest
 from support import Simulator
@@ -13,6 +13,7 @@ from ai_router.errors import InvalidRequest, NotFound, ProviderNotConfigured, Up
 from ai_router.providers.base import Provider
 from ai_router.router import Router
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+from ai_router.watchdog import Watch
 
 HELLO = (Message("user", "hello"),)
 
@@ -29,7 +30,7 @@ class FakeProvider(Provider):
         self.requests.append(request)
         return ChatResponse("ok", "stop", Usage(1, 1), self.name, request.model)
 
-    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
+    def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
         self.requests.append(request)
         try:
             yield ChatChunk(delta="a")

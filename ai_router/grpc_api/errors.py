@@ -11,6 +11,8 @@ _STATUS_CODES: tuple[tuple[type[errors.RouterError], grpc.StatusCode], ...] = (
     (errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.RequestTooLarge, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Cancelled, grpc.StatusCode.CANCELLED),
     (errors.ProviderNotConfigured, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.UpstreamRejected, grpc.StatusCode.INVALID_ARGUMENT),
     # The provider refused the router's key: the operator's problem, not the caller's credentials.

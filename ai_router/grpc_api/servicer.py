@@ -11,7 +11,7 @@ import grpc
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
-from ai_router.errors import RouterError, UpstreamRateLimited
+from ai_router.errors import RouterError
 from ai_router.grpc_api.convert import from_chunk, from_response, to_chat_request
 from ai_router.grpc_api.errors import status_code_for
 from ai_router.router import Router
@@ -54,6 +54,9 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
             stream = self._router.stream(chat_request)
         except RouterError as error:
             _abort(context, error, metadata)
+        # When the call ends early (the client cancelled, or its deadline passed), cut the
+        # upstream off at once: this thread may be blocked reading it.
+        context.add_callback(stream.abort)
         try:
             for index, chunk in enumerate(stream):
                 if index == 0:
@@ -88,8 +91,9 @@ def _time_remaining(context: grpc.ServicerContext) -> float | None:
 
 
 def _abort(context: grpc.ServicerContext, error: RouterError, metadata: Metadata) -> NoReturn:
-    if isinstance(error, UpstreamRateLimited) and error.retry_after is not None:
-        metadata = (*metadata, ("retry-after", f"{error.retry_after:g}"))
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        metadata = (*metadata, ("retry-after", f"{retry_after:g}"))
     context.set_trailing_metadata(metadata)
     code = status_code_for(error)
     log.info("request %s failed: %s %s", metadata[0][1], code.name, error.message)

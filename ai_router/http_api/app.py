@@ -17,6 +17,7 @@ from ai_router.config import Settings
 from ai_router.errors import InvalidRequest, NotFound, RequestTooLarge, RouterError
 from ai_router.http_api import anthropic_api, anthropic_wire, native, openai_api, openai_wire
 from ai_router.http_api.errors import error_body, error_headers, status_and_type
+from ai_router.http_api.limits import ConcurrencyLimit
 from ai_router.http_api.state import ROUTER_KEY, router
 from ai_router.router import Router
 
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 ANTHROPIC_REQUEST_ID_HEADER = "request-id"  # where the anthropic SDK looks for it
 REPLICA_HEADER = "X-AI-Router-Replica"
+GENERATION_ENDPOINTS = frozenset(
+    {"native.generate", "native.stream", "openai_api.chat_completions", "anthropic_api.messages"}
+)
 MAX_REQUEST_ID_LENGTH = 128
 
 
@@ -42,9 +46,24 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
         response.headers[REPLICA_HEADER] = replica
         return response
 
+    limit = ConcurrencyLimit(settings.server.http_max_concurrent)
+
+    def admit() -> None:
+        if request.endpoint in GENERATION_ENDPOINTS:
+            g.release_slot = limit.acquire()
+
+    def release_when_sent(response: Response) -> Response:
+        # A stream holds its slot until the server has sent its last byte.
+        release = g.pop("release_slot", None)
+        if release is not None:
+            response.call_on_close(release)
+        return response
+
     app.before_request(_assign_request_id)
+    app.before_request(admit)
     app.after_request(_return_request_id)
     app.after_request(name_replica)
+    app.after_request(release_when_sent)
     app.register_error_handler(RouterError, _router_error)
     app.register_error_handler(HTTPException, _http_error)
     app.add_url_rule("/healthz", view_func=_healthz)

@@ -24,6 +24,7 @@ from ai_router.policy.stats import Lease
 from ai_router.providers.base import RelayRequest, RelayResponse
 from ai_router.router import ChatStream
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
+from ai_router.watchdog import Watch
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -53,6 +54,7 @@ class _Relayed:
     target: Target
     relay: RelayResponse
     lease: Lease
+    watch: Watch
 
 
 def handle(family: Family[Body]) -> Response:
@@ -70,9 +72,10 @@ def handle(family: Family[Body]) -> Response:
     def attempt(target: Target, timeout: float, lease: Lease) -> _Relayed | ChatStream | ChatResponse:
         if target.provider.family == family.name:
             body = {**data, "model": target.model}
-            relay = target.provider.relay(RelayRequest(body, timeout, request_id))
+            watch = router().watchdog.watch()
+            relay = target.provider.relay(RelayRequest(body, timeout, request_id), watch)
             lease.keep()
-            return _Relayed(target, relay, lease)
+            return _Relayed(target, relay, lease, watch)
         if stream:
             return router().stream_on(translated(target), target, timeout, lease)
         return router().complete_on(translated(target), target, timeout, lease)
@@ -85,6 +88,7 @@ def handle(family: Family[Body]) -> Response:
             stream,
             family.error_event,
             on_close=outcome.lease.release,
+            on_hang_up=outcome.watch.cancel,
         )
     if isinstance(outcome, ChatResponse):
         return jsonify(family.render(outcome, _label(outcome.provider, outcome.model), request_id))
@@ -99,7 +103,7 @@ def handle(family: Family[Body]) -> Response:
         head=encoder.head,
         done=encoder.done,
     )
-    return sse.event_stream(events, {})
+    return sse.event_stream(events, outcome.abort)
 
 
 def _label(provider: str, model: str) -> str:

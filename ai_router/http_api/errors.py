@@ -15,6 +15,9 @@ _STATUS_AND_TYPE: tuple[tuple[type[errors.RouterError], int, str], ...] = (
     (errors.InvalidRequest, 400, "invalid_request"),
     (errors.RequestTooLarge, 413, "request_too_large"),
     (errors.NotFound, 404, "not_found"),
+    (errors.Overloaded, 503, "overloaded"),
+    # nginx's "client closed request": logged, never seen by the client that left.
+    (errors.Cancelled, 499, "cancelled"),
     (errors.ProviderNotConfigured, 503, "provider_not_configured"),
     (errors.UpstreamRejected, 400, "upstream_rejected"),
     # The provider refused the router's key: a gateway fault, not the caller's credentials.
@@ -55,6 +58,7 @@ def error_body(error: errors.RouterError, request_id: str) -> dict[str, Any]:
 
 
 def error_headers(error: errors.RouterError) -> dict[str, str]:
-    if isinstance(error, errors.UpstreamRateLimited) and error.retry_after is not None:
-        return {"Retry-After": str(max(1, round(error.retry_after)))}
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        return {"Retry-After": str(max(1, round(retry_after)))}
     return {}

@@ -31,8 +31,10 @@ def relay_response(
     stream: bool,
     encode_error: Callable[[RouterError], bytes],
     on_close: Callable[[], None],
+    on_hang_up: Callable[[], None],
 ) -> Response:
-    """The upstream's answer for the client; `on_close` runs once the upstream is done with."""
+    """The upstream's answer for the client; `on_close` runs once the upstream is done with,
+    `on_hang_up` if the client leaves a stream early."""
     rewrite = _model_rewriter(provider)
     if not stream:
         try:
@@ -41,7 +43,7 @@ def relay_response(
             relay.close()
             on_close()
         return Response(rewrite(body), status=relay.status, content_type=relay.content_type)
-    return sse.event_stream(_events(relay, rewrite, encode_error, on_close), {})
+    return sse.event_stream(_events(relay, rewrite, encode_error, on_close), on_hang_up)
 
 
 def _events(

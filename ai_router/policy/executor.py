@@ -80,16 +80,21 @@ class Executor:
         deadline = None if time_limit is None else self._clock() + time_limit
         outcomes: list[str] = []
         last_error: RouterError | None = None
-        for target in self._order(plan):
+        order = self._order(plan)
+        for position, target in enumerate(order):
             try:
                 return self._run_target(target, attempt, deadline, outcomes)
             except RouterError as error:
                 last_error = error
                 if not error.provider_side:
                     break  # the request itself is at fault: another target would refuse it too
-                if plan.is_alias:
+                if position + 1 < len(order):
                     log.warning(
-                        "%s: falling back from %s (%s)", plan.name, target.key, outcome_of(error)
+                        "%s: falling back from %s (%s) to %s",
+                        plan.name,
+                        target.key,
+                        outcome_of(error),
+                        order[position + 1].key,
                     )
         assert last_error is not None  # a plan has at least one target
         raise last_error.with_attempts(outcomes)

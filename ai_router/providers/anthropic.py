@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from ai_router.types import (
     ToolChoice,
     Usage,
 )
+from ai_router.watchdog import Watch
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 MESSAGES_PATH = "/v1/messages"
@@ -78,16 +80,18 @@ class AnthropicProvider(Provider):
             tool_calls=tool_calls,
         )
 
-    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
+    def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
         client = self._require_client()
         arguments = self._arguments(request)
         finish_reason: FinishReason = "stop"
         input_tokens = output_tokens = 0
         # Content-block index -> tool-call index: tool calls are counted apart from text blocks.
         tool_indexes: dict[int, int] = {}
+        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
         try:
             with client.messages.create(**arguments, stream=True) as upstream:
-                for event in upstream:
+                first_seconds = deadline - time.monotonic()
+                for event in self.watched(upstream, upstream.response, watch, first_seconds):
                     if event.type == "content_block_delta":
                         delta = event.delta
                         if delta.type == "text_delta" and delta.text:
@@ -110,15 +114,18 @@ class AnthropicProvider(Provider):
                     elif event.type == "message_start":
                         input_tokens = event.message.usage.input_tokens
                     elif event.type == "message_delta":
-                        # output_tokens is cumulative, so the last message_delta holds the total.
+                        # Counts are cumulative, so the last message_delta holds the totals.
                         output_tokens = event.usage.output_tokens
+                        if event.usage.input_tokens is not None:
+                            input_tokens = event.usage.input_tokens
                         finish_reason = _finish_reason(event.delta.stop_reason)
         except Exception as exc:
-            raise translate_sdk_error(exc, anthropic, self) from exc
+            raise self.stream_error(exc, anthropic, watch) from exc
         yield ChatChunk(finish_reason=finish_reason, usage=Usage(input_tokens, output_tokens))
 
-    def relay(self, request: RelayRequest) -> RelayResponse:
+    def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
         client = self._require_client()
+        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
         try:
             response = client.post(
                 MESSAGES_PATH,
@@ -128,7 +135,7 @@ class AnthropicProvider(Provider):
             )
         except Exception as exc:
             raise translate_sdk_error(exc, anthropic, self) from exc
-        return RelayResponse.of(response, self, anthropic)
+        return RelayResponse.of(response, self, anthropic, watch, deadline - time.monotonic())
 
     def close(self) -> None:
         if self._client is not None:

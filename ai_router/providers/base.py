@@ -8,15 +8,16 @@ max_tokens set) and knows nothing of front doors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 
 from ai_router.config import ProviderSettings
 from ai_router.errors import (
+    Cancelled,
     ProviderNotConfigured,
     RouterError,
     UpstreamAuthFailed,
@@ -27,6 +28,9 @@ from ai_router.errors import (
     UpstreamUnavailable,
 )
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
+from ai_router.watchdog import Watch
+
+Item = TypeVar("Item")
 
 REDACTED = "[redacted]"
 
@@ -55,12 +59,21 @@ class RelayResponse:
     chunks: Iterator[bytes]
 
     @classmethod
-    def of(cls, response: httpx2.Response, provider: Provider, sdk: ModuleType) -> RelayResponse:
+    def of(
+        cls,
+        response: httpx2.Response,
+        provider: Provider,
+        sdk: ModuleType,
+        watch: Watch,
+        first_chunk_seconds: float,
+    ) -> RelayResponse:
         def chunks() -> Iterator[bytes]:
             try:
-                yield from response.iter_bytes()
+                yield from provider.watched(
+                    response.iter_bytes(), response, watch, first_chunk_seconds
+                )
             except Exception as exc:
-                raise translate_sdk_error(exc, sdk, provider) from exc
+                raise provider.stream_error(exc, sdk, watch) from exc
             finally:
                 response.close()
 
@@ -110,13 +123,38 @@ class Provider(ABC):
     def complete(self, request: ChatRequest) -> ChatResponse: ...
 
     @abstractmethod
-    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
-        """Yield text deltas as they arrive, then exactly one final chunk with the finish reason
-        and usage. Closing the iterator early closes the upstream response."""
+    def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
+        """Yield deltas as they arrive, then exactly one final chunk with the finish reason and
+        usage, reading the upstream under `watch` (see `watched`). Closing the generator early
+        closes the upstream response."""
 
-    def relay(self, request: RelayRequest) -> RelayResponse:
+    def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
         """Send a body already in this upstream's wire format, and hand back its raw answer."""
         raise NotImplementedError(f"{type(self).__name__} does not relay requests")
+
+    def watched(
+        self, items: Iterable[Item], response: Any, watch: Watch, first_seconds: float
+    ) -> Iterator[Item]:
+        """`items` read from `response` under `watch`: the first within `first_seconds`, then
+        none more than `stream_idle_timeout` apart. The clock stops while the consumer holds
+        an item."""
+        watch.attach(response, max(0.001, first_seconds))
+        for item in items:
+            watch.pause()
+            yield item
+            watch.rearm(self.settings.idle_timeout)
+        watch.done()
+
+    def stream_error(self, exc: Exception, sdk: ModuleType, watch: Watch) -> RouterError:
+        """What a failure while reading a watched stream means: the watch knows whether it cut
+        the stream off itself."""
+        if watch.reason == "timeout":
+            return UpstreamTimeout(
+                f"provider {self.name!r} sent nothing for {watch.limit:g}s", self.name
+            )
+        if watch.reason == "cancelled":
+            return Cancelled("the client went away; the upstream call was cut off")
+        return translate_sdk_error(exc, sdk, self)
 
     def relay_options(self, request: RelayRequest) -> Any:
         """The SDK request options of a relay: unread body, timeout, request id. (Typed Any: each

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -23,6 +24,7 @@ from ai_router.types import (
     ToolChoice,
     Usage,
 )
+from ai_router.watchdog import Watch
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 CHAT_PATH = "/chat/completions"
@@ -74,15 +76,17 @@ class OpenAIProvider(Provider):
             tool_calls=tool_calls,
         )
 
-    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
+    def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
         client = self._require_client()
         finish_reason: FinishReason = "stop"
         usage = Usage()
+        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
         try:
             with client.chat.completions.create(
                 **self._arguments(request), stream=True, stream_options={"include_usage": True}
             ) as upstream:
-                for chunk in upstream:
+                first_seconds = deadline - time.monotonic()
+                for chunk in self.watched(upstream, upstream.response, watch, first_seconds):
                     # With include_usage the usage arrives in its own last chunk, after the one
                     # carrying finish_reason: both are folded into our single closing chunk.
                     if chunk.usage is not None:
@@ -104,11 +108,12 @@ class OpenAIProvider(Provider):
                         if choice.finish_reason:
                             finish_reason = _finish_reason(choice.finish_reason)
         except Exception as exc:
-            raise translate_sdk_error(exc, openai, self) from exc
+            raise self.stream_error(exc, openai, watch) from exc
         yield ChatChunk(finish_reason=finish_reason, usage=usage)
 
-    def relay(self, request: RelayRequest) -> RelayResponse:
+    def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
         client = self._require_client()
+        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
         try:
             response = client.post(
                 self.relay_path,
@@ -118,7 +123,7 @@ class OpenAIProvider(Provider):
             )
         except Exception as exc:
             raise translate_sdk_error(exc, openai, self) from exc
-        return RelayResponse.of(response, self, openai)
+        return RelayResponse.of(response, self, openai, watch, deadline - time.monotonic())
 
     def close(self) -> None:
         if self._client is not None:

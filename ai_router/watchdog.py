@@ -1,0 +1,127 @@
+"""Deadlines on open upstream responses, and a way to cut one off from another thread.
+
+A streamed answer has two limits that a socket timeout cannot express together: the first token
+within the provider's `timeout`, then no gap longer than `stream_idle_timeout`. And a stream must
+stop at once when its client goes away, while the thread (or greenlet) relaying it is blocked
+reading the upstream. Both are done the same way: shut the upstream socket down, which wakes the
+blocked reader with an error at once; the reader then asks its `Watch` why.
+
+One `Watchdog` per process runs a single background thread (a greenlet under gevent, whose
+monkey-patching makes `threading` cooperative) over a heap of deadlines, so an open stream costs
+a heap entry, not a timer thread.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import socket
+import threading
+import time
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+Reason = Literal["timeout", "cancelled"]
+
+
+class Watch:
+    """The watch on one upstream response."""
+
+    def __init__(self, watchdog: Watchdog) -> None:
+        self._watchdog = watchdog
+        self._response: Any = None
+        self._deadline: float | None = None
+        self.reason: Reason | None = None  # why the response was cut off, if it was
+        self.limit = 0.0  # the seconds of the deadline in force, for error messages
+
+    def attach(self, response: Any, seconds: float) -> None:
+        """Watch `response` (an httpx2.Response being read): cut it off unless `rearm` comes
+        within `seconds`. A watch cancelled before the response arrived cuts it off at once."""
+        self._response = response
+        if self.reason == "cancelled":
+            _shut_down(response)
+            return
+        self.rearm(seconds)
+
+    def rearm(self, seconds: float) -> None:
+        self.limit = seconds
+        self._deadline = time.monotonic() + seconds
+        self._watchdog._schedule(self, self._deadline)
+
+    def pause(self) -> None:
+        """Stop the clock while the reader is away (handing a chunk to a slow client)."""
+        self._deadline = None
+
+    def done(self) -> None:
+        """The response is finished with: stop watching it."""
+        self._deadline = None
+        self._response = None
+
+    def cancel(self) -> None:
+        """Cut the response off now (the client went away). Safe from any thread, any time."""
+        if self.reason is None:
+            self.reason = "cancelled"
+        response, self._response = self._response, None
+        self._deadline = None
+        if response is not None:
+            _shut_down(response)
+
+    def _expire(self, deadline: float) -> None:
+        if self._deadline != deadline or self._response is None:
+            return  # re-armed or finished since this deadline was scheduled
+        self.reason = "timeout"
+        response, self._response = self._response, None
+        _shut_down(response)
+
+
+class Watchdog:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._counter = itertools.count()
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self) -> Watch:
+        return Watch(self)
+
+    def _schedule(self, watch: Watch, deadline: float) -> None:
+        with self._condition:
+            heapq.heappush(self._heap, (deadline, next(self._counter), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="upstream-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is watch:
+                self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._heap:
+                    self._condition.wait()
+                deadline, _, watch = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            try:
+                watch._expire(deadline)
+            except Exception:  # a watchdog that dies would leave every later stream unbounded
+                log.exception("watchdog: cutting off an upstream response failed")
+
+
+def _shut_down(response: Any) -> None:
+    """Shut the response's socket down; the thread reading it gets an error at once."""
+    stream = getattr(response, "extensions", {}).get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is None:
+        response.close()
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
