@@ -18,6 +18,7 @@ from ai_router.errors import InvalidRequest, NotFound, RequestTooLarge, RouterEr
 from ai_router.http_api import anthropic_api, anthropic_wire, native, openai_api, openai_wire
 from ai_router.http_api.errors import error_body, error_headers, status_and_type
 from ai_router.http_api.limits import ConcurrencyLimit
+from ai_router.http_api.sse import StreamBody
 from ai_router.http_api.state import ROUTER_KEY, router
 from ai_router.router import Router
 
@@ -53,10 +54,14 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
             g.release_slot = limit.acquire()
 
     def release_when_sent(response: Response) -> Response:
-        # A stream holds its slot until the server has sent its last byte.
+        # A stream holds its slot until the server is done with its body; any other response
+        # is complete in memory by now.
         release = g.pop("release_slot", None)
         if release is not None:
-            response.call_on_close(release)
+            if isinstance(response.response, StreamBody):
+                response.response.on_close(release)
+            else:
+                release()
         return response
 
     app.before_request(_assign_request_id)

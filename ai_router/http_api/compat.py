@@ -103,7 +103,7 @@ def handle(family: Family[Body]) -> Response:
         head=encoder.head,
         done=encoder.done,
     )
-    return sse.event_stream(events, outcome.abort)
+    return sse.event_stream(events, outcome.abort, outcome.close)
 
 
 def _label(provider: str, model: str) -> str:

@@ -70,7 +70,7 @@ def stream() -> Response:
         return sse.encode(error_body(error, request_id))
 
     events = streaming.events(first, chat_stream, _events, error_event, request_id, done=sse.DONE)
-    return sse.event_stream(events, chat_stream.abort)
+    return sse.event_stream(events, chat_stream.abort, chat_stream.close)
 
 
 def _events(chunk: ChatChunk) -> Iterator[bytes]:

@@ -43,14 +43,15 @@ def relay_response(
             relay.close()
             on_close()
         return Response(rewrite(body), status=relay.status, content_type=relay.content_type)
-    return sse.event_stream(_events(relay, rewrite, encode_error, on_close), on_hang_up)
+    def cleanup() -> None:
+        relay.close()
+        on_close()
+
+    return sse.event_stream(_events(relay, rewrite, encode_error), on_hang_up, cleanup)
 
 
 def _events(
-    relay: RelayResponse,
-    rewrite: Callable[[bytes], bytes],
-    encode_error: Callable[[RouterError], bytes],
-    on_close: Callable[[], None],
+    relay: RelayResponse, rewrite: Callable[[bytes], bytes], encode_error: Callable[[RouterError], bytes]
 ) -> Iterator[bytes]:
     pending = b""
     try:
@@ -64,9 +65,6 @@ def _events(
             yield rewrite(pending)
     except RouterError as error:
         yield encode_error(error)
-    finally:
-        relay.close()
-        on_close()
 
 
 def _model_rewriter(provider: str) -> Callable[[bytes], bytes]:

@@ -57,6 +57,7 @@ class RelayResponse:
     status: int
     content_type: str
     chunks: Iterator[bytes]
+    response: httpx2.Response
 
     @classmethod
     def of(
@@ -78,12 +79,14 @@ class RelayResponse:
                 response.close()
 
         content_type = response.headers.get("content-type", "application/json")
-        return cls(response.status_code, content_type, chunks())
+        return cls(response.status_code, content_type, chunks(), response)
 
     def close(self) -> None:
+        """Done with the upstream, whether or not its body was read. Idempotent."""
         close = getattr(self.chunks, "close", None)
         if close is not None:
             close()
+        self.response.close()
 
 
 class Provider(ABC):

@@ -1,0 +1,189 @@
+"""The two upstream wire formats: a Conversation written as each family's request body, and a
+canonical form of such bodies, so that a translated request can be compared with what the
+family's own client would have sent.
+
+The canonical form erases only what the API itself treats as the same request: `max_tokens` for
+`max_completion_tokens`, a string for a one-item list of text, `"stream": false` for no `stream`,
+and tool-call arguments compared as JSON values rather than text.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Protocol
+
+from support import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY
+
+from .conversation import Conversation, Family, Image, Turn
+
+Body = dict[str, Any]
+
+
+class WireFormat(Protocol):
+    family: Family
+    path: str  # where the simulator records requests of this family
+    key: str  # the router's key for this upstream (tests/support.py)
+
+    def request(self, conversation: Conversation, model: str, limit: int | None) -> Body: ...
+    def stream_fields(self) -> Body: ...
+    def canonical(self, body: Body) -> Body: ...
+    def key_sent(self, headers: dict[str, str]) -> str: ...
+
+
+def _joined_text(content: Any, kind: str = "text") -> Any:
+    """A list of text items only -> their text; anything else unchanged."""
+    if isinstance(content, list) and content and all(
+        isinstance(item, dict) and set(item) == {"type", "text"} and item["type"] == kind for item in content
+    ):
+        return "".join(item["text"] for item in content)
+    return content
+
+
+class OpenAIFormat:
+    family: Family = "openai"
+    path = "/v1/chat/completions"
+    key = OPENAI_TEST_KEY
+
+    def request(self, conversation: Conversation, model: str, limit: int | None) -> Body:
+        roles = ["system"] + ["developer"] * len(conversation.instructions)
+        messages = [{"role": role, "content": text} for role, text in zip(roles, conversation.instructions)]
+        messages += [self._message(turn) for turn in conversation.turns]
+        body: Body = {"model": model, "messages": messages}
+        if limit is not None:
+            body["max_completion_tokens"] = limit
+        if conversation.stop:
+            body["stop"] = list(conversation.stop)
+        if conversation.tools:
+            body["tools"] = [
+                {"type": "function",
+                 "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                for t in conversation.tools
+            ]
+        if conversation.tool_choice:
+            body["tool_choice"] = {"type": "function", "function": {"name": conversation.tool_choice}}
+        return body
+
+    @staticmethod
+    def _message(turn: Turn) -> Body:
+        if turn.role == "tool":
+            return {"role": "tool", "tool_call_id": turn.call_id, "content": turn.text}
+        if turn.role == "assistant":
+            message: Body = {"role": "assistant", "content": turn.text or None}
+            if turn.calls:
+                message["tool_calls"] = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in turn.calls
+                ]
+            return message
+        if not turn.images:
+            return {"role": "user", "content": turn.text}
+        parts: list[Body] = [{"type": "text", "text": turn.text}]
+        parts += [{"type": "image_url", "image_url": {"url": image.url or image.data_url}} for image in turn.images]
+        return {"role": "user", "content": parts}
+
+    def stream_fields(self) -> Body:
+        # The router needs the usage of an OpenAI stream to report it to any client.
+        return {"stream": True, "stream_options": {"include_usage": True}}
+
+    def canonical(self, body: Body) -> Body:
+        body = copy.deepcopy(body)
+        if "max_tokens" in body and "max_completion_tokens" not in body:
+            body["max_completion_tokens"] = body.pop("max_tokens")
+        if isinstance(body.get("stop"), str):
+            body["stop"] = [body["stop"]]
+        if body.get("stream") is False:
+            del body["stream"]
+        messages = body.get("messages", [])
+        leading = 0
+        while leading < len(messages) and messages[leading]["role"] in ("system", "developer"):
+            leading += 1
+        if leading:
+            # Leading system and developer messages say what one system message joining them says.
+            joined = "\n".join(_joined_text(message["content"]) for message in messages[:leading])
+            messages[:leading] = [{"role": "system", "content": joined}]
+        for message in messages:
+            message["content"] = _joined_text(message.get("content"))
+            if message.get("tool_calls") and not message["content"]:
+                del message["content"]
+            for call in message.get("tool_calls", []):
+                call["function"]["arguments"] = json.loads(call["function"]["arguments"])
+        return body
+
+    def key_sent(self, headers: dict[str, str]) -> str:
+        return headers.get("authorization", "").removeprefix("Bearer ")
+
+
+def _image_source(image: Image) -> Body:
+    if image.url:
+        return {"type": "url", "url": image.url}
+    return {"type": "base64", "media_type": image.media_type, "data": image.base64}
+
+
+class AnthropicFormat:
+    family: Family = "anthropic"
+    path = "/v1/messages"
+    key = ANTHROPIC_TEST_KEY
+
+    def request(self, conversation: Conversation, model: str, limit: int | None) -> Body:
+        body: Body = {"model": model, "max_tokens": limit, "messages": self._messages(conversation.turns)}
+        if conversation.system:
+            body["system"] = conversation.system
+        if conversation.stop:
+            body["stop_sequences"] = list(conversation.stop)
+        if conversation.tools:
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in conversation.tools
+            ]
+        if conversation.tool_choice:
+            body["tool_choice"] = {"type": "tool", "name": conversation.tool_choice}
+        return body
+
+    @classmethod
+    def _messages(cls, turns: tuple[Turn, ...]) -> list[Body]:
+        """Tool results are blocks of a user turn; consecutive ones share the turn."""
+        messages: list[Body] = []
+        previous = ""
+        for turn in turns:
+            content = cls._content(turn)
+            if turn.role == previous == "tool":
+                messages[-1]["content"] += content
+            else:
+                messages.append({"role": "user" if turn.role == "tool" else turn.role, "content": content})
+            previous = turn.role
+        return messages
+
+    @staticmethod
+    def _content(turn: Turn) -> str | list[Body]:
+        if turn.role == "tool":
+            return [{"type": "tool_result", "tool_use_id": turn.call_id, "content": turn.text}]
+        if not turn.images and not turn.calls:
+            return turn.text
+        blocks: list[Body] = [{"type": "text", "text": turn.text}] if turn.text else []
+        blocks += [{"type": "image", "source": _image_source(i)} for i in turn.images]
+        blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in turn.calls]
+        return blocks
+
+    def stream_fields(self) -> Body:
+        return {"stream": True}
+
+    def canonical(self, body: Body) -> Body:
+        body = copy.deepcopy(body)
+        if body.get("stream") is False:
+            del body["stream"]
+        if "system" in body:
+            body["system"] = _joined_text(body["system"])
+        for message in body.get("messages", []):
+            if isinstance(message.get("content"), str):
+                message["content"] = [{"type": "text", "text": message["content"]}]
+            for block in message["content"]:
+                if block.get("type") == "tool_result":
+                    block["content"] = _joined_text(block.get("content"))
+        return body
+
+    def key_sent(self, headers: dict[str, str]) -> str:
+        return headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+
+
+FORMATS: dict[Family, WireFormat] = {"openai": OpenAIFormat(), "anthropic": AnthropicFormat()}

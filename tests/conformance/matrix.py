@@ -1,0 +1,104 @@
+"""The conformance matrix: every cell's outcome, printed at the end of the run.
+
+Rows are client x upstream x mode, columns are scenarios. Outcomes come from pytest's reports,
+so a cell marked xfail shows as such, and a strict xfail that passes shows as FAIL.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import get_args
+
+import pytest
+
+from .conversation import Family, Mode
+from .scenarios import SCENARIOS, Scenario
+
+CLIENTS = ("openai-sdk", "anthropic-sdk", "grpc")
+FAMILIES: tuple[Family, ...] = get_args(Family)
+MODES: tuple[Mode, ...] = get_args(Mode)
+NOT_RUN = "-"
+
+
+@dataclass(frozen=True)
+class Cell:
+    client: str
+    upstream: Family
+    mode: Mode
+    scenario: Scenario
+
+    @property
+    def row(self) -> tuple[str, Family, Mode]:
+        return self.client, self.upstream, self.mode
+
+    @property
+    def id(self) -> str:
+        return f"{self.client}-{self.upstream}-{self.mode}-{self.scenario.name}"
+
+
+CELLS = [
+    Cell(client, upstream, mode, scenario)
+    for client in CLIENTS
+    for upstream in FAMILIES
+    for mode in MODES
+    for scenario in SCENARIOS
+]
+
+
+def outcome_of(report: pytest.TestReport) -> str | None:
+    """A report's word for the matrix; None when the phase says nothing new."""
+    if report.failed:
+        return "FAIL"
+    if report.skipped:
+        return "xfail" if hasattr(report, "wasxfail") else "skip"
+    return "pass" if report.when == "call" else None
+
+
+class Results:
+    def __init__(self) -> None:
+        self.cells: dict[str, Cell] = {}  # node id -> cell
+        self.outcomes: dict[Cell, str] = {}
+
+    def collect(self, items: Iterable[pytest.Item]) -> None:
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            cell = callspec.params.get("cell") if callspec else None
+            if isinstance(cell, Cell):
+                self.cells[item.nodeid] = cell
+
+    def record(self, report: pytest.TestReport) -> None:
+        cell = self.cells.get(report.nodeid)
+        outcome = outcome_of(report)
+        if cell is not None and outcome is not None and self.outcomes.get(cell) != "FAIL":
+            self.outcomes[cell] = outcome
+
+    def render(self) -> list[str]:
+        if not self.cells:
+            return []
+        names = [scenario.name for scenario in SCENARIOS]
+        label = max(len(f"{c} > {u} {m}") for c in CLIENTS for u in FAMILIES for m in MODES)
+        widths = [max(len(name), 5) for name in names]
+
+        def line(first: str, cells: Iterable[str], last: str) -> str:
+            middle = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths))
+            return f"{first.ljust(label)}  {middle}  {last}"
+
+        lines = [line("", names, "pass")]
+        by_cell = {(cell.row, cell.scenario.name): cell for cell in CELLS}
+        for client in CLIENTS:
+            for upstream in FAMILIES:
+                for mode in MODES:
+                    row = [self.outcomes.get(by_cell[(client, upstream, mode), name], NOT_RUN) for name in names]
+                    lines.append(line(f"{client} > {upstream} {mode}", row, f"{row.count('pass')}/{len(row)}"))
+        passed = Counter(cell.scenario.name for cell, outcome in self.outcomes.items() if outcome == "pass")
+        rows = len(CLIENTS) * len(FAMILIES) * len(MODES)
+        lines.append(line("pass per scenario", [f"{passed[name]}/{rows}" for name in names], ""))
+        totals = Counter(self.outcomes.values())
+        summary = ", ".join(f"{totals[word]} {word}" for word in ("pass", "FAIL", "xfail", "skip") if totals[word])
+        lines.append(f"{len(CELLS)} cells: {summary or 'none run'}; {len(CELLS) - len(self.outcomes)} not run")
+        return lines
+
+
+RESULTS = Results()
