@@ -111,6 +111,7 @@ class Executor:
             f"every target of {plan.name!r} is cooling down after repeated failures; the next "
             f"is tried again in {wait:.0f}s",
             provider=ordered[0].provider.name,
+            status=503,  # the router's own "come back later", with Retry-After
             retry_after=max(1.0, wait),
         )
 
