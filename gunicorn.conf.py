@@ -6,8 +6,10 @@ which the worker applies before it loads the app.
 """
 
 import os
+import tempfile
 
 from ai_router.config import load_settings
+from ai_router.logs import GUNICORN_LOGCONFIG
 
 _server = load_settings().server
 
@@ -28,9 +30,31 @@ graceful_timeout = _server.http_grace_seconds
 # (nginx.conf's upstream keepalive_timeout is 4 s), or it may send a request down a connection we
 # are closing. Kept short because a draining worker waits for its idle connections too.
 keepalive = 5
-accesslog = "-"
-errorlog = "-"
+# JSON lines on stderr, as every ai-router process writes them; the router logs each request
+# itself (with its id, model, status, latency, tokens), so gunicorn's access log stays off.
+logconfig_dict = GUNICORN_LOGCONFIG
+accesslog = None
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Metrics: each worker writes its values to files in one directory, and /metrics (in any worker)
+# adds them up (prometheus_client's multiprocess mode). The directory is this server's own,
+# emptied when it starts, and a dead worker's live gauges are dropped when it exits.
+_metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ai-router-metrics-")
+)
+
+
+def on_starting(server: object) -> None:
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for name in os.listdir(_metrics_dir):
+        os.remove(os.path.join(_metrics_dir, name))
+
+
+def child_exit(server: object, worker: object) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
 # The control socket lives at one per-user path, so several routers on one machine would fight
 # over it; nothing of ours uses it.
 control_socket_disable = True

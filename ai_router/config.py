@@ -5,7 +5,8 @@ The file keeps the original service's shape (`providers.<name>.default_model`,
 pydantic's: it gives every problem with its key path, which `ConfigError` turns into
 `<file>: <key.path>: <what is wrong>` lines.
 
-Environment overrides, applied after the file: HOST, GRPC_PORT, HTTP_PORT, REPLICA_NAME; each provider's key from
+Environment overrides, applied after the file: HOST, GRPC_PORT, HTTP_PORT, GRPC_METRICS_PORT,
+REPLICA_NAME; each provider's key from
 its `api_key_env` (default `<NAME>_API_KEY`, so OPENAI_API_KEY and ANTHROPIC_API_KEY); each
 provider's base URL from `<NAME>_BASE_URL` (so the SDKs' own OPENAI_BASE_URL and
 ANTHROPIC_BASE_URL keep their meaning, and two OpenAI-compatible providers never share one).
@@ -17,7 +18,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -89,6 +90,8 @@ class ServerSettings(_Strict):
     # operator behind a load balancer can tell which one answered. Default: the host name.
     replica_name: str = Field(default_factory=socket.gethostname)
     grpc_max_workers: PositiveInt = 64
+    # Prometheus metrics of the gRPC process, at http://host:port/metrics; 0: none.
+    grpc_metrics_port: Port = Field(default=9464, ge=0, le=65535)
     # None: as many as the pool has threads, so an RPC is refused rather than queued.
     grpc_max_concurrent_rpcs: PositiveInt | None = None
     grpc_grace_seconds: PositiveFloat = 10.0
@@ -161,46 +164,72 @@ class Settings(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _name_providers(cls, data: Any) -> Any:
-        # A provider's name is its key in the file; its type defaults to that name, so that
-        # `providers: {openai: ...}` needs no `type` while `providers: {local: {type: openai}}` works.
         if isinstance(data, dict) and isinstance(data.get("providers"), dict):
-            named = {}
-            for name, body in data["providers"].items():
-                if isinstance(body, dict):
-                    body = {"type": name, **body, "name": name}
-                    body.setdefault("api_key_env", f"{_env_name(name)}_API_KEY")
-                named[name] = body
-            data = {**data, "providers": named}
+            data = {**data, "providers": _named_providers(data["providers"])}
         return data
 
+    # The cross-field checks stop at the first problem here; `check_settings` collects them all.
     @model_validator(mode="after")
     def _check_provider_types(self) -> Settings:
-        for name, provider in self.providers.items():
-            if provider.type not in PROVIDER_TYPES:
-                known = ", ".join(sorted(PROVIDER_TYPES))
-                raise ValueError(
-                    f"providers.{name}.type: {provider.type!r} is not a provider type; "
-                    f"set `type:` to one of {known}"
-                )
+        _raise_first(_provider_type_problems({n: p.type for n, p in self.providers.items()}))
         return self
 
     @model_validator(mode="after")
     def _check_alias_targets(self) -> Settings:
-        for alias, settings in self.models.items():
-            for index, target in enumerate(settings.targets):
-                where = f"models.{alias}.targets[{index}]"
-                provider = self.providers.get(target.provider)
-                if provider is None:
-                    raise ValueError(
-                        f"{where}: provider {target.provider!r} is not configured; "
-                        f"providers: {', '.join(self.providers)}"
-                    )
-                if not provider.accepts_model(target.provider_model):
-                    raise ValueError(
-                        f"{where}: provider {target.provider!r} does not offer model "
-                        f"{target.provider_model!r}; add it to providers.{target.provider}.models"
-                    )
+        _raise_first(_alias_target_problems(self.models, self.providers, list(self.providers)))
         return self
+
+
+def _named_providers(providers: dict[Any, Any]) -> dict[Any, Any]:
+    # A provider's name is its key in the file; its type defaults to that name, so that
+    # `providers: {openai: ...}` needs no `type` while `providers: {local: {type: openai}}` works.
+    named = {}
+    for name, body in providers.items():
+        if isinstance(body, dict):
+            body = {"type": name, **body, "name": name}
+            body.setdefault("api_key_env", f"{_env_name(name)}_API_KEY")
+        named[name] = body
+    return named
+
+
+def _provider_type_problems(types: Mapping[str, str]) -> list[str]:
+    known = ", ".join(sorted(PROVIDER_TYPES))
+    return [
+        f"providers.{name}.type: {type_name!r} is not a provider type; "
+        f"set `type:` to one of {known}"
+        for name, type_name in types.items()
+        if type_name not in PROVIDER_TYPES
+    ]
+
+
+def _alias_target_problems(
+    aliases: Mapping[str, AliasSettings],
+    providers: Mapping[str, ProviderSettings],
+    configured: list[str],
+) -> list[str]:
+    """`providers` are the valid ones among the `configured` names; a target of a configured
+    but invalid provider is not judged (that provider's own problems are reported)."""
+    problems = []
+    for alias, settings in aliases.items():
+        for index, target in enumerate(settings.targets):
+            where = f"models.{alias}.targets[{index}]"
+            provider = providers.get(target.provider)
+            if target.provider not in configured:
+                problems.append(
+                    f"{where}: provider {target.provider!r} is not configured; "
+                    f"providers: {', '.join(configured)}"
+                )
+            elif provider is not None and not provider.accepts_model(target.provider_model):
+                problems.append(
+                    f"{where}: provider {target.provider!r} does not offer model "
+                    f"{target.provider_model!r}; add it to providers.{target.provider}.models"
+                )
+    return problems
+
+
+def _raise_first(problems: list[str]) -> None:
+    if problems:
+        raise ValueError(problems[0])
 
 
 def _env_name(provider_name: str) -> str:
@@ -213,9 +242,67 @@ def load_settings(
     """Read the config file (`path`, else CONFIG_PATH, else ./config.yaml) and apply the
     environment. Raises ConfigError naming the file, the key and the problem."""
     env = os.environ if environ is None else environ
-    source = str(path or env.get("CONFIG_PATH") or DEFAULT_CONFIG_PATH)
+    source = _source(path, env)
     raw = _read_yaml(source)
     return settings_from_mapping(raw, env, source)
+
+
+def check_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """`load_settings`, for `ai-router check-config`: its ConfigError lists every problem.
+
+    pydantic reports all field problems at once but runs the cross-field checks (provider
+    types, alias targets) only once every field is valid, and those stop at the first problem.
+    Here they also run over each provider and alias that is valid on its own, so a broken
+    provider hides neither a misspelt type elsewhere nor an alias aimed at nothing.
+    """
+    env = os.environ if environ is None else environ
+    source = _source(path, env)
+    data, problems = _environment_applied(dict(_read_yaml(source)), env)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems += [_describe(error) for error in exc.errors()]
+        problems += _every_cross_field_problem(data)
+    if problems:
+        # The validators' first cross-field problem is also among all of them: list it once.
+        raise ConfigError(source, list(dict.fromkeys(problems)))
+    return settings.model_copy(update={"source": source})
+
+
+def _every_cross_field_problem(data: Mapping[str, Any]) -> list[str]:
+    raw_providers, raw_aliases = data.get("providers"), data.get("models")
+    named = _named_providers(raw_providers) if isinstance(raw_providers, dict) else {}
+    types = {
+        name: body["type"]
+        for name, body in named.items()
+        if isinstance(body, dict) and isinstance(body.get("type"), str)
+    }
+    providers = _each_valid(ProviderSettings, named)
+    aliases = _each_valid(AliasSettings, raw_aliases if isinstance(raw_aliases, dict) else {})
+    return _provider_type_problems(types) + _alias_target_problems(
+        aliases, providers, list(named)
+    )
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _each_valid(model: type[_Model], raw: Mapping[Any, Any]) -> dict[str, _Model]:
+    """The entries of `raw` that are valid `model`s; the others' problems are reported by the
+    validation of the whole file."""
+    valid = {}
+    for name, body in raw.items():
+        try:
+            valid[str(name)] = model.model_validate(body)
+        except ValidationError:
+            continue
+    return valid
+
+
+def _source(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> str:
+    return str(path or env.get("CONFIG_PATH") or DEFAULT_CONFIG_PATH)
 
 
 def settings_from_mapping(
@@ -246,19 +333,28 @@ def _read_yaml(source: str) -> dict[str, Any]:
 
 
 def _apply_environment(data: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, Any]:
+    data, problems = _environment_applied(data, env)
+    if problems:
+        raise ConfigError(source, problems)
+    return data
+
+
+def _environment_applied(
+    data: dict[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], list[str]]:
+    """`data` with the environment's overrides, and the variables that could not be applied."""
     server = dict(data.get("server") or {})
     problems = []
     for variable, key in (("HOST", "host"), ("REPLICA_NAME", "replica_name")):
         if env.get(variable):
             server[key] = env[variable]
-    for variable, key in (("GRPC_PORT", "grpc_port"), ("HTTP_PORT", "http_port")):
+    ports = ("GRPC_PORT", "grpc_port"), ("HTTP_PORT", "http_port")
+    for variable, key in (*ports, ("GRPC_METRICS_PORT", "grpc_metrics_port")):
         if env.get(variable):
             try:
                 server[key] = int(env[variable])
             except ValueError:
                 problems.append(f"environment {variable}={env[variable]!r} is not a port number")
-    if problems:
-        raise ConfigError(source, problems)
     data["server"] = server
 
     providers = data.get("providers")
@@ -267,7 +363,7 @@ def _apply_environment(data: dict[str, Any], env: Mapping[str, str], source: str
             name: _provider_environment(name, body, env) if isinstance(body, dict) else body
             for name, body in providers.items()
         }
-    return data
+    return data, problems
 
 
 def _provider_environment(name: str, body: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -1,15 +1,68 @@
-"""Process-wide logging setup, shared by every entry point."""
+"""Process-wide logging: one JSON object per line, carrying the request id where there is one.
+
+Every entry point (the gRPC server, gunicorn's master and workers, the CLI) logs through here, so
+a log pipeline gets one format from every process. The request id travels in a context variable
+(per thread in the gRPC server, per greenlet under gevent), set by the front door. Nothing here
+ever logs a prompt, a completion or a key: callers pass only what the per-request line needs.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
+from contextvars import ContextVar
+from typing import Any
 
-FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", "") or request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key != "request_id":
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 def configure_logging() -> None:
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format=FORMAT)
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
     # The SDKs' HTTP client logs every request at INFO; that is noise at a gateway's volume.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+# gunicorn's own loggers (master and workers), in the same format. Its access log is off: the
+# router writes one richer line per request itself.
+GUNICORN_LOGCONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": JsonFormatter}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "httpx2": {"level": "WARNING"},
+    },
+}

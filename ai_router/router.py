@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from functools import partial
 
+from ai_router import observe
 from ai_router.config import Settings
+from ai_router.metrics import Metrics
 from ai_router.errors import InvalidRequest, NotFound
 from ai_router.policy.cooldown import Cooldowns
 from ai_router.policy.executor import Attempt, Executor, Plan, Result, Target
@@ -36,8 +38,10 @@ class ChatStream:
         rest: Iterator[ChatChunk],
         on_close: Callable[[], None],
         watch: Watch,
+        record: observe.RequestRecord | None = None,
     ) -> None:
         self.request = request
+        self._record = record  # reading may happen outside the request's context: keep it
         self._first: ChatChunk | None = first
         self._rest = rest
         self._on_close = on_close
@@ -53,10 +57,13 @@ class ChatStream:
         if first is not None:
             return first
         try:
-            return next(self._rest)
+            chunk = next(self._rest)
         except BaseException:
             self.close()
             raise
+        if chunk.usage is not None and self._record is not None:
+            self._record.usage = chunk.usage
+        return chunk
 
     def abort(self) -> None:
         """Cut the upstream off now, from any thread, even while another is reading it (the
@@ -78,19 +85,22 @@ class ChatStream:
 
 
 class Router:
-    def __init__(self, settings: Settings, providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self, settings: Settings, providers: Mapping[str, Provider], metrics: Metrics | None = None
+    ) -> None:
         self._settings = settings
         self._providers = dict(providers)
-        self.executor = Executor(Cooldowns(settings.cooldown), TargetStats())
+        self.metrics = metrics or Metrics(settings)
+        self.executor = Executor(Cooldowns(settings.cooldown), TargetStats(), self.metrics)
         self.watchdog = Watchdog()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Router:
+    def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> Router:
         providers = {
             name: provider_class(provider.type)(provider)
             for name, provider in settings.providers.items()
         }
-        return cls(settings, providers)
+        return cls(settings, providers, metrics)
 
     @property
     def providers(self) -> Mapping[str, Provider]:
@@ -110,7 +120,11 @@ class Router:
         self, request: ChatRequest, target: Target, timeout: float, lease: Lease
     ) -> ChatResponse:
         """One attempt at a whole answer from `target`."""
-        return target.provider.complete(self._for_target(request, target, timeout))
+        response = target.provider.complete(self._for_target(request, target, timeout))
+        record = observe.current()
+        if record is not None:
+            record.usage = response.usage
+        return response
 
     def stream_on(
         self, request: ChatRequest, target: Target, timeout: float, lease: Lease
@@ -125,8 +139,11 @@ class Router:
         except BaseException:
             chunks.close()
             raise
+        record = observe.current()
+        if record is not None:
+            record.first_token()
         lease.keep()
-        return ChatStream(resolved, first, chunks, lease.release, watch)
+        return ChatStream(resolved, first, chunks, lease.release, watch, record)
 
     def execute(self, plan: Plan, attempt: Attempt[Result], time_limit: float | None) -> Result:
         return self.executor.run(plan, attempt, time_limit)

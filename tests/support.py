@@ -141,7 +141,13 @@ class RouterConfig:
 
     def write(self) -> Path:
         config = {
-            "server": {"host": "127.0.0.1", "max_body_bytes": 64 * 1024, "grpc_grace_seconds": 5},
+            "server": {
+                "host": "127.0.0.1",
+                "max_body_bytes": 64 * 1024,
+                "grpc_grace_seconds": 5,
+                "grpc_metrics_port": 0,  # many gRPC servers run at once; a test that needs
+                # their metrics gives them a port of their own
+            },
             "providers": {
                 "openai": {
                     "default_model": "gpt-4o-mini",

@@ -179,7 +179,7 @@ def make_target(name: str, max_retries: int = 2, timeout: float = 10.0) -> Targe
 
 def make_executor(clock: Clock, failures: int = 3) -> Executor:
     cooldowns = Cooldowns(CooldownSettings(failures=failures, window_seconds=60, seconds=30), clock)
-    return Executor(cooldowns, TargetStats(), random.Random(1), sleep=clock.sleep, clock=clock)
+    return Executor(cooldowns, TargetStats(), rng=random.Random(1), sleep=clock.sleep, clock=clock)
 
 
 class Script:

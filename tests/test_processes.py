@@ -53,6 +53,7 @@ def test_serve_without_keys_uses_the_simulator_and_stops_everything_on_sigterm(
         "CONFIG_PATH": str(config),
         "GRPC_PORT": str(grpc_port),
         "HTTP_PORT": str(http_port),
+        "GRPC_METRICS_PORT": str(free_port()),
         "WEB_CONCURRENCY": "1",
         "OPENAI_API_KEY": "",
         "ANTHROPIC_API_KEY": "",

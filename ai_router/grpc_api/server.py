@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
+from prometheus_client import start_http_server
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -21,6 +22,8 @@ from ai_router._generated import ai_router_pb2_grpc as pb_grpc
 from ai_router.config import Settings
 from ai_router.grpc_api.servicer import AIRouterServicer
 from ai_router.router import Router
+from ai_router.tracing import configure_tracing
+from ai_router.tracing import shutdown as tracing_shutdown
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,13 @@ def build_server(settings: Settings, router: Router | None = None) -> GrpcServer
 
 def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
+    configure_tracing("grpc")
     grpc_server = build_server(settings)
+    metrics_port = settings.server.grpc_metrics_port
+    if metrics_port:
+        # One process: its own registry, on a port of its own.
+        start_http_server(metrics_port, settings.server.host, grpc_server.router.metrics.registry)
+        log.info("gRPC metrics on http://%s:%d/metrics", settings.server.host, metrics_port)
     stop_requested = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop_requested.set())
@@ -100,4 +109,5 @@ def serve(settings: Settings) -> None:
         grpc_server.grace_seconds,
     )
     grpc_server.stop()
+    tracing_shutdown()
     log.info("gRPC server stopped")

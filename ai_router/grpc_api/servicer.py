@@ -11,6 +11,7 @@ import grpc
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
+from ai_router import observe
 from ai_router.errors import RouterError
 from ai_router.grpc_api.convert import from_chunk, from_response, to_chat_request
 from ai_router.grpc_api.errors import status_code_for
@@ -37,11 +38,14 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
     def RouteRequest(self, request: pb.AIRequest, context: grpc.ServicerContext) -> pb.AIResponse:
         metadata = self._metadata(request, context)
         request_id = metadata[0][1]
-        try:
-            chat_request = to_chat_request(request, _time_remaining(context), request_id)
-            response = self._router.complete(chat_request)
-        except RouterError as error:
-            _abort(context, error, metadata)
+        with observe.recording(self._record(request, request_id)) as record:
+            try:
+                chat_request = to_chat_request(request, _time_remaining(context), request_id)
+                response = self._router.complete(chat_request)
+            except RouterError as error:
+                record.finish(status_code_for(error).name.lower())
+                _abort(context, error, metadata)
+            record.finish("ok")
         return from_response(response, request_id)
 
     def StreamingRouteRequest(
@@ -49,24 +53,35 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
     ) -> Iterator[pb.AIResponse]:
         metadata = self._metadata(request, context)
         request_id = metadata[0][1]
-        try:
-            chat_request = to_chat_request(request, _time_remaining(context), request_id)
-            stream = self._router.stream(chat_request)
-        except RouterError as error:
-            _abort(context, error, metadata)
-        # When the call ends early (the client cancelled, or its deadline passed), cut the
-        # upstream off at once: this thread may be blocked reading it.
-        context.add_callback(stream.abort)
-        try:
-            for index, chunk in enumerate(stream):
-                if index == 0:
-                    context.send_initial_metadata(metadata)
-                yield from_chunk(chunk, stream.request)
-        except RouterError as error:
-            _abort(context, error, metadata)
-        finally:
-            # A cancelled RPC leaves the generator here: close the upstream response with it.
-            stream.close()
+        with observe.recording(self._record(request, request_id)) as record:
+            record.streamed = True
+            try:
+                chat_request = to_chat_request(request, _time_remaining(context), request_id)
+                stream = self._router.stream(chat_request)
+            except RouterError as error:
+                record.finish(status_code_for(error).name.lower())
+                _abort(context, error, metadata)
+            # When the call ends early (the client cancelled, or its deadline passed), cut the
+            # upstream off at once: this thread may be blocked reading it.
+            context.add_callback(stream.abort)
+            status = "cancelled"  # unless the loop below ends one way or the other
+            try:
+                for index, chunk in enumerate(stream):
+                    if index == 0:
+                        context.send_initial_metadata(metadata)
+                    yield from_chunk(chunk, stream.request)
+                status = "ok"
+            except RouterError as error:
+                status = status_code_for(error).name.lower()
+                _abort(context, error, metadata)
+            finally:
+                # A cancelled RPC leaves the generator here: close the upstream response.
+                stream.close()
+                record.finish(status)
+
+    def _record(self, request: pb.AIRequest, request_id: str) -> observe.RequestRecord:
+        asked = f"{request.provider}/{request.model}" if request.provider else request.model
+        return observe.RequestRecord("grpc", request_id, asked, self._router.metrics)
 
     def _metadata(self, request: pb.AIRequest, context: grpc.ServicerContext) -> Metadata:
         """(request id, replica) metadata, also set as the call's trailing metadata."""

@@ -17,8 +17,9 @@ from ai_router.config import Settings
 from ai_router.errors import InvalidRequest, NotFound, RequestTooLarge, RouterError
 from ai_router.http_api import anthropic_api, anthropic_wire, native, openai_api, openai_wire
 from ai_router.http_api.errors import error_body, error_headers, status_and_type
+from ai_router.http_api import lifecycle
 from ai_router.http_api.limits import ConcurrencyLimit
-from ai_router.http_api.sse import StreamBody
+from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ai_router.http_api.state import ROUTER_KEY, router
 from ai_router.router import Router
 
@@ -27,9 +28,6 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 ANTHROPIC_REQUEST_ID_HEADER = "request-id"  # where the anthropic SDK looks for it
 REPLICA_HEADER = "X-AI-Router-Replica"
-GENERATION_ENDPOINTS = frozenset(
-    {"native.generate", "native.stream", "openai_api.chat_completions", "anthropic_api.messages"}
-)
 MAX_REQUEST_ID_LENGTH = 128
 
 
@@ -37,7 +35,8 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app = Flask("ai_router")
     # Werkzeug refuses bodies over this with 413 whether they are sized or chunked.
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
-    app.extensions[ROUTER_KEY] = router or Router.from_settings(settings)
+    the_router = router or Router.from_settings(settings)
+    app.extensions[ROUTER_KEY] = the_router
     app.register_blueprint(native.blueprint)
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(anthropic_api.blueprint)
@@ -47,28 +46,17 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
         response.headers[REPLICA_HEADER] = replica
         return response
 
-    limit = ConcurrencyLimit(settings.server.http_max_concurrent)
-
-    def admit() -> None:
-        if request.endpoint in GENERATION_ENDPOINTS:
-            g.release_slot = limit.acquire()
-
-    def release_when_sent(response: Response) -> Response:
-        # A stream holds its slot until the server is done with its body; any other response
-        # is complete in memory by now.
-        release = g.pop("release_slot", None)
-        if release is not None:
-            if isinstance(response.response, StreamBody):
-                response.response.on_close(release)
-            else:
-                release()
-        return response
-
     app.before_request(_assign_request_id)
-    app.before_request(admit)
     app.after_request(_return_request_id)
     app.after_request(name_replica)
-    app.after_request(release_when_sent)
+    lifecycle.install(
+        app, ConcurrencyLimit(settings.server.http_max_concurrent), the_router.metrics
+    )
+
+    def metrics() -> Response:
+        return Response(the_router.metrics.exposition(), content_type=METRICS_CONTENT_TYPE)
+
+    app.add_url_rule("/metrics", "metrics", metrics)
     app.register_error_handler(RouterError, _router_error)
     app.register_error_handler(HTTPException, _http_error)
     app.add_url_rule("/healthz", view_func=_healthz)
@@ -96,9 +84,10 @@ def _family() -> str:
 
 
 def _router_error(error: RouterError) -> tuple[Response, int, dict[str, str]]:
-    status, _ = status_and_type(error)
+    status, error_type = status_and_type(error)
     request_id = g.get("request_id", "")
-    log.info("request %s failed: %d %s", request_id, status, error.message)
+    g.error_type = error_type
+    log.info("request failed: %d %s", status, error.message, extra={"request_id": request_id})
     family = _family()
     body: dict[str, Any]
     if family == "openai":

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from flask import Response, g, jsonify
 from pydantic import BaseModel
 
+from ai_router import observe
 from ai_router.errors import RouterError
 from ai_router.http_api import passthrough, sse, streaming
 from ai_router.http_api.request_body import read_json_object, require_string, validate
@@ -59,6 +60,9 @@ class _Relayed:
 
 def handle(family: Family[Body]) -> Response:
     data = read_json_object()
+    record = observe.current()
+    if record is not None:
+        record.model_asked = str(data.get("model", ""))
     plan = router().plan(require_string(data, "model"))
     request_id: str = g.request_id
     stream = data.get("stream") is True
@@ -89,6 +93,7 @@ def handle(family: Family[Body]) -> Response:
             family.error_event,
             on_close=outcome.lease.release,
             on_hang_up=outcome.watch.cancel,
+            record=record,
         )
     if isinstance(outcome, ChatResponse):
         return jsonify(family.render(outcome, _label(outcome.provider, outcome.model), request_id))
@@ -102,6 +107,7 @@ def handle(family: Family[Body]) -> Response:
         request_id,
         head=encoder.head,
         done=encoder.done,
+        record=record,
     )
     return sse.event_stream(events, outcome.abort, outcome.close)
 

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
+from ai_router import observe
 from ai_router.errors import RouterError
 from ai_router.http_api.errors import error_body
 from ai_router.http_api import sse, streaming
@@ -69,7 +70,9 @@ def stream() -> Response:
     def error_event(error: RouterError) -> bytes:
         return sse.encode(error_body(error, request_id))
 
-    events = streaming.events(first, chat_stream, _events, error_event, request_id, done=sse.DONE)
+    events = streaming.events(
+        first, chat_stream, _events, error_event, request_id, done=sse.DONE, record=observe.current()
+    )
     return sse.event_stream(events, chat_stream.abort, chat_stream.close)
 
 
@@ -85,6 +88,9 @@ def _events(chunk: ChatChunk) -> Iterator[bytes]:
 
 def _chat_request() -> ChatRequest:
     body = parse_body(GenerateBody)
+    record = observe.current()
+    if record is not None:
+        record.model_asked = f"{body.provider}/{body.model}" if body.provider else body.model
     stop = [body.stop] if isinstance(body.stop, str) else (body.stop or [])
     return build_chat_request(
         provider=body.provider,

@@ -3,8 +3,9 @@
 When an OpenAI client reaches an OpenAI-family provider (or Anthropic to Anthropic), nothing needs
 translating. The router parses the request body only to route it (`model`, `stream`) and to put
 the upstream's model name in; the answer is passed on as it arrives. It looks inside the answer
-for one thing: the first `"model": "..."` of each JSON document (the whole body, or each stream
-event), rewritten to `provider/<model>` so the client can send it back and reach the same place.
+for two things: the first `"model": "..."` of each JSON document (the whole body, or each stream
+event), rewritten to `provider/<model>` so the client can send it back and reach the same place;
+and the `usage` of the documents that carry one, for metrics and the request's log line.
 Stream events are split on their blank-line boundaries so that a rewrite never straddles two
 network reads.
 """
@@ -19,7 +20,10 @@ from flask import Response
 
 from ai_router.errors import RouterError
 from ai_router.http_api import sse
+from ai_router.http_api.errors import status_and_type
+from ai_router.observe import RequestRecord
 from ai_router.providers.base import RelayResponse
+from ai_router.types import Usage
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
@@ -32,6 +36,7 @@ def relay_response(
     encode_error: Callable[[RouterError], bytes],
     on_close: Callable[[], None],
     on_hang_up: Callable[[], None],
+    record: RequestRecord | None = None,
 ) -> Response:
     """The upstream's answer for the client; `on_close` runs once the upstream is done with,
     `on_hang_up` if the client leaves a stream early."""
@@ -42,16 +47,21 @@ def relay_response(
         finally:
             relay.close()
             on_close()
+        _note_usage(body, record)
         return Response(rewrite(body), status=relay.status, content_type=relay.content_type)
     def cleanup() -> None:
         relay.close()
         on_close()
 
-    return sse.event_stream(_events(relay, rewrite, encode_error), on_hang_up, cleanup)
+    events = _events(relay, rewrite, encode_error, record)
+    return sse.event_stream(events, on_hang_up, cleanup)
 
 
 def _events(
-    relay: RelayResponse, rewrite: Callable[[bytes], bytes], encode_error: Callable[[RouterError], bytes]
+    relay: RelayResponse,
+    rewrite: Callable[[bytes], bytes],
+    encode_error: Callable[[RouterError], bytes],
+    record: RequestRecord | None,
 ) -> Iterator[bytes]:
     pending = b""
     try:
@@ -59,12 +69,38 @@ def _events(
             pending += data
             events = _EVENT_END.split(pending)
             pending = events.pop()
-            for boundary_event in events:
-                yield rewrite(boundary_event) + b"\n\n"
+            for event in events:
+                _note_usage(event, record)
+                yield rewrite(event) + b"\n\n"
         if pending:
             yield rewrite(pending)
     except RouterError as error:
+        if record is not None:
+            record.error = status_and_type(error)[1]
         yield encode_error(error)
+
+
+def _note_usage(document: bytes, record: RequestRecord | None) -> None:
+    """Token counts for metrics and logs: the one other thing read from a relayed answer, and
+    only from a document (event) that has a usage object: OpenAI's last chunk (when the client
+    asked for include_usage) or whole answer, Anthropic's message_start and message_delta."""
+    if record is None or b'"usage"' not in document:
+        return
+    start = document.find(b"{")
+    try:
+        data = json.loads(document[start:])
+    except ValueError:
+        return
+    usage = data.get("usage") or (data.get("message") or {}).get("usage")
+    if not isinstance(usage, dict):
+        return
+    previous = record.usage or Usage()
+    input_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
+    output_tokens = usage.get("completion_tokens", usage.get("output_tokens"))
+    record.usage = Usage(
+        input_tokens if isinstance(input_tokens, int) else previous.input_tokens,
+        output_tokens if isinstance(output_tokens, int) else previous.output_tokens,
+    )
 
 
 def _model_rewriter(provider: str) -> Callable[[bytes], bytes]:

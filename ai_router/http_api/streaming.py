@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 
 from ai_router.errors import RouterError
+from ai_router.http_api.errors import status_and_type
+from ai_router.observe import RequestRecord
 from ai_router.router import ChatStream
 from ai_router.types import ChatChunk
 
@@ -31,6 +33,7 @@ def events(
     *,
     head: bytes = b"",
     done: bytes = b"",
+    record: RequestRecord | None = None,
 ) -> Iterator[bytes]:
     """`head`, the encoded events of `first` and the rest of `stream`, then `done` when it
     succeeded; a failure after the first byte is sent as the family's error event, never as
@@ -42,7 +45,9 @@ def events(
         for chunk in stream:
             yield from encode(chunk)
     except RouterError as error:
-        log.info("stream %s failed mid-way: %s", request_id, error.message)
+        log.info("stream failed mid-way: %s", error.message, extra={"request_id": request_id})
+        if record is not None:
+            record.error = status_and_type(error)[1]
         yield encode_error(error)
         return
     finally:

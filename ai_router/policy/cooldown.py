@@ -40,6 +40,12 @@ class Cooldowns:
                 return True
             return self._clock() >= state.cooling_until and not state.probing
 
+    def cooling(self, key: str) -> bool:
+        """Whether `key` is resting or awaiting its probe."""
+        with self._lock:
+            state = self._states.get(key)
+            return state is not None and state.cooling_until is not None
+
     def seconds_left(self, key: str) -> float:
         with self._lock:
             state = self._states.get(key)

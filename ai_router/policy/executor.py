@@ -25,6 +25,8 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ai_router import observe, tracing
+from ai_router.metrics import Metrics
 from ai_router.policy import balance, retry
 from ai_router.policy.cooldown import Cooldowns
 from ai_router.policy.stats import Lease, TargetStats
@@ -66,12 +68,14 @@ class Executor:
         self,
         cooldowns: Cooldowns,
         stats: TargetStats,
+        metrics: Metrics | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cooldowns = cooldowns
         self.stats = stats
+        self._metrics = metrics
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._clock = clock
@@ -79,9 +83,15 @@ class Executor:
     def run(self, plan: Plan, attempt: Attempt[Result], time_limit: float | None) -> Result:
         deadline = None if time_limit is None else self._clock() + time_limit
         outcomes: list[str] = []
+        record = observe.current()
+        if record is not None and plan.is_alias:
+            record.alias = plan.name
         last_error: RouterError | None = None
         order = self._order(plan)
         for position, target in enumerate(order):
+            if record is not None:
+                record.answered_by(target.provider.name, target.model)
+                record.attempts = outcomes
             try:
                 return self._run_target(target, attempt, deadline, outcomes)
             except RouterError as error:
@@ -89,6 +99,7 @@ class Executor:
                 if not error.provider_side:
                     break  # the request itself is at fault: another target would refuse it too
                 if position + 1 < len(order):
+                    self._count("fallbacks", plan.name, target, error)
                     log.warning(
                         "%s: falling back from %s (%s) to %s",
                         plan.name,
@@ -142,6 +153,7 @@ class Executor:
                 if deadline is not None and self._clock() + wait >= deadline:
                     raise  # no time left to wait for another try
                 retries += 1
+                self._count("retries", "", target, error)
                 log.warning(
                     "retrying %s in %.2fs (retry %d of %d) after %s",
                     target.key,
@@ -158,11 +170,16 @@ class Executor:
         lease = self.stats.lease(key)
         started = self._clock()
         try:
-            result = attempt(target, timeout, lease)
+            with tracing.tracer().start_as_current_span(
+                "ai_router.attempt",
+                attributes={"ai_router.target": key, "ai_router.timeout": timeout},
+            ):
+                result = attempt(target, timeout, lease)
         except RouterError as error:
             lease.release()
             if error.provider_side:
                 self.cooldowns.failed(key)
+                self._show_cooldown(target)
             raise
         except BaseException:
             lease.release()
@@ -171,7 +188,39 @@ class Executor:
             lease.release()
         self.stats.observe_latency(key, self._clock() - started)
         self.cooldowns.succeeded(key)
+        self._show_cooldown(target)
         return result
+
+    def _count(self, counter: str, alias: str, target: Target, error: RouterError) -> None:
+        if self._metrics is None:
+            return
+        provider = self._metrics.provider(target.provider.name)
+        model = self._metrics.model(target.model)
+        if counter == "retries":
+            self._metrics.retries.labels(provider, model, reason_of(error)).inc()
+        else:
+            alias_label = self._metrics.alias(alias)
+            self._metrics.fallbacks.labels(alias_label, provider, model, reason_of(error)).inc()
+
+    def _show_cooldown(self, target: Target) -> None:
+        if self._metrics is not None:
+            gauge = self._metrics.cooldown.labels(
+                self._metrics.provider(target.provider.name), self._metrics.model(target.model)
+            )
+            gauge.set(1 if self.cooldowns.cooling(target.key) else 0)
+
+
+def reason_of(error: RouterError) -> str:
+    """A bounded label for why an attempt failed."""
+    if isinstance(error, UpstreamTimeout):
+        return "timeout"
+    if isinstance(error, UpstreamRateLimited):
+        return "rate_limited"
+    if isinstance(error, UpstreamAuthFailed):
+        return "auth"
+    if isinstance(error, UpstreamError):
+        return "unavailable" if error.retryable else "rejected"
+    return "not_configured" if error.provider_side else "other"
 
 
 def outcome_of(error: RouterError) -> str:

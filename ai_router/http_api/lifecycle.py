@@ -1,0 +1,87 @@
+"""The life of one generation request in a worker: admitted under the concurrency limit, observed
+from its first byte in to its last byte out (streams included), then reported once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, Response, g, request
+
+from ai_router import observe
+from ai_router.errors import Overloaded
+from ai_router.http_api.limits import ConcurrencyLimit
+from ai_router.http_api.sse import StreamBody
+from ai_router.metrics import Metrics
+
+# Flask endpoint -> the surface label of metrics and logs.
+SURFACES = {
+    "native.generate": "generate",
+    "native.stream": "stream",
+    "openai_api.chat_completions": "openai",
+    "anthropic_api.messages": "anthropic",
+}
+
+
+def install(app: Flask, limit: ConcurrencyLimit, metrics: Metrics) -> None:
+    def admit() -> None:
+        surface = SURFACES.get(request.endpoint or "")
+        if surface is None:
+            return
+        record = observe.RequestRecord(surface, g.request_id, "", metrics)
+        g.record = record
+        g.leave_record = observe.enter(record)
+        try:
+            release_slot = limit.acquire()
+        except Overloaded:
+            metrics.refused.labels(surface).inc()
+            raise
+        in_flight = metrics.in_flight.labels(surface)
+        in_flight.inc()
+
+        def release() -> None:
+            release_slot()
+            in_flight.dec()
+
+        g.release = _once(release)
+
+    def finish_when_sent(response: Response) -> Response:
+        # A stream is done when the server is done with its body; any other response is
+        # complete in memory by now.
+        record: observe.RequestRecord | None = g.get("record")
+        release: Callable[[], None] | None = g.pop("release", None)
+        if record is None:
+            return response
+        status = "ok" if response.status_code < 400 else g.get("error_type", str(response.status_code))
+
+        def done() -> None:
+            if release is not None:
+                release()
+            record.finish(status)
+
+        if isinstance(response.response, StreamBody):
+            record.streamed = True
+            response.response.on_close(done)
+        else:
+            done()
+        return response
+
+    def leave(error: BaseException | None) -> None:
+        leave_record = g.pop("leave_record", None)
+        if leave_record is not None:
+            leave_record()
+
+    app.before_request(admit)
+    app.after_request(finish_when_sent)
+    app.teardown_request(leave)
+
+
+def _once(function: Callable[[], None]) -> Callable[[], None]:
+    called = False
+
+    def call() -> None:
+        nonlocal called
+        if not called:
+            called = True
+            function()
+
+    return call

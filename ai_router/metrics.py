@@ -1,0 +1,124 @@
+"""Prometheus metrics, in Prometheus conventions (`ai_router_` prefix, `_total`, `_seconds`).
+
+Label values are bounded: providers, aliases and models come from config, and a model the
+config does not name is counted as "other", so a client cannot grow the series without limit.
+
+gunicorn's workers each keep their own values in files under PROMETHEUS_MULTIPROC_DIR
+(prometheus_client's multiprocess mode, set up in gunicorn.conf.py), and /metrics adds them up;
+the gRPC server is one process and serves its own registry on a port of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+from ai_router.config import Settings
+
+if TYPE_CHECKING:
+    from ai_router.observe import RequestRecord
+
+OTHER = "other"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self, settings: Settings) -> None:
+        self.registry = CollectorRegistry()
+        self._providers = set(settings.providers)
+        self._aliases = set(settings.models)
+        self._models = {
+            model
+            for provider in settings.providers.values()
+            for model in (provider.default_model, *(provider.models or ()))
+        } | {target.provider_model for alias in settings.models.values() for target in alias.targets}
+        r = self.registry
+        self.requests = Counter(
+            "ai_router_requests",
+            "Requests answered, by surface, alias, provider, model and outcome.",
+            ["surface", "alias", "provider", "model", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "ai_router_request_duration_seconds",
+            "Time from receiving a request to its last byte.",
+            ["surface", "provider", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "ai_router_time_to_first_token_seconds",
+            "Time from receiving a streamed request to its first token from the provider.",
+            ["surface", "provider", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "ai_router_tokens",
+            "Tokens billed by providers, by direction (input, output).",
+            ["provider", "model", "direction"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "ai_router_retries",
+            "Retries of a target, by the reason for retrying.",
+            ["provider", "model", "reason"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "ai_router_fallbacks",
+            "Moves of an alias from a failed target to the next, by the failure.",
+            ["alias", "provider", "model", "reason"],
+            registry=r,
+        )
+        self.cooldown = Gauge(
+            "ai_router_cooldown_active",
+            "1 while a target is cooling down after repeated failures.",
+            ["provider", "model"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "ai_router_in_flight_requests",
+            "Requests being served now, streams included.",
+            ["surface"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.refused = Counter(
+            "ai_router_overload_refusals",
+            "Requests refused because the process was at its concurrency limit.",
+            ["surface"],
+            registry=r,
+        )
+
+    def provider(self, name: str) -> str:
+        return name if name in self._providers else OTHER if name else ""
+
+    def model(self, name: str) -> str:
+        return name if name in self._models else OTHER if name else ""
+
+    def alias(self, name: str) -> str:
+        return name if name in self._aliases else ""
+
+    def observe_request(self, record: RequestRecord, status: str, latency: float) -> None:
+        provider, model = self.provider(record.provider), self.model(record.model)
+        self.requests.labels(record.surface, self.alias(record.alias), provider, model, status).inc()
+        self.latency.labels(record.surface, provider, model).observe(latency)
+        if record.streamed and record.time_to_first_token is not None:
+            self.ttft.labels(record.surface, provider, model).observe(record.time_to_first_token)
+        if record.usage is not None:
+            self.tokens.labels(provider, model, "input").inc(record.usage.input_tokens)
+            self.tokens.labels(provider, model, "output").inc(record.usage.output_tokens)
+
+    def exposition(self) -> bytes:
+        """The text exposition: every worker's values when in multiprocess mode."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
