@@ -6,12 +6,16 @@ is reset before every test, so tests stay independent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from support import (
+    ANTHROPIC_TEST_KEY,
+    OPENAI_TEST_KEY,
+    ROUTER_LOGS,
     Process,
     RouterConfig,
     Simulator,
@@ -19,6 +23,39 @@ from support import (
     start_process,
     wait_for_port,
 )
+
+from ai_router.cli import SIMULATOR_API_KEY
+
+SECRETS = (OPENAI_TEST_KEY, ANTHROPIC_TEST_KEY, "sk-test-key", SIMULATOR_API_KEY)
+# Loggers whose every line is about one request, and so must name it.
+REQUEST_LOGGERS = ("ai_router.request", "ai_router.policy.executor", "ai_router.http_api")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_hygiene() -> Iterator[None]:
+    """After the whole session, when every router process has stopped: each line its stderr
+    received is a JSON object, each line about a request carries the request id, and no line
+    holds a provider key."""
+    yield
+    problems = []
+    request_lines = 0
+    for path in ROUTER_LOGS:
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            where = f"{path.name}:{number}"
+            if any(secret in line for secret in SECRETS):
+                problems.append(f"{where}: a key is logged")
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                problems.append(f"{where}: not JSON: {line[:160]}")
+                continue
+            request_lines += entry.get("message") == "request"
+            if str(entry.get("logger", "")).startswith(REQUEST_LOGGERS) and not entry.get(
+                "request_id"
+            ):
+                problems.append(f"{where}: no request_id: {line[:160]}")
+    assert request_lines, "no router process logged a request"
+    assert not problems, "\n".join(problems[:20])
 
 
 @pytest.fixture(scope="session")

@@ -47,9 +47,14 @@ def port_open(port: int) -> bool:
         return False
 
 
+# Every router process's log (stderr) of the session, scanned at the end (conftest.py).
+ROUTER_LOGS: list[Path] = []
+
+
 @dataclass
 class Process:
-    """A server we started; stopped by its own PID only."""
+    """A server we started; stopped by its own PID only. Its stderr (the log) and stdout
+    (what it tells a person) go to two files."""
 
     name: str
     popen: subprocess.Popen[bytes]
@@ -66,22 +71,31 @@ class Process:
                 self.popen.wait()
         return self.popen.returncode
 
+    @property
+    def output_path(self) -> Path:
+        return self.log_path.with_suffix(".out")
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.output() + self.log_path.read_text(errors="replace")
 
 
 def start_process(
     name: str, arguments: list[str], env: Mapping[str, str], log_dir: Path, port: int = 0
 ) -> Process:
     log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as log_file:
+    with log_path.open("wb") as log_file, log_path.with_suffix(".out").open("wb") as out_file:
         popen = subprocess.Popen(
             [sys.executable, "-m", "ai_router.cli", *arguments],
             env={**os.environ, **env},
             cwd=REPO_ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+            stdout=out_file,
+            stderr=log_file,
         )
+    if arguments[0] != "simulate":
+        ROUTER_LOGS.append(log_path)
     return Process(name, popen, log_path, port)
 
 

@@ -64,7 +64,7 @@ def test_serve_without_keys_uses_the_simulator_and_stops_everything_on_sigterm(
     try:
         wait_for_port(serve)
         wait_for_port(serve, grpc_port)
-        first_lines = serve.log().splitlines()[:3]
+        first_lines = serve.output().splitlines()[:3]
         assert any("built-in provider simulator" in line for line in first_lines), first_lines
 
         http = httpx2.post(
