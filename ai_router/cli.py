@@ -1,4 +1,4 @@
-"""`ai-router`: serve | grpc | http | simulate.
+"""`ai-router`: serve | grpc | http | simulate | chat.
 
 `serve` runs the gRPC server and gunicorn as two child processes (so the gevent process never
 imports grpc) and, when no provider key is set, the provider simulator as a third, pointing the
@@ -39,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "chat":
+        from ai_router.chat import run as chat
+
+        return chat(args)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -75,7 +79,32 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
     simulate.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
     simulate.add_argument("--token-rate", type=float, default=0.0, help="tokens/s; 0: at once")
+    _add_chat(commands)
     return parser
+
+
+def _add_chat(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    chat = commands.add_parser("chat", help="ask a running router a question")
+    chat.add_argument("prompt", help="the question")
+    chat.add_argument("--model", help="a model id, or provider/model")
+    chat.add_argument("--provider", help="a provider's name (default: openai without --model)")
+    chat.add_argument("--system", help="a system prompt")
+    chat.add_argument("--max-tokens", type=int, help="default: the provider's default_max_tokens")
+    chat.add_argument(
+        "--no-stream", action="store_true", help="wait for the whole answer, then print it"
+    )
+    transport = chat.add_mutually_exclusive_group()
+    transport.add_argument(
+        "--grpc", dest="transport", action="store_const", const="grpc", help="(default)"
+    )
+    transport.add_argument("--http", dest="transport", action="store_const", const="http")
+    chat.set_defaults(transport="grpc")
+    chat.add_argument(
+        "--url",
+        help="gRPC: host:port (default 127.0.0.1:$GRPC_PORT, else 50051); "
+        "HTTP: http://host:port (default http://127.0.0.1:$HTTP_PORT, else 8080)",
+    )
+    chat.add_argument("--timeout", type=float, help="deadline in seconds (default: 300)")
 
 
 _GUNICORN_HELP = "gunicorn settings file (default: $GUNICORN_CONF or ./gunicorn.conf.py)"
