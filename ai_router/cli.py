@@ -1,4 +1,4 @@
-"""`ai-router`: serve | grpc | http | simulate | chat.
+"""`ai-router`: serve | grpc | http | simulate | chat | check-config.
 
 `serve` runs the gRPC server and gunicorn as two child processes (so the gevent process never
 imports grpc) and, when no provider key is set, the provider simulator as a third, pointing the
@@ -43,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ai_router.chat import run as chat
 
         return chat(args)
+    if args.command == "check-config":
+        from ai_router.check_config import run as check_config
+
+        return check_config(args.path)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -80,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
     simulate.add_argument("--token-rate", type=float, default=0.0, help="tokens/s; 0: at once")
     _add_chat(commands)
+    check = commands.add_parser(
+        "check-config", help="validate a config file and list every problem in it"
+    )
+    check.add_argument("path", nargs="?", help="default: --config, $CONFIG_PATH or ./config.yaml")
     return parser
 
 

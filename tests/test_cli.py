@@ -1,11 +1,12 @@
-"""`ai-router chat`, run as a person runs it: as a process, against the session's real gRPC and
-HTTP servers and the simulator."""
+"""`ai-router chat` and `ai-router check-config`, run as a person runs them: as processes, chat
+against the session's real gRPC and HTTP servers and the simulator."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from support import REPO_ROOT, Simulator, free_port
@@ -197,3 +198,142 @@ def test_the_default_url_comes_from_the_port_variables(
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == ANSWER + "\n"
+
+
+# check-config
+
+
+def check_config(*arguments: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    return ai_router("check-config", *arguments, **variables)
+
+
+def test_the_repository_config_is_valid_and_unset_keys_are_named() -> None:
+    result = check_config("config.yaml")
+
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == (
+        "config.yaml: OK: 2 providers (openai, anthropic), 0 aliases; "
+        "not set: OPENAI_API_KEY, ANTHROPIC_API_KEY "
+        "(their providers answer 503 / FAILED_PRECONDITION until set)\n"
+    )
+
+
+def test_a_key_that_is_set_is_not_named() -> None:
+    result = check_config("config.yaml", OPENAI_API_KEY="sk-anything")
+
+    assert result.returncode == 0
+    assert "not set: ANTHROPIC_API_KEY " in result.stdout
+    assert "OPENAI_API_KEY" not in result.stdout
+    assert "sk-anything" not in result.stdout
+
+
+BROKEN = """\
+server:
+  grpc_port: 70000
+  colour: blue
+providers:
+  openai:
+    default_model: gpt-4o-mini
+    timeout: -1
+  local:
+    default_model: llama
+  anthropic:
+    default_model: claude-3-5-haiku-20241022
+    models: [claude-3-5-haiku-20241022]
+models:
+  fast:
+    targets: [mystery/model-x, anthropic/claude-opus]
+"""
+
+
+def test_a_broken_config_lists_every_problem_with_its_key_path(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+
+    result = check_config(str(path))
+
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: server.grpc_port: Input should be less than or equal to 65535",
+        f"{path}: server.colour: Extra inputs are not permitted",
+        f"{path}: providers.openai.timeout: Input should be greater than 0",
+        f"{path}: providers.local.type: 'local' is not a provider type; "
+        "set `type:` to one of anthropic, openai",
+        f"{path}: models.fast.targets[0]: provider 'mystery' is not configured; "
+        "providers: openai, local, anthropic",
+        f"{path}: models.fast.targets[1]: provider 'anthropic' does not offer model "
+        "'claude-opus'; add it to providers.anthropic.models",
+        f"{path}: 6 problems",
+    ]
+
+
+def test_cross_field_problems_are_all_listed_not_just_the_first(tmp_path: Path) -> None:
+    # Every field is valid, so only the checks across providers and aliases find anything.
+    path = tmp_path / "aliases.yaml"
+    path.write_text(
+        "providers:\n"
+        "  openai: {default_model: gpt-4o-mini}\n"
+        "  vllm: {default_model: llama}\n"
+        "models:\n"
+        "  fast: {targets: [nowhere/a, openai/gpt-4o-mini]}\n"
+        "  smart: {targets: [elsewhere/b]}\n"
+    )
+
+    result = check_config(str(path))
+
+    assert result.returncode == 1
+    problems = result.stdout.splitlines()[:-1]
+    assert [line.split(": ")[1] for line in problems] == [
+        "providers.vllm.type",
+        "models.fast.targets[0]",
+        "models.smart.targets[0]",
+    ]
+
+
+def test_the_config_path_defaults_to_config_path_then_the_config_option(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+
+    from_variable = check_config(CONFIG_PATH=str(path))
+    from_option = ai_router("--config", str(path), "check-config")
+
+    assert from_variable.returncode == from_option.returncode == 1
+    assert from_variable.stdout == from_option.stdout
+    assert f"{path}: 6 problems" in from_variable.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "file not found; set CONFIG_PATH or create it"),
+        ("providers: [unclosed\n", "is not valid YAML"),
+        ("- a list\n", "must be a mapping with a `providers:` section"),
+    ],
+)
+def test_a_missing_or_unreadable_file_is_one_problem(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    if content is not None:
+        path.write_text(content)
+
+    result = check_config(str(path))
+
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{path}: {problem}")
+    assert result.stdout.endswith(f"{path}: 1 problem\n")
+
+
+def test_check_config_needs_no_running_router_and_no_keys(tmp_path: Path) -> None:
+    path = tmp_path / "local.yaml"
+    path.write_text(
+        "providers:\n"
+        "  local: {type: openai, default_model: llama, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "models:\n"
+        "  default: {targets: [local/llama]}\n"
+    )
+
+    result = check_config(str(path))
+
+    assert result.returncode == 0, result.stdout
+    assert "1 provider (local), 1 alias (default); not set: LOCAL_API_KEY" in result.stdout
