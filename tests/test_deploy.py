@@ -36,6 +36,7 @@ from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
 
 REPLICAS = 3
+NGINX_NOTICE_SECONDS = 0.1
 REPLICA_HEADER = "x-ai-router-replica"
 PROMPT = {"provider": "openai", "prompt": "ping"}
 
@@ -268,7 +269,16 @@ def test_killing_a_replica_under_load_fails_only_its_in_flight_requests(
         thread.start()
     time.sleep(1.5)
     killed_at = time.monotonic()
-    deployment.replicas[1].kill()
+    victim = deployment.replicas[1]
+    victim.kill()
+    # The kill has taken effect once the replica's ports refuse connections. nginx learns of it
+    # from the kernel closing its idle keep-alive connections to the replica, which it handles
+    # within its next event-loop turn; a request it had already sent down one of them was in
+    # flight on that replica.
+    wait_until(
+        lambda: not port_open(victim.http_port) and not port_open(victim.grpc_port), 5, "death"
+    )
+    time.sleep(NGINX_NOTICE_SECONDS)
     dead_at = time.monotonic()
     time.sleep(2.5)
     stop.set()
