@@ -54,7 +54,8 @@ def log_hygiene() -> Iterator[None]:
                 "request_id"
             ):
                 problems.append(f"{where}: no request_id: {line[:160]}")
-    assert request_lines, "no router process logged a request"
+    # A run that started router processes (not every run does) must have seen them log requests.
+    assert request_lines or not ROUTER_LOGS, "router processes ran but logged no request"
     assert not problems, "\n".join(problems[:20])
 
 
