@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from ai_router.access.settings import AuthSettings, Price, StateSettings
 from ai_router.providers import PROVIDER_TYPES
 
 DEFAULT_CONFIG_PATH = "config.yaml"
@@ -159,6 +160,12 @@ class Settings(_Strict):
     # Public model names (aliases) -> their targets and the strategy that picks among them.
     models: dict[str, AliasSettings] = Field(default_factory=dict)
     cooldown: CooldownSettings = CooldownSettings()
+    # Router keys, and where their counters live; prices per provider/model (USD per million
+    # tokens) on top of the built-in table; a JSON-lines file of usage records.
+    auth: AuthSettings = AuthSettings()
+    state: StateSettings = StateSettings()
+    prices: dict[str, Price] = Field(default_factory=dict)
+    usage_log: str | None = None
     source: str = Field(default="<defaults>", exclude=True)
 
     @model_validator(mode="before")
@@ -172,6 +179,11 @@ class Settings(_Strict):
     @model_validator(mode="after")
     def _check_provider_types(self) -> Settings:
         _raise_first(_provider_type_problems({n: p.type for n, p in self.providers.items()}))
+        return self
+
+    @model_validator(mode="after")
+    def _check_open_gateway(self) -> Settings:
+        _raise_first(_open_gateway_problems(self.server.host, self.auth))
         return self
 
     @model_validator(mode="after")
@@ -225,6 +237,23 @@ def _alias_target_problems(
                     f"{target.provider_model!r}; add it to providers.{target.provider}.models"
                 )
     return problems
+
+
+def _open_gateway_problems(host: str, auth: AuthSettings) -> list[str]:
+    """Without keys, the router serves anyone who can reach it: only on loopback, or when the
+    operator says so."""
+    if auth.keys or auth.allow_unauthenticated or _is_loopback(host):
+        return []
+    return [
+        f"server.host: {host!r} is reachable from other machines and auth.keys is empty, so "
+        "anyone could use the providers' keys: add keys under auth.keys, or set "
+        "auth.allow_unauthenticated: true (or ALLOW_UNAUTHENTICATED=true) if something in front "
+        "of the router authenticates"
+    ]
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _raise_first(problems: list[str]) -> None:
@@ -356,6 +385,7 @@ def _environment_applied(
             except ValueError:
                 problems.append(f"environment {variable}={env[variable]!r} is not a port number")
     data["server"] = server
+    data["auth"] = _auth_environment(data.get("auth"), env)
 
     providers = data.get("providers")
     if isinstance(providers, dict):
@@ -364,6 +394,27 @@ def _environment_applied(
             for name, body in providers.items()
         }
     return data, problems
+
+
+def _auth_environment(auth: Any, env: Mapping[str, str]) -> Any:
+    """Router keys given by `key_env`, and the admin key, are read from the environment."""
+    if auth is None:
+        auth = {}
+    if not isinstance(auth, dict):
+        return auth
+    auth = dict(auth)
+    if env.get("ALLOW_UNAUTHENTICATED", "").lower() in ("1", "true", "yes"):
+        auth["allow_unauthenticated"] = True
+    if isinstance(auth.get("admin_key_env"), str) and env.get(auth["admin_key_env"]):
+        auth["admin_key"] = env[auth["admin_key_env"]]
+    if isinstance(auth.get("keys"), list):
+        auth["keys"] = [
+            {**key, "key": env[key["key_env"]]}
+            if isinstance(key, dict) and isinstance(key.get("key_env"), str) and env.get(key["key_env"])
+            else key
+            for key in auth["keys"]
+        ]
+    return auth
 
 
 def _provider_environment(name: str, body: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -380,6 +431,6 @@ def _provider_environment(name: str, body: dict[str, Any], env: Mapping[str, str
 def _describe(error: Mapping[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
-    if message.startswith(("providers.", "models.")) or not location:
+    if message.startswith(("providers.", "models.", "server.")) or not location:
         return message
     return f"{location}: {message}"

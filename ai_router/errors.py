@@ -8,6 +8,9 @@ them in one place each. Classification is by type and status code, never by mess
     ├── RequestTooLarge           the body is over the configured limit
     ├── NotFound                  no such provider or model
     ├── ProviderNotConfigured     the provider has no API key; names the variable to set
+    ├── Unauthenticated           no router key, or an unknown one
+    ├── PermissionDenied          the key may not use this model
+    ├── LimitReached              a key's rpm, tpm, concurrency or budget is used up
     ├── Cancelled                 the client went away; its upstream call was cut off
     ├── Overloaded                this process is at its concurrency limit; come back shortly
     └── UpstreamError             the provider failed; carries `provider`, upstream `status` and
@@ -84,6 +87,22 @@ class ProviderNotConfigured(RouterError):
         )
         self.provider = provider
         self.variable = variable
+
+
+class Unauthenticated(RouterError):
+    """No router key, or one the router does not know."""
+
+
+class PermissionDenied(RouterError):
+    """The router key may not use this model (or endpoint)."""
+
+
+class LimitReached(RouterError):
+    """A key's rate limit, concurrency or budget is used up; `retry_after` says when to retry."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Cancelled(RouterError):

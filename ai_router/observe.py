@@ -45,7 +45,12 @@ class RequestRecord:
     usage: Usage | None = None
     streamed: bool = False
     error: str | None = None  # the error type a stream ended with, after its first byte
+    key: str = ""  # the router key's name (never the key)
+    cost_usd: float | None = None
+    sink: Callable[[RequestRecord], None] | None = None  # the usage log, when configured
     span: Span = field(init=False)
+    status: str = field(default="", init=False)
+    latency: float = field(default=0.0, init=False)
     _finished: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -73,25 +78,31 @@ class RequestRecord:
         latency = time.monotonic() - self.started
         self._end_span(status)
         self.metrics.observe_request(self, status, latency)
-        log.info(
-            "request",
-            extra={
-                "request_id": self.request_id,
-                "surface": self.surface,
-                "model_asked": self.model_asked,
-                "alias": self.alias or None,
-                "provider": self.provider or None,
-                "model": self.model or None,
-                "status": status,
-                "latency_ms": round(latency * 1000, 2),
-                "ttft_ms": None
-                if self.time_to_first_token is None
-                else round(self.time_to_first_token * 1000, 2),
-                "input_tokens": self.usage.input_tokens if self.usage else None,
-                "output_tokens": self.usage.output_tokens if self.usage else None,
-                "attempts": self.attempts or None,
-            },
-        )
+        self.status, self.latency = status, latency
+        log.info("request", extra=self.usage_record())
+        if self.sink is not None:
+            self.sink(self)
+
+    def usage_record(self) -> dict[str, object]:
+        """What the request's log line and usage-log line say (never content, never a key)."""
+        return {
+            "request_id": self.request_id,
+            "key": self.key or None,
+            "surface": self.surface,
+            "model_asked": self.model_asked,
+            "alias": self.alias or None,
+            "provider": self.provider or None,
+            "model": self.model or None,
+            "status": self.status,
+            "latency_ms": round(self.latency * 1000, 2),
+            "ttft_ms": None
+            if self.time_to_first_token is None
+            else round(self.time_to_first_token * 1000, 2),
+            "input_tokens": self.usage.input_tokens if self.usage else None,
+            "output_tokens": self.usage.output_tokens if self.usage else None,
+            "cost_usd": self.cost_usd,
+            "attempts": self.attempts or None,
+        }
 
 
     def _end_span(self, status: str) -> None:

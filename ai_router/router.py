@@ -14,6 +14,8 @@ from dataclasses import replace
 from functools import partial
 
 from ai_router import observe
+from ai_router.access.gate import Gate, estimate_tokens
+from ai_router.access.settings import KeySettings
 from ai_router.config import Settings
 from ai_router.metrics import Metrics
 from ai_router.errors import InvalidRequest, NotFound
@@ -22,7 +24,7 @@ from ai_router.policy.executor import Attempt, Executor, Plan, Result, Target
 from ai_router.policy.stats import Lease, TargetStats
 from ai_router.providers import provider_class
 from ai_router.providers.base import Provider
-from ai_router.types import ChatChunk, ChatRequest, ChatResponse
+from ai_router.types import ChatChunk, ChatRequest, ChatResponse, Usage
 from ai_router.watchdog import Watch, Watchdog
 
 
@@ -48,6 +50,20 @@ class ChatStream:
         self._watch = watch
         self._closed = False
         self._lock = threading.Lock()
+        self.relayed_tokens = 0  # text and tool-call pieces read so far, about one token each
+        self.usage: Usage | None = None
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run `callback` too once the stream is closed."""
+        previous = self._on_close
+
+        def both() -> None:
+            try:
+                previous()
+            finally:
+                callback()
+
+        self._on_close = both
 
     def __iter__(self) -> Iterator[ChatChunk]:
         return self
@@ -55,14 +71,21 @@ class ChatStream:
     def __next__(self) -> ChatChunk:
         first, self._first = self._first, None
         if first is not None:
-            return first
+            return self._count(first)
         try:
             chunk = next(self._rest)
         except BaseException:
             self.close()
             raise
-        if chunk.usage is not None and self._record is not None:
-            self._record.usage = chunk.usage
+        return self._count(chunk)
+
+    def _count(self, chunk: ChatChunk) -> ChatChunk:
+        if chunk.delta or chunk.tool_call is not None:
+            self.relayed_tokens += 1
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+            if self._record is not None:
+                self._record.usage = chunk.usage
         return chunk
 
     def abort(self) -> None:
@@ -91,6 +114,7 @@ class Router:
         self._settings = settings
         self._providers = dict(providers)
         self.metrics = metrics or Metrics(settings)
+        self.gate = Gate(settings)
         self.executor = Executor(Cooldowns(settings.cooldown), TargetStats(), self.metrics)
         self.watchdog = Watchdog()
 
@@ -106,15 +130,42 @@ class Router:
     def providers(self) -> Mapping[str, Provider]:
         return self._providers
 
-    def complete(self, request: ChatRequest) -> ChatResponse:
-        plan = self.plan(request.model, request.provider)
-        return self.execute(plan, partial(self.complete_on, request), request.timeout)
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
-    def stream(self, request: ChatRequest) -> ChatStream:
-        """Open a stream: the call is retried and failed over until its first chunk arrives,
-        which the returned stream yields first; after that, never."""
+    def complete(self, request: ChatRequest, caller: KeySettings | None = None) -> ChatResponse:
         plan = self.plan(request.model, request.provider)
-        return self.execute(plan, partial(self.stream_on, request), request.timeout)
+        meter = self.gate.admit(caller, plan, estimate_tokens(request), request.max_tokens)
+        try:
+            response = self.execute(plan, partial(self.complete_on, request), request.timeout)
+        except BaseException:
+            meter.settle("", "", None)
+            raise
+        cost = meter.settle(response.provider, response.model, response.usage)
+        _note_cost(cost)
+        return response
+
+    def stream(self, request: ChatRequest, caller: KeySettings | None = None) -> ChatStream:
+        """Open a stream: the call is retried and failed over until its first chunk arrives,
+        which the returned stream yields first; after that, never. The key's reservation is
+        settled when the stream closes, with the usage relayed until then."""
+        plan = self.plan(request.model, request.provider)
+        input_tokens = estimate_tokens(request)
+        meter = self.gate.admit(caller, plan, input_tokens, request.max_tokens)
+        try:
+            stream = self.execute(plan, partial(self.stream_on, request), request.timeout)
+        except BaseException:
+            meter.settle("", "", None)
+            raise
+
+        def settle() -> None:
+            usage = stream.usage or Usage(input_tokens, stream.relayed_tokens)
+            _note_cost(meter.settle(stream.request.provider, stream.request.model, usage), record)
+
+        record = observe.current()
+        stream.on_close(settle)
+        return stream
 
     def complete_on(
         self, request: ChatRequest, target: Target, timeout: float, lease: Lease
@@ -202,6 +253,7 @@ class Router:
     def close(self) -> None:
         for provider in self._providers.values():
             provider.close()
+        self.gate.close()
 
     @staticmethod
     def _target(
@@ -255,3 +307,9 @@ class Router:
     def _names(self) -> str:
         return ", ".join(self._providers)
 
+
+
+def _note_cost(cost: float, record: observe.RequestRecord | None = None) -> None:
+    record = record or observe.current()
+    if record is not None:
+        record.cost_usd = round(cost, 10)

@@ -41,6 +41,7 @@ def test_environment_overrides_ports_host_keys_and_base_urls() -> None:
             "GRPC_PORT": "7001",
             "HTTP_PORT": "7002",
             "HOST": "0.0.0.0",
+            "ALLOW_UNAUTHENTICATED": "true",
             "OPENAI_API_KEY": "sk-1",
             "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         },

@@ -12,6 +12,9 @@ import grpc
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
 from ai_router import observe
+from ai_router.access.keys import presented_key
+from ai_router.access.pricing import format_usd
+from ai_router.access.settings import KeySettings
 from ai_router.errors import RouterError
 from ai_router.grpc_api.convert import from_chunk, from_response, to_chat_request
 from ai_router.grpc_api.errors import status_code_for
@@ -21,6 +24,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
 REPLICA_KEY = "x-ai-router-replica"
+COST_KEY = "x-ai-router-cost-usd"
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -40,11 +44,13 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
         request_id = metadata[0][1]
         with observe.recording(self._record(request, request_id)) as record:
             try:
+                caller = self._caller(context)
                 chat_request = to_chat_request(request, _time_remaining(context), request_id)
-                response = self._router.complete(chat_request)
+                response = self._router.complete(chat_request, caller)
             except RouterError as error:
                 record.finish(status_code_for(error).name.lower())
                 _abort(context, error, metadata)
+            context.set_trailing_metadata(_with_cost(metadata, record))
             record.finish("ok")
         return from_response(response, request_id)
 
@@ -56,8 +62,9 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
         with observe.recording(self._record(request, request_id)) as record:
             record.streamed = True
             try:
+                caller = self._caller(context)
                 chat_request = to_chat_request(request, _time_remaining(context), request_id)
-                stream = self._router.stream(chat_request)
+                stream = self._router.stream(chat_request, caller)
             except RouterError as error:
                 record.finish(status_code_for(error).name.lower())
                 _abort(context, error, metadata)
@@ -77,17 +84,33 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
             finally:
                 # A cancelled RPC leaves the generator here: close the upstream response.
                 stream.close()
+                if status == "ok":
+                    context.set_trailing_metadata(_with_cost(metadata, record))
                 record.finish(status)
 
     def _record(self, request: pb.AIRequest, request_id: str) -> observe.RequestRecord:
         asked = f"{request.provider}/{request.model}" if request.provider else request.model
-        return observe.RequestRecord("grpc", request_id, asked, self._router.metrics)
+        return observe.RequestRecord(
+            "grpc", request_id, asked, self._router.metrics, sink=self._router.gate.record_usage
+        )
+
+    def _caller(self, context: grpc.ServicerContext) -> KeySettings | None:
+        """The router key from `authorization: Bearer <key>` (or `x-api-key`) metadata."""
+        metadata = {key: str(value) for key, value in context.invocation_metadata()}
+        presented = presented_key(metadata.get("authorization"), metadata.get("x-api-key"))
+        return self._router.gate.keyring.authenticate(presented)
 
     def _metadata(self, request: pb.AIRequest, context: grpc.ServicerContext) -> Metadata:
         """(request id, replica) metadata, also set as the call's trailing metadata."""
         metadata = ((REQUEST_ID_KEY, _request_id(request, context)), (REPLICA_KEY, self._replica))
         context.set_trailing_metadata(metadata)
         return metadata
+
+
+def _with_cost(metadata: Metadata, record: observe.RequestRecord) -> Metadata:
+    if record.cost_usd is None:
+        return metadata
+    return (*metadata, (COST_KEY, format_usd(record.cost_usd)))
 
 
 def _request_id(request: pb.AIRequest, context: grpc.ServicerContext) -> str:

@@ -15,7 +15,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ai_router.config import Settings
 from ai_router.errors import InvalidRequest, NotFound, RequestTooLarge, RouterError
-from ai_router.http_api import anthropic_api, anthropic_wire, native, openai_api, openai_wire
+from ai_router.http_api import (
+    anthropic_api,
+    anthropic_wire,
+    native,
+    openai_api,
+    openai_wire,
+    usage_api,
+)
 from ai_router.http_api.errors import error_body, error_headers, status_and_type
 from ai_router.http_api import lifecycle
 from ai_router.http_api.limits import ConcurrencyLimit
@@ -40,6 +47,7 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.register_blueprint(native.blueprint)
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(anthropic_api.blueprint)
+    app.register_blueprint(usage_api.blueprint)
     replica = settings.server.replica_name
 
     def name_replica(response: Response) -> Response:
@@ -49,9 +57,8 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.before_request(_assign_request_id)
     app.after_request(_return_request_id)
     app.after_request(name_replica)
-    lifecycle.install(
-        app, ConcurrencyLimit(settings.server.http_max_concurrent), the_router.metrics
-    )
+    limit = ConcurrencyLimit(settings.server.http_max_concurrent)
+    lifecycle.install(app, limit, the_router.metrics, the_router.gate)
 
     def metrics() -> Response:
         return Response(the_router.metrics.exposition(), content_type=METRICS_CONTENT_TYPE)

@@ -8,6 +8,7 @@ stream framing. The body is parsed into the schema only if some target needs a t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -16,6 +17,7 @@ from flask import Response, g, jsonify
 from pydantic import BaseModel
 
 from ai_router import observe
+from ai_router.access.gate import estimate_from_text
 from ai_router.errors import RouterError
 from ai_router.http_api import passthrough, sse, streaming
 from ai_router.http_api.request_body import read_json_object, require_string, validate
@@ -24,7 +26,7 @@ from ai_router.policy.executor import Target
 from ai_router.policy.stats import Lease
 from ai_router.providers.base import RelayRequest, RelayResponse
 from ai_router.router import ChatStream
-from ai_router.types import ChatChunk, ChatRequest, ChatResponse
+from ai_router.types import ChatChunk, ChatRequest, ChatResponse, Usage
 from ai_router.watchdog import Watch
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -84,19 +86,52 @@ def handle(family: Family[Body]) -> Response:
             return router().stream_on(translated(target), target, timeout, lease)
         return router().complete_on(translated(target), target, timeout, lease)
 
-    outcome = router().execute(plan, attempt, None)
+    # The reservation's estimate reads the raw messages: cautious, and no schema needed.
+    input_tokens = estimate_from_text(json.dumps(data.get("messages", ""))) + estimate_from_text(
+        json.dumps(data.get("system", ""))
+    )
+    max_output = _max_output(data)
+    meter = router().gate.admit(g.get("caller"), plan, input_tokens, max_output)
+    try:
+        outcome = router().execute(plan, attempt, None)
+    except BaseException:
+        meter.settle("", "", None)
+        raise
+
+    def settle(provider: str, model: str, usage: Usage | None) -> None:
+        cost = meter.settle(provider, model, usage)
+        if record is not None:
+            record.cost_usd = round(cost, 10)
+
     if isinstance(outcome, _Relayed):
+        target = outcome.target
+
+        def relay_done() -> None:
+            outcome.lease.release()
+            # The relayed answer's usage, when it carried one; else what was reserved.
+            usage = record.usage if record is not None else None
+            settle(target.provider.name, target.model, usage or Usage(input_tokens, max_output or 0))
+
         return passthrough.relay_response(
             outcome.relay,
-            outcome.target.provider.name,
+            target.provider.name,
             stream,
             family.error_event,
-            on_close=outcome.lease.release,
+            on_close=relay_done,
             on_hang_up=outcome.watch.cancel,
             record=record,
         )
     if isinstance(outcome, ChatResponse):
+        settle(outcome.provider, outcome.model, outcome.usage)
         return jsonify(family.render(outcome, _label(outcome.provider, outcome.model), request_id))
+    chat_stream = outcome
+    chat_stream.on_close(
+        lambda: settle(
+            chat_stream.request.provider,
+            chat_stream.request.model,
+            chat_stream.usage or Usage(input_tokens, chat_stream.relayed_tokens),
+        )
+    )
     label = _label(outcome.request.provider, outcome.request.model)
     encoder = family.stream_encoder(parsed[0], label, request_id)
     events = streaming.events(
@@ -110,6 +145,14 @@ def handle(family: Family[Body]) -> Response:
         record=record,
     )
     return sse.event_stream(events, outcome.abort, outcome.close)
+
+
+def _max_output(data: dict[str, Any]) -> int | None:
+    for field in ("max_completion_tokens", "max_tokens"):
+        value = data.get(field)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _label(provider: str, model: str) -> str:

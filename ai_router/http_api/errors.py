@@ -15,6 +15,9 @@ _STATUS_AND_TYPE: tuple[tuple[type[errors.RouterError], int, str], ...] = (
     (errors.InvalidRequest, 400, "invalid_request"),
     (errors.RequestTooLarge, 413, "request_too_large"),
     (errors.NotFound, 404, "not_found"),
+    (errors.Unauthenticated, 401, "unauthenticated"),
+    (errors.PermissionDenied, 403, "permission_denied"),
+    (errors.LimitReached, 429, "rate_limited"),
     (errors.Overloaded, 503, "overloaded"),
     # nginx's "client closed request": logged, never seen by the client that left.
     (errors.Cancelled, 499, "cancelled"),

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from flask import Flask, Response, g, request
 
 from ai_router import observe
+from ai_router.access.gate import Gate
+from ai_router.access.keys import presented_key
+from ai_router.access.pricing import format_usd
 from ai_router.errors import Overloaded
 from ai_router.http_api.limits import ConcurrencyLimit
 from ai_router.http_api.sse import StreamBody
@@ -22,14 +25,20 @@ SURFACES = {
 }
 
 
-def install(app: Flask, limit: ConcurrencyLimit, metrics: Metrics) -> None:
+COST_HEADER = "X-AI-Router-Cost-USD"
+
+
+def install(app: Flask, limit: ConcurrencyLimit, metrics: Metrics, gate: Gate) -> None:
     def admit() -> None:
         surface = SURFACES.get(request.endpoint or "")
         if surface is None:
             return
-        record = observe.RequestRecord(surface, g.request_id, "", metrics)
+        record = observe.RequestRecord(surface, g.request_id, "", metrics, sink=gate.record_usage)
         g.record = record
         g.leave_record = observe.enter(record)
+        g.caller = gate.keyring.authenticate(
+            presented_key(request.headers.get("Authorization"), request.headers.get("x-api-key"))
+        )
         try:
             release_slot = limit.acquire()
         except Overloaded:
@@ -62,6 +71,8 @@ def install(app: Flask, limit: ConcurrencyLimit, metrics: Metrics) -> None:
             record.streamed = True
             response.response.on_close(done)
         else:
+            if record.cost_usd is not None:
+                response.headers[COST_HEADER] = format_usd(record.cost_usd)
             done()
         return response
 

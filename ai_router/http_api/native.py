@@ -51,7 +51,7 @@ class GenerateBody(BaseModel):
 
 @blueprint.post("/generate")
 def generate() -> Response:
-    response = router().complete(_chat_request())
+    response = router().complete(_chat_request(), g.get("caller"))
     return jsonify(
         content=response.content,
         provider=response.provider,
@@ -63,7 +63,7 @@ def generate() -> Response:
 
 @blueprint.post("/stream")
 def stream() -> Response:
-    chat_stream = router().stream(_chat_request())
+    chat_stream = router().stream(_chat_request(), g.get("caller"))
     first = streaming.first_chunk(chat_stream)
     request_id = g.request_id
 

@@ -44,10 +44,10 @@ def relay_response(
     if not stream:
         try:
             body = b"".join(relay.chunks)
+            _note_usage(body, record)
         finally:
             relay.close()
             on_close()
-        _note_usage(body, record)
         return Response(rewrite(body), status=relay.status, content_type=relay.content_type)
     def cleanup() -> None:
         relay.close()

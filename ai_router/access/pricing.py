@@ -1,0 +1,57 @@
+"""What a request costs: usage times the price of the model that answered.
+
+Defaults are the providers' list prices (USD per million tokens) for current models; config's
+`prices:` adds models and overrides these. A model with no price costs 0, and is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from ai_router.access.settings import Price
+from ai_router.types import Usage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRICES: dict[str, Price] = {
+    "openai/gpt-4o": Price(input=2.5, output=10.0, cached_input=1.25),
+    "openai/gpt-4o-mini": Price(input=0.15, output=0.6, cached_input=0.075),
+    "openai/gpt-4.1": Price(input=2.0, output=8.0, cached_input=0.5),
+    "openai/gpt-4.1-mini": Price(input=0.4, output=1.6, cached_input=0.1),
+    "openai/gpt-4.1-nano": Price(input=0.1, output=0.4, cached_input=0.025),
+    "openai/o3": Price(input=2.0, output=8.0, cached_input=0.5),
+    "openai/o4-mini": Price(input=1.1, output=4.4, cached_input=0.275),
+    "anthropic/claude-3-5-haiku-20241022": Price(input=0.8, output=4.0, cached_input=0.08),
+    "anthropic/claude-3-5-sonnet-20240620": Price(input=3.0, output=15.0, cached_input=0.3),
+    "anthropic/claude-3-7-sonnet-20250219": Price(input=3.0, output=15.0, cached_input=0.3),
+    "anthropic/claude-sonnet-4-20250514": Price(input=3.0, output=15.0, cached_input=0.3),
+    "anthropic/claude-opus-4-20250514": Price(input=15.0, output=75.0, cached_input=1.5),
+    "anthropic/claude-3-opus-20240229": Price(input=15.0, output=75.0, cached_input=1.5),
+    "anthropic/claude-3-haiku-20240307": Price(input=0.25, output=1.25, cached_input=0.03),
+}
+PER_TOKEN = 1e-6
+
+
+class PriceTable:
+    def __init__(self, configured: Mapping[str, Price]) -> None:
+        self._prices = {**DEFAULT_PRICES, **configured}
+        self._unpriced: set[str] = set()
+
+    def price(self, provider: str, provider_type: str, model: str) -> Price | None:
+        """By the provider's name first (config), then its type (the built-in table)."""
+        return self._prices.get(f"{provider}/{model}") or self._prices.get(f"{provider_type}/{model}")
+
+    def cost(self, provider: str, provider_type: str, model: str, usage: Usage) -> float:
+        price = self.price(provider, provider_type, model)
+        if price is None:
+            if f"{provider}/{model}" not in self._unpriced:
+                self._unpriced.add(f"{provider}/{model}")
+                log.warning("no price for %s/%s: its requests cost 0", provider, model)
+            return 0.0
+        return (usage.input_tokens * price.input + usage.output_tokens * price.output) * PER_TOKEN
+
+
+def format_usd(cost: float) -> str:
+    """A cost for a header or metadata: plain decimal, no exponent, no trailing zeros."""
+    return f"{cost:.10f}".rstrip("0").rstrip(".") or "0"
