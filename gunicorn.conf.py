@@ -8,10 +8,12 @@ which the worker applies before it loads the app.
 import os
 import tempfile
 
-from ai_router.config import load_settings
 from ai_router.logs import GUNICORN_LOGCONFIG
+from ai_router.reload import snapshot_settings
 
-_server = load_settings().server
+# Run at start and again on every SIGHUP (gunicorn's graceful reload): validates config.yaml and
+# snapshots it for the workers; an invalid file on a reload is logged and the old config stays.
+_server = snapshot_settings().server
 
 bind = [f"{_server.host}:{_server.http_port}"]
 worker_class = "gevent"

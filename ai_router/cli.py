@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -16,12 +17,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 from pathlib import Path
 
 from ai_router.config import ConfigError, Settings, load_settings
 from ai_router.logs import configure_logging
+
+log = logging.getLogger("ai_router.serve")
 
 SIMULATOR_HOST = "127.0.0.1"
 SIMULATOR_API_KEY = "simulator-key"
@@ -157,7 +160,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     use_simulator = args.simulator == "always" or (
         args.simulator == "auto" and len(unkeyed) == len(settings.providers)
     )
-    stop = _StopSignal()
+    stop = _Signals()
     try:
         if use_simulator:
             port = _free_port()
@@ -180,7 +183,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             f"http://{host}:{settings.server.http_port}",
             flush=True,
         )
-        exit_code = _wait_for_first_exit(simulator + servers, stop)
+        exit_code = _wait_for_first_exit(simulator + servers, stop, lambda: _reload(servers))
     finally:
         # Servers first, so in-flight requests can finish against the simulator; then it.
         _stop_children(servers, settings.server.longest_stop_seconds + CHILD_STOP_SECONDS)
@@ -197,21 +200,58 @@ def _simulator_environment(settings: Settings, base_url: str) -> Mapping[str, st
     return env
 
 
-class _StopSignal:
-    """Records SIGTERM/SIGINT instead of raising, so children are stopped in order."""
+class _Signals:
+    """Records SIGTERM/SIGINT (stop, children in order) and SIGHUP (reload) instead of acting
+    inside a signal handler."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self._event.set())
+            signal.signal(signum, lambda *_: self._stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
 
     @property
     def received(self) -> bool:
-        return self._event.is_set()
+        return self._stop.is_set()
 
     def wait(self, seconds: float) -> bool:
-        """Sleep up to `seconds`, waking at once on a signal; True when one came."""
-        return self._event.wait(seconds)
+        """Sleep up to `seconds`, waking at once on a stop signal; True when one came."""
+        return self._stop.wait(seconds)
+
+    def take_reload(self) -> bool:
+        requested = self._reload.is_set()
+        self._reload.clear()
+        return requested
+
+
+def _reload(servers: list[subprocess.Popen[bytes]]) -> None:
+    """Validate config.yaml here first, so an invalid file reaches no server; then each server
+    reloads (gunicorn replaces its workers gracefully, the gRPC server swaps its router)."""
+    try:
+        load_settings()
+    except ConfigError as error:
+        log.error("config rejected on SIGHUP, the running config stays: %s", error)
+        return
+    signalled = []
+    for server in servers:
+        if server.poll() is None:
+            # gunicorn's master would replace its workers, leaving nobody to accept while the
+            # new ones import the SDKs; its workers reload in place instead.
+            pids = _children(server.pid) if _is_gunicorn(server) else [server.pid]
+            for pid in pids:
+                os.kill(pid, signal.SIGHUP)
+            signalled += pids
+    log.info("config valid: reloading processes %s", signalled)
+
+
+def _is_gunicorn(process: subprocess.Popen[bytes]) -> bool:
+    return "gunicorn" in " ".join(str(part) for part in process.args)  # type: ignore[union-attr]
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+        return [int(child) for child in children.read().split()]
 
 
 def _spawn(arguments: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -234,12 +274,16 @@ def _stop_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _wait_for_first_exit(children: list[subprocess.Popen[bytes]], stop: _StopSignal) -> int:
-    while not stop.wait(0.2):
+def _wait_for_first_exit(
+    children: list[subprocess.Popen[bytes]], signals: _Signals, reload: Callable[[], None]
+) -> int:
+    while not signals.wait(0.2):
+        if signals.take_reload():
+            reload()
         for child in children:
             code = child.poll()
             if code is not None:
-                print(f"ai-router: child {child.args!r} exited with {code}", file=sys.stderr)
+                log.error("child %r exited with %s; stopping the others", child.args, code)
                 return code or 1
     return 0
 

@@ -29,13 +29,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Metrics:
     def __init__(self, settings: Settings) -> None:
         self.registry = CollectorRegistry()
-        self._providers = set(settings.providers)
-        self._aliases = set(settings.models)
-        self._models = {
-            model
-            for provider in settings.providers.values()
-            for model in (provider.default_model, *(provider.models or ()))
-        } | {target.provider_model for alias in settings.models.values() for target in alias.targets}
+        self._providers: set[str] = set()
+        self._aliases: set[str] = set()
+        self._models: set[str] = set()
+        self.learn(settings)
         r = self.registry
         self.requests = Counter(
             "ai_router_requests",
@@ -95,6 +92,17 @@ class Metrics:
             ["surface"],
             registry=r,
         )
+
+    def learn(self, settings: Settings) -> None:
+        """Take the label values a (re)loaded config names; earlier ones stay valid, so that a
+        series never changes meaning."""
+        self._providers |= set(settings.providers)
+        self._aliases |= set(settings.models)
+        self._models |= {
+            model
+            for provider in settings.providers.values()
+            for model in (provider.default_model, *(provider.models or ()))
+        } | {target.provider_model for alias in settings.models.values() for target in alias.targets}
 
     def provider(self, name: str) -> str:
         return name if name in self._providers else OTHER if name else ""

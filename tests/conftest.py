@@ -28,7 +28,12 @@ from ai_router.cli import SIMULATOR_API_KEY
 
 SECRETS = (OPENAI_TEST_KEY, ANTHROPIC_TEST_KEY, "sk-test-key", SIMULATOR_API_KEY)
 # Loggers whose every line is about one request, and so must name it.
-REQUEST_LOGGERS = ("ai_router.request", "ai_router.policy.executor", "ai_router.http_api")
+REQUEST_LOGGERS = (
+    "ai_router.request",
+    "ai_router.policy.executor",
+    "ai_router.http_api.app",
+    "ai_router.http_api.streaming",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
-from ai_router.config import Settings
+from ai_router.config import ConfigError, Settings, load_settings
 from ai_router.grpc_api.servicer import AIRouterServicer
 from ai_router.router import Router
 from ai_router.tracing import configure_tracing
@@ -34,6 +34,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AIRouter"].full_name
 class GrpcServer:
     server: grpc.Server
     health: health.HealthServicer
+    servicer: AIRouterServicer
     router: Router
     port: int
     grace_seconds: float
@@ -43,6 +44,21 @@ class GrpcServer:
         self.server.start()
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def reload(self) -> None:
+        """Re-read config.yaml: new calls get a router built from it, calls in flight keep the
+        one they started with; an invalid file is logged and changes nothing. (server.* needs a
+        restart: ports and pools are fixed once listening.)"""
+        try:
+            settings = load_settings()
+        except ConfigError as error:
+            log.error("config rejected, the running config stays: %s", error)
+            return
+        self.router.metrics.learn(settings)
+        router = Router.from_settings(settings, self.router.metrics)
+        self.servicer.router = router
+        self.router = router
+        log.info("config reloaded from %s", settings.source)
 
     def stop(self) -> None:
         """Report NOT_SERVING at once and keep serving for `drain_seconds`, so health-checking
@@ -64,9 +80,8 @@ def build_server(settings: Settings, router: Router | None = None) -> GrpcServer
         # Beyond this many RPCs at once, new ones get RESOURCE_EXHAUSTED instead of a queue.
         maximum_concurrent_rpcs=server_settings.grpc_concurrency_limit,
     )
-    pb_grpc.add_AIRouterServicer_to_server(
-        AIRouterServicer(router, server_settings.replica_name), server
-    )
+    servicer = AIRouterServicer(router, server_settings.replica_name)
+    pb_grpc.add_AIRouterServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
@@ -81,6 +96,7 @@ def build_server(settings: Settings, router: Router | None = None) -> GrpcServer
     return GrpcServer(
         server,
         health_servicer,
+        servicer,
         router,
         port,
         grace_seconds=server_settings.grpc_grace_seconds,
@@ -97,12 +113,23 @@ def serve(settings: Settings) -> None:
         # One process: its own registry, on a port of its own.
         start_http_server(metrics_port, settings.server.host, grpc_server.router.metrics.registry)
         log.info("gRPC metrics on http://%s:%d/metrics", settings.server.host, metrics_port)
-    stop_requested = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop_requested.set())
+    stop_requested, reload_requested = threading.Event(), threading.Event()
+    wake = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        (reload_requested if signum == signal.SIGHUP else stop_requested).set()
+        wake.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     grpc_server.start()
     log.info("gRPC server listening on %s:%d", settings.server.host, grpc_server.port)
-    stop_requested.wait()
+    while not stop_requested.is_set():
+        wake.wait()
+        wake.clear()
+        if reload_requested.is_set() and not stop_requested.is_set():
+            reload_requested.clear()
+            grpc_server.reload()
     log.info(
         "gRPC server stopping: NOT_SERVING for %gs, then in-flight RPCs have %gs",
         grpc_server.drain_seconds,

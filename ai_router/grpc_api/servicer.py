@@ -36,7 +36,9 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
     still answer the client with a clean status instead of a reset stream."""
 
     def __init__(self, router: Router, replica_name: str) -> None:
-        self._router = router
+        # Swapped whole by a reload; a call reads it once, so it finishes on the router it
+        # started with.
+        self.router = router
         self._replica = replica_name
 
     def RouteRequest(self, request: pb.AIRequest, context: grpc.ServicerContext) -> pb.AIResponse:
@@ -46,7 +48,7 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
             try:
                 caller = self._caller(context)
                 chat_request = to_chat_request(request, _time_remaining(context), request_id)
-                response = self._router.complete(chat_request, caller)
+                response = self.router.complete(chat_request, caller)
             except RouterError as error:
                 record.finish(status_code_for(error).name.lower())
                 _abort(context, error, metadata)
@@ -64,7 +66,7 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
             try:
                 caller = self._caller(context)
                 chat_request = to_chat_request(request, _time_remaining(context), request_id)
-                stream = self._router.stream(chat_request, caller)
+                stream = self.router.stream(chat_request, caller)
             except RouterError as error:
                 record.finish(status_code_for(error).name.lower())
                 _abort(context, error, metadata)
@@ -91,14 +93,14 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
     def _record(self, request: pb.AIRequest, request_id: str) -> observe.RequestRecord:
         asked = f"{request.provider}/{request.model}" if request.provider else request.model
         return observe.RequestRecord(
-            "grpc", request_id, asked, self._router.metrics, sink=self._router.gate.record_usage
+            "grpc", request_id, asked, self.router.metrics, sink=self.router.gate.record_usage
         )
 
     def _caller(self, context: grpc.ServicerContext) -> KeySettings | None:
         """The router key from `authorization: Bearer <key>` (or `x-api-key`) metadata."""
         metadata = {key: str(value) for key, value in context.invocation_metadata()}
         presented = presented_key(metadata.get("authorization"), metadata.get("x-api-key"))
-        return self._router.gate.keyring.authenticate(presented)
+        return self.router.gate.keyring.authenticate(presented)
 
     def _metadata(self, request: pb.AIRequest, context: grpc.ServicerContext) -> Metadata:
         """(request id, replica) metadata, also set as the call's trailing metadata."""

@@ -27,7 +27,7 @@ from ai_router.http_api.errors import error_body, error_headers, status_and_type
 from ai_router.http_api import lifecycle
 from ai_router.http_api.limits import ConcurrencyLimit
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ai_router.http_api.state import ROUTER_KEY, router
+from ai_router.http_api import state
 from ai_router.router import Router
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,7 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app = Flask("ai_router")
     # Werkzeug refuses bodies over this with 413 whether they are sized or chunked.
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
-    the_router = router or Router.from_settings(settings)
-    app.extensions[ROUTER_KEY] = the_router
+    app.extensions[state.ROUTER_KEY] = router or Router.from_settings(settings)
     app.register_blueprint(native.blueprint)
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(anthropic_api.blueprint)
@@ -54,14 +53,15 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
         response.headers[REPLICA_HEADER] = replica
         return response
 
+    app.before_request(state.bind_router)
     app.before_request(_assign_request_id)
     app.after_request(_return_request_id)
     app.after_request(name_replica)
     limit = ConcurrencyLimit(settings.server.http_max_concurrent)
-    lifecycle.install(app, limit, the_router.metrics, the_router.gate)
+    lifecycle.install(app, limit)
 
     def metrics() -> Response:
-        return Response(the_router.metrics.exposition(), content_type=METRICS_CONTENT_TYPE)
+        return Response(state.router().metrics.exposition(), content_type=METRICS_CONTENT_TYPE)
 
     app.add_url_rule("/metrics", "metrics", metrics)
     app.register_error_handler(RouterError, _router_error)
@@ -123,7 +123,7 @@ def _healthz() -> Response:
 
 
 def _readyz() -> tuple[Response, int]:
-    reasons = router().readiness()
+    reasons = state.router().readiness()
     usable = [name for name, reason in reasons.items() if reason is None]
     providers = {
         name: {"ready": reason is None, **({"reason": reason} if reason else {})}

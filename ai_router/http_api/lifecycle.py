@@ -8,13 +8,12 @@ from collections.abc import Callable
 from flask import Flask, Response, g, request
 
 from ai_router import observe
-from ai_router.access.gate import Gate
 from ai_router.access.keys import presented_key
 from ai_router.access.pricing import format_usd
 from ai_router.errors import Overloaded
 from ai_router.http_api.limits import ConcurrencyLimit
 from ai_router.http_api.sse import StreamBody
-from ai_router.metrics import Metrics
+from ai_router.http_api.state import router
 
 # Flask endpoint -> the surface label of metrics and logs.
 SURFACES = {
@@ -28,11 +27,12 @@ SURFACES = {
 COST_HEADER = "X-AI-Router-Cost-USD"
 
 
-def install(app: Flask, limit: ConcurrencyLimit, metrics: Metrics, gate: Gate) -> None:
+def install(app: Flask, limit: ConcurrencyLimit) -> None:
     def admit() -> None:
         surface = SURFACES.get(request.endpoint or "")
         if surface is None:
             return
+        metrics, gate = router().metrics, router().gate
         record = observe.RequestRecord(surface, g.request_id, "", metrics, sink=gate.record_usage)
         g.record = record
         g.leave_record = observe.enter(record)

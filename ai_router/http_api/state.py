@@ -1,14 +1,29 @@
-"""Where a request finds the app's router: in the app, never in a module global."""
+"""Where a request finds the app's router: in the app, never in a module global.
+
+A live reload replaces the app's router; each request keeps the one it started with (bound in
+`g` by `bind_router`, the app's first before-request function), so it never mixes two configs.
+"""
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, g
 
 from ai_router.router import Router
 
 ROUTER_KEY = "ai_router.router"
 
 
+def bind_router() -> None:
+    g.router = current_app.extensions[ROUTER_KEY]
+
+
 def router() -> Router:
-    found: Router = current_app.extensions[ROUTER_KEY]
+    found: Router = g.get("router") or current_app.extensions[ROUTER_KEY]
     return found
+
+
+def replace_router(new: Router) -> Router:
+    """Make `new` the router of requests from now on; returns the one it replaces."""
+    old: Router = current_app.extensions[ROUTER_KEY]
+    current_app.extensions[ROUTER_KEY] = new
+    return old

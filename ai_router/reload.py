@@ -1,0 +1,68 @@
+"""Live reload: a validated snapshot of config.yaml that every process of a server loads from.
+
+gunicorn reloads on SIGHUP by re-reading gunicorn.conf.py and replacing its workers gracefully
+(requests in flight finish on the old workers, with the old config). Its master validates the
+file and, only when it is valid, copies exactly the text it validated to the snapshot, which new
+workers load; an invalid file is logged and the snapshot, so the running config, stays. The gRPC
+process reloads in place on SIGHUP: a new Router takes new calls, calls in flight keep theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from ai_router.config import ConfigError, Settings, load_settings, settings_from_mapping
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_VARIABLE = "AI_ROUTER_CONFIG_SNAPSHOT"
+
+
+def snapshot_settings() -> Settings:
+    """For gunicorn's master, at start and on every SIGHUP: validate CONFIG_PATH and snapshot it;
+    when it is invalid on a reload, keep (and return) the last good snapshot. At start an
+    invalid file raises ConfigError: there is nothing to keep."""
+    source = os.environ.get("CONFIG_PATH") or "config.yaml"
+    snapshot = os.environ.get(SNAPSHOT_VARIABLE)
+    try:
+        text = _read(source)
+        settings = settings_from_mapping(_parse(text, source), os.environ, source)
+    except ConfigError as error:
+        if snapshot is None or not Path(snapshot).is_file():
+            raise
+        log.error("config rejected, the running config stays: %s", error)
+        return load_settings(snapshot)
+    if snapshot is None:
+        handle, snapshot = tempfile.mkstemp(prefix="ai-router-config-", suffix=".yaml")
+        os.close(handle)
+        os.environ[SNAPSHOT_VARIABLE] = snapshot  # inherited by the workers gunicorn forks
+    Path(snapshot).write_text(text, encoding="utf-8")
+    return settings
+
+
+def worker_settings() -> Settings:
+    """For each gunicorn worker: the snapshot its master validated (or CONFIG_PATH, when run
+    without one)."""
+    return load_settings(os.environ.get(SNAPSHOT_VARIABLE) or None)
+
+
+def _read(source: str) -> str:
+    try:
+        return Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(source, [f"cannot be read: {error.strerror}"]) from None
+
+
+def _parse(text: str, source: str) -> dict[str, object]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(source, [f"is not valid YAML: {error}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["must be a mapping with a `providers:` section"])
+    return data
