@@ -346,12 +346,19 @@ def settings_from_mapping(
 
 
 def _read_yaml(source: str) -> dict[str, Any]:
+    return parse_config(read_config_text(source), source)
+
+
+def read_config_text(source: str) -> str:
     try:
-        text = Path(source).read_text(encoding="utf-8")
+        return Path(source).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(source, ["file not found; set CONFIG_PATH or create it"]) from None
     except OSError as exc:
         raise ConfigError(source, [f"cannot be read: {exc.strerror}"]) from None
+
+
+def parse_config(text: str, source: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -14,9 +14,14 @@ import os
 import tempfile
 from pathlib import Path
 
-import yaml
-
-from ai_router.config import ConfigError, Settings, load_settings, settings_from_mapping
+from ai_router.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_config,
+    read_config_text,
+    settings_from_mapping,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +35,8 @@ def snapshot_settings() -> Settings:
     source = os.environ.get("CONFIG_PATH") or "config.yaml"
     snapshot = os.environ.get(SNAPSHOT_VARIABLE)
     try:
-        text = _read(source)
-        settings = settings_from_mapping(_parse(text, source), os.environ, source)
+        text = read_config_text(source)
+        settings = settings_from_mapping(parse_config(text, source), os.environ, source)
     except ConfigError as error:
         if snapshot is None or not Path(snapshot).is_file():
             raise
@@ -50,19 +55,3 @@ def worker_settings() -> Settings:
     without one)."""
     return load_settings(os.environ.get(SNAPSHOT_VARIABLE) or None)
 
-
-def _read(source: str) -> str:
-    try:
-        return Path(source).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(source, [f"cannot be read: {error.strerror}"]) from None
-
-
-def _parse(text: str, source: str) -> dict[str, object]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(source, [f"is not valid YAML: {error}"]) from None
-    if not isinstance(data, dict):
-        raise ConfigError(source, ["must be a mapping with a `providers:` section"])
-    return data

@@ -23,7 +23,7 @@ from ai_router.policy.cooldown import Cooldowns
 from ai_router.policy.executor import Attempt, Executor, Plan, Result, Target
 from ai_router.policy.stats import Lease, TargetStats
 from ai_router.providers import provider_class
-from ai_router.providers.base import Provider
+from ai_router.providers.base import AnyProvider
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse, Usage
 from ai_router.watchdog import Watch, Watchdog
 
@@ -109,7 +109,10 @@ class ChatStream:
 
 class Router:
     def __init__(
-        self, settings: Settings, providers: Mapping[str, Provider], metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        providers: Mapping[str, AnyProvider],
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._providers = dict(providers)
@@ -127,7 +130,7 @@ class Router:
         return cls(settings, providers, metrics)
 
     @property
-    def providers(self) -> Mapping[str, Provider]:
+    def providers(self) -> Mapping[str, AnyProvider]:
         return self._providers
 
     @property
@@ -217,7 +220,7 @@ class Router:
         provider, upstream_model = self.target(model, provider_name)
         return Plan(model, (self._target(provider, upstream_model),))
 
-    def target(self, model: str, provider_name: str = "") -> tuple[Provider, str]:
+    def target(self, model: str, provider_name: str = "") -> tuple[AnyProvider, str]:
         """The provider and upstream model a model name (and optional provider name) denote."""
         provider_name, model = self._split_name(provider_name, model)
         provider = self._providers.get(provider_name)
@@ -257,7 +260,7 @@ class Router:
 
     @staticmethod
     def _target(
-        provider: Provider,
+        provider: AnyProvider,
         model: str,
         timeout: float | None = None,
         max_retries: int | None = None,

@@ -18,8 +18,11 @@ from ai_router.watchdog import Watch
 HELLO = (Message("user", "hello"),)
 
 
-class FakeProvider(Provider):
+class FakeProvider(Provider[None]):
     """Answers with the model it was asked for and records every request."""
+
+    def make_client(self, api_key: str, settings: ProviderSettings) -> None:
+        return None
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)

@@ -30,7 +30,7 @@ from ai_router.metrics import Metrics
 from ai_router.policy import balance, retry
 from ai_router.policy.cooldown import Cooldowns
 from ai_router.policy.stats import Lease, TargetStats
-from ai_router.providers.base import Provider
+from ai_router.providers.base import AnyProvider
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ Result = TypeVar("Result")
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    provider: Provider
+    provider: AnyProvider
     model: str
     timeout: float
     max_retries: int

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ai_router.providers.base import Provider
+    from ai_router.providers.base import AnyProvider
 
 PROVIDER_TYPES: dict[str, str] = {
     "openai": "ai_router.providers.openai:OpenAIProvider",
@@ -18,7 +18,7 @@ PROVIDER_TYPES: dict[str, str] = {
 }
 
 
-def provider_class(type_name: str) -> type[Provider]:
+def provider_class(type_name: str) -> type[AnyProvider]:
     module_name, _, class_name = PROVIDER_TYPES[type_name].partition(":")
-    provider_type: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    provider_type: type[AnyProvider] = getattr(importlib.import_module(module_name), class_name)
     return provider_type

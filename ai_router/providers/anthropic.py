@@ -8,11 +8,10 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 import anthropic
-import httpx2
 
 from ai_router.config import ProviderSettings
 from ai_router.errors import InvalidRequest
-from ai_router.providers.base import Provider, RelayRequest, RelayResponse, translate_sdk_error
+from ai_router.providers.base import Provider, translate_sdk_error
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -44,22 +43,24 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 _TOOL_CHOICE_TYPES = {"auto": "auto", "none": "none", "required": "any", "tool": "tool"}
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(Provider[anthropic.Anthropic]):
     family = "anthropic"
 
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings)
-        self._client: anthropic.Anthropic | None = None
-        if self.api_key is not None:
-            self._client = anthropic.Anthropic(
-                api_key=self.api_key,
-                base_url=settings.base_url or DEFAULT_BASE_URL,
-                # The router retries (policy/retry.py); SDK retries would multiply with ours.
-                max_retries=0,
-            )
+    sdk = anthropic
+    relay_path = MESSAGES_PATH
+
+    def make_client(self, api_key: str, settings: ProviderSettings) -> anthropic.Anthropic:
+        return anthropic.Anthropic(
+            api_key=api_key,
+            # Always explicit: the SDK would otherwise read ANTHROPIC_BASE_URL for every
+            # provider of this type, not just the one it belongs to.
+            base_url=settings.base_url or DEFAULT_BASE_URL,
+            # The router retries (policy/retry.py); SDK retries would multiply with ours.
+            max_retries=0,
+        )
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        client = self._require_client()
+        client = self.client()
         arguments = self._arguments(request)
         try:
             message = client.messages.create(**arguments)
@@ -81,7 +82,7 @@ class AnthropicProvider(Provider):
         )
 
     def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
-        client = self._require_client()
+        client = self.client()
         arguments = self._arguments(request)
         finish_reason: FinishReason = "stop"
         input_tokens = output_tokens = 0
@@ -122,29 +123,6 @@ class AnthropicProvider(Provider):
         except Exception as exc:
             raise self.stream_error(exc, anthropic, watch) from exc
         yield ChatChunk(finish_reason=finish_reason, usage=Usage(input_tokens, output_tokens))
-
-    def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
-        client = self._require_client()
-        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
-        try:
-            response = client.post(
-                MESSAGES_PATH,
-                body=request.body,
-                cast_to=httpx2.Response,
-                options=self.relay_options(request),
-            )
-        except Exception as exc:
-            raise translate_sdk_error(exc, anthropic, self) from exc
-        return RelayResponse.of(response, self, anthropic, watch, deadline - time.monotonic())
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    def _require_client(self) -> anthropic.Anthropic:
-        self.require_key()
-        assert self._client is not None  # built whenever a key is set
-        return self._client
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         sampling = request.sampling

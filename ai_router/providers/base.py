@@ -11,7 +11,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
+
+import time
 
 import httpx2
 
@@ -31,6 +33,7 @@ from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 from ai_router.watchdog import Watch
 
 Item = TypeVar("Item")
+Client = TypeVar("Client")
 
 REDACTED = "[redacted]"
 
@@ -63,7 +66,7 @@ class RelayResponse:
     def of(
         cls,
         response: httpx2.Response,
-        provider: Provider,
+        provider: Provider[Any],
         sdk: ModuleType,
         watch: Watch,
         first_chunk_seconds: float,
@@ -89,16 +92,32 @@ class RelayResponse:
         self.response.close()
 
 
-class Provider(ABC):
-    """One configured upstream. Subclasses implement `complete` and `stream`, and `relay` when
-    clients of the upstream's own API family may be passed through to it unparsed."""
+class Provider(ABC, Generic[Client]):
+    """One configured upstream, through its official SDK's client (`Client`): one per process,
+    reused, built when the provider has a key. Subclasses implement `complete` and `stream`;
+    `relay` passes a body of the upstream's own family through to `relay_path`."""
 
     # The API family the upstream speaks ("openai", "anthropic"); same-family clients are relayed.
     family: str = ""
+    # The SDK module (its exception classes translate failures) and where relayed bodies go.
+    sdk: ModuleType
+    relay_path: str = ""
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         self.name = settings.name
+        self._client: Client | None = None
+        if self.api_key is not None:
+            self._client = self.make_client(self.api_key, settings)
+
+    @abstractmethod
+    def make_client(self, api_key: str, settings: ProviderSettings) -> Client:
+        """The SDK client, always with an explicit base URL and the SDK's retries off."""
+
+    def client(self) -> Client:
+        self.require_key()
+        assert self._client is not None  # built whenever a key is set
+        return self._client
 
     @property
     def api_key(self) -> str | None:
@@ -132,8 +151,22 @@ class Provider(ABC):
         closes the upstream response."""
 
     def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
-        """Send a body already in this upstream's wire format, and hand back its raw answer."""
-        raise NotImplementedError(f"{type(self).__name__} does not relay requests")
+        """Send a body already in this upstream's wire format, and hand back its raw answer
+        (auth, base URL and error types still the SDK's)."""
+        if not self.relay_path:
+            raise NotImplementedError(f"{type(self).__name__} does not relay requests")
+        client: Any = self.client()
+        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
+        try:
+            response = client.post(
+                self.relay_path,
+                body=request.body,
+                cast_to=httpx2.Response,
+                options=self.relay_options(request),
+            )
+        except Exception as exc:
+            raise translate_sdk_error(exc, self.sdk, self) from exc
+        return RelayResponse.of(response, self, self.sdk, watch, deadline - time.monotonic())
 
     def watched(
         self, items: Iterable[Item], response: Any, watch: Watch, first_seconds: float
@@ -169,9 +202,15 @@ class Provider(ABC):
 
     def close(self) -> None:
         """Release the SDK client's connections."""
+        if self._client is not None:
+            close: Any = getattr(self._client, "close")
+            close()
 
 
-def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider) -> RouterError:
+AnyProvider = Provider[Any]  # a provider, whatever its SDK client
+
+
+def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider[Any]) -> RouterError:
     """Map an exception raised by an official SDK (openai or anthropic, which share a shape) or
     by httpx2 underneath it to a RouterError. Classified by type and status, never by text."""
     name = provider.name
@@ -225,7 +264,7 @@ def _from_status(status: int, detail: str, exc: Any, name: str) -> UpstreamError
     )
 
 
-def _upstream_message(exc: Any, provider: Provider) -> str:
+def _upstream_message(exc: Any, provider: Provider[Any]) -> str:
     body = getattr(exc, "body", None)
     message = None
     if isinstance(body, dict):

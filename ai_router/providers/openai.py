@@ -6,11 +6,10 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-import httpx2
 import openai
 
 from ai_router.config import ProviderSettings
-from ai_router.providers.base import Provider, RelayRequest, RelayResponse, translate_sdk_error
+from ai_router.providers.base import Provider, translate_sdk_error
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -38,25 +37,23 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 }
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(Provider[openai.OpenAI]):
     family = "openai"
+    sdk = openai
     relay_path = CHAT_PATH
 
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings)
-        self._client: openai.OpenAI | None = None
-        if self.api_key is not None:
-            self._client = openai.OpenAI(
-                api_key=self.api_key,
-                # Always explicit: the SDK would otherwise read OPENAI_BASE_URL for every
-                # OpenAI-compatible provider, not just the one named `openai`.
-                base_url=settings.base_url or DEFAULT_BASE_URL,
-                # The router retries (policy/retry.py); SDK retries would multiply with ours.
-                max_retries=0,
-            )
+    def make_client(self, api_key: str, settings: ProviderSettings) -> openai.OpenAI:
+        return openai.OpenAI(
+            api_key=api_key,
+            # Always explicit: the SDK would otherwise read OPENAI_BASE_URL for every
+            # provider of this type, not just the one it belongs to.
+            base_url=settings.base_url or DEFAULT_BASE_URL,
+            # The router retries (policy/retry.py); SDK retries would multiply with ours.
+            max_retries=0,
+        )
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        client = self._require_client()
+        client = self.client()
         try:
             completion = client.chat.completions.create(**self._arguments(request))
         except Exception as exc:
@@ -77,7 +74,7 @@ class OpenAIProvider(Provider):
         )
 
     def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
-        client = self._require_client()
+        client = self.client()
         finish_reason: FinishReason = "stop"
         usage = Usage()
         deadline = time.monotonic() + (request.timeout or self.settings.timeout)
@@ -110,29 +107,6 @@ class OpenAIProvider(Provider):
         except Exception as exc:
             raise self.stream_error(exc, openai, watch) from exc
         yield ChatChunk(finish_reason=finish_reason, usage=usage)
-
-    def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
-        client = self._require_client()
-        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
-        try:
-            response = client.post(
-                self.relay_path,
-                body=request.body,
-                cast_to=httpx2.Response,
-                options=self.relay_options(request),
-            )
-        except Exception as exc:
-            raise translate_sdk_error(exc, openai, self) from exc
-        return RelayResponse.of(response, self, openai, watch, deadline - time.monotonic())
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    def _require_client(self) -> openai.OpenAI:
-        self.require_key()
-        assert self._client is not None  # built whenever a key is set
-        return self._client
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
