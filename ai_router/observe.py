@@ -46,6 +46,9 @@ class RequestRecord:
     streamed: bool = False
     error: str | None = None  # the error type a stream ended with, after its first byte
     key: str = ""  # the router key's name (never the key)
+    # Content and tool-call pieces a relayed stream passed on (about one token each): what the
+    # output is billed at when the stream ends without the provider's own count.
+    relayed_pieces: int = 0
     cost_usd: float | None = None
     sink: Callable[[RequestRecord], None] | None = None  # the usage log, when configured
     span: Span = field(init=False)

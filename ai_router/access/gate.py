@@ -78,8 +78,9 @@ class Gate:
         record = observe.current()
         if record is not None and key is not None:
             record.key = key.name
-        if key is None or not _limited(key):
+        if key is None:
             return Meter(self, key, None)
+        # Even a key without limits reserves: its spend is counted all the same.
         max_output = max_output or max(
             target.provider.settings.default_max_tokens for target in plan.targets
         )
@@ -114,10 +115,6 @@ def estimate_tokens(request: ChatRequest) -> int:
 
 def estimate_from_text(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
-
-
-def _limited(key: KeySettings) -> bool:
-    return any((key.rpm, key.tpm, key.max_concurrent, key.budget_usd))
 
 
 def _open_store(settings: Settings) -> QuotaStore:

@@ -108,9 +108,18 @@ def handle(family: Family[Body]) -> Response:
 
         def relay_done() -> None:
             outcome.lease.release()
-            # The relayed answer's usage, when it carried one; else what was reserved.
-            usage = record.usage if record is not None else None
-            settle(target.provider.name, target.model, usage or Usage(input_tokens, max_output or 0))
+            # The provider's own counts where the answer carried them; the output of a stream
+            # that ended without them (abandoned, or OpenAI without include_usage) is what was
+            # relayed.
+            reported = record.usage if record is not None else None
+            pieces = record.relayed_pieces if record is not None else 0
+            usage = Usage(
+                reported.input_tokens if reported else input_tokens,
+                max(reported.output_tokens if reported else 0, pieces),
+            )
+            if record is not None:
+                record.usage = usage
+            settle(target.provider.name, target.model, usage)
 
         return passthrough.relay_response(
             outcome.relay,

@@ -24,21 +24,27 @@ SURFACES = {
 }
 
 
+# Not generation, but behind a key all the same (the model list tells what the key may reach).
+KEYED_ENDPOINTS = frozenset({"openai_api.list_models", "openai_api.get_model"})
 COST_HEADER = "X-AI-Router-Cost-USD"
+
+
+def _presented() -> str | None:
+    return presented_key(request.headers.get("Authorization"), request.headers.get("x-api-key"))
 
 
 def install(app: Flask, limit: ConcurrencyLimit) -> None:
     def admit() -> None:
         surface = SURFACES.get(request.endpoint or "")
         if surface is None:
+            if request.endpoint in KEYED_ENDPOINTS:
+                router().gate.keyring.authenticate(_presented())
             return
         metrics, gate = router().metrics, router().gate
         record = observe.RequestRecord(surface, g.request_id, "", metrics, sink=gate.record_usage)
         g.record = record
         g.leave_record = observe.enter(record)
-        g.caller = gate.keyring.authenticate(
-            presented_key(request.headers.get("Authorization"), request.headers.get("x-api-key"))
-        )
+        g.caller = gate.keyring.authenticate(_presented())
         try:
             release_slot = limit.acquire()
         except Overloaded:

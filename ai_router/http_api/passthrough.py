@@ -27,6 +27,11 @@ from ai_router.types import Usage
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
+# An event carrying generated content: an OpenAI chunk with delta content or tool-call
+# arguments, or an Anthropic content_block_delta. Matched on bytes, without parsing the event.
+_PIECE = re.compile(
+    rb'"delta":\s*\{\s*"(?:content"\s*:\s*"[^"]|tool_calls")|"type":\s*"content_block_delta"'
+)
 
 
 def relay_response(
@@ -71,6 +76,8 @@ def _events(
             pending = events.pop()
             for event in events:
                 _note_usage(event, record)
+                if record is not None and _PIECE.search(event):
+                    record.relayed_pieces += 1
                 yield rewrite(event) + b"\n\n"
         if pending:
             yield rewrite(pending)
