@@ -32,6 +32,7 @@ class Metrics:
         self._providers: set[str] = set()
         self._aliases: set[str] = set()
         self._models: set[str] = set()
+        self._keys: set[str] = set()
         self.learn(settings)
         r = self.registry
         self.requests = Counter(
@@ -58,6 +59,12 @@ class Metrics:
             "ai_router_tokens",
             "Tokens billed by providers, by direction (input, output).",
             ["provider", "model", "direction"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "ai_router_cost_usd",
+            "What requests cost, in US dollars, by router key (its name) and model.",
+            ["key", "provider", "model"],
             registry=r,
         )
         self.retries = Counter(
@@ -98,6 +105,7 @@ class Metrics:
         series never changes meaning."""
         self._providers |= set(settings.providers)
         self._aliases |= set(settings.models)
+        self._keys |= {key.name for key in settings.auth.keys}
         self._models |= {
             model
             for provider in settings.providers.values()
@@ -109,6 +117,9 @@ class Metrics:
 
     def model(self, name: str) -> str:
         return name if name in self._models else OTHER if name else ""
+
+    def key(self, name: str) -> str:
+        return name if name in self._keys else ""
 
     def alias(self, name: str) -> str:
         return name if name in self._aliases else ""
@@ -122,6 +133,8 @@ class Metrics:
         if record.usage is not None:
             self.tokens.labels(provider, model, "input").inc(record.usage.input_tokens)
             self.tokens.labels(provider, model, "output").inc(record.usage.output_tokens)
+        if record.cost_usd:
+            self.cost.labels(self.key(record.key), provider, model).inc(record.cost_usd)
 
     def exposition(self) -> bytes:
         """The text exposition: every worker's values when in multiprocess mode."""
