@@ -105,6 +105,7 @@ def test_the_grpc_server_drains_in_flight_rpcs_on_sigterm(
             )
             first = next(stream)
             process.popen.send_signal(signal.SIGTERM)
+            signalled_at = time.monotonic()
 
             def not_serving() -> bool:
                 reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
@@ -114,6 +115,8 @@ def test_the_grpc_server_drains_in_flight_rpcs_on_sigterm(
             rest = list(stream)
         assert first.content and rest[-1].finish_reason == "stop"
         assert process.popen.wait(timeout=10) == 0
+        print(f"\ngRPC drain: stream completed, exit 0 {time.monotonic() - signalled_at:.2f}s "
+              "after SIGTERM")
     finally:
         process.stop()
 
@@ -136,9 +139,12 @@ def test_gunicorn_finishes_an_open_stream_on_sigterm(
             lines = response.iter_lines()
             assert next(line for line in lines if line.startswith("data:"))
             process.popen.send_signal(signal.SIGTERM)
+            signalled_at = time.monotonic()
             rest = [line for line in lines if line.startswith("data:")]
         assert rest[-1] == "data: [DONE]"
         assert process.popen.wait(timeout=15) == 0
+        print(f"\nHTTP drain: stream completed, exit 0 {time.monotonic() - signalled_at:.2f}s "
+              "after SIGTERM")
     finally:
         process.stop()
 
@@ -192,4 +198,6 @@ def test_a_stream_cancelled_by_the_grpc_client_releases_the_upstream(
         return any(r.get("closed_early") for r in simulator.requests())
 
     wait_until(upstream_closed, 5, "the upstream stream closed after the client cancelled")
-    assert time.monotonic() - cancelled_at < 5
+    took = time.monotonic() - cancelled_at
+    print(f"\ngRPC cancel reached the upstream in {took * 1000:.0f} ms")
+    assert took < 1.0

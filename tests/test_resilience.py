@@ -318,7 +318,9 @@ def test_an_http_client_that_hangs_up_mid_stream_closes_the_upstream(
     hung_up_at = time.monotonic()
 
     wait_until(lambda: bool(simulator.requests()[0].get("closed_early")), 5, "upstream closed")
-    assert time.monotonic() - hung_up_at < 1.0
+    took = time.monotonic() - hung_up_at
+    print(f"\nHTTP hang-up reached the upstream in {took * 1000:.0f} ms")
+    assert took < 1.0
 
 
 # --- overload ------------------------------------------------------------------------------------
