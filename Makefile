@@ -33,3 +33,18 @@ typecheck: install
 
 clean:
 	rm -rf $(VENV) ai_router/_generated/*_pb2*.py* *.egg-info .pytest_cache .mypy_cache
+
+# make bench: what the router adds over a direct call and over nginx, every surface, in about a
+# minute (scripts/bench/run.py); make bench-full: longer runs, a finer knee sweep. Both install
+# wrk and nginx first when missing (Debian packages; needs root, as on CI).
+BENCH_TOOLS = { command -v wrk && { command -v nginx || [ -x /usr/sbin/nginx ]; }; } >/dev/null 2>&1 || \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null; }
+
+.PHONY: bench bench-full
+bench: install
+	@$(BENCH_TOOLS)
+	$(PY) scripts/bench/run.py
+
+bench-full: install
+	@$(BENCH_TOOLS)
+	$(PY) scripts/bench/run.py --full
