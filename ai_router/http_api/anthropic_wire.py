@@ -12,9 +12,10 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from ai_router.errors import InvalidRequest, RouterError
+from ai_router.http_api.response_model import ResponseModel, omitted
 from ai_router.requests import check_sampling
 from ai_router.types import (
     ChatChunk,
@@ -239,8 +240,13 @@ def _result_text(block: ToolResultBlock, where: str, target: str) -> str:
 
 
 # --- responses -----------------------------------------------------------------------------------
+# Relayed answers (an Anthropic-family provider) are the upstream's own JSON, which has these
+# shapes too, with more fields: the schemas allow properties beyond those listed.
 
-_STOP_REASONS: dict[FinishReason, str] = {
+# "stop_sequence" is only relayed: translated answers say end_turn when a stop sequence ended them.
+StopReason = Literal["end_turn", "max_tokens", "tool_use", "refusal", "stop_sequence"]
+
+_STOP_REASONS: dict[FinishReason, StopReason] = {
     "stop": "end_turn",
     "length": "max_tokens",
     "tool_calls": "tool_use",
@@ -248,38 +254,143 @@ _STOP_REASONS: dict[FinishReason, str] = {
 }
 
 
+class TextContentBlock(ResponseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolUseContentBlock(ResponseModel):
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+ContentBlock = Annotated[TextContentBlock | ToolUseContentBlock, Field(discriminator="type")]
+
+
+class MessageUsage(ResponseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class MessageResponse(ResponseModel):
+    """A `message`: the answer of a request without `stream` (and, empty, in `message_start`)."""
+
+    id: str
+    type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+    model: str
+    content: list[ContentBlock]
+    stop_reason: StopReason | None  # null in message_start
+    stop_sequence: str | None = None
+    usage: MessageUsage
+
+
 def message_id(request_id: str) -> str:
     return f"msg_{request_id}"
 
 
 def message(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
-    content: list[dict[str, Any]] = []
+    content: list[TextContentBlock | ToolUseContentBlock] = []
     if response.content:
-        content.append({"type": "text", "text": response.content})
+        content.append(TextContentBlock(text=response.content))
     for call in response.tool_calls:
-        content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call)})
-    return {
-        "id": message_id(request_id),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": _STOP_REASONS[response.finish_reason],
-        "stop_sequence": None,
-        "usage": usage(response.usage),
-    }
+        content.append(ToolUseContentBlock(id=call.id, name=call.name, input=_input(call)))
+    return MessageResponse(
+        id=message_id(request_id),
+        model=model,
+        content=content,
+        stop_reason=_STOP_REASONS[response.finish_reason],
+        usage=usage(response.usage),
+    ).to_json()
 
 
-def usage(value: Usage) -> dict[str, int]:
-    return {"input_tokens": value.input_tokens, "output_tokens": value.output_tokens}
+def usage(value: Usage) -> MessageUsage:
+    return MessageUsage(input_tokens=value.input_tokens, output_tokens=value.output_tokens)
 
 
-def _input(call: ToolCall) -> Any:
+def _input(call: ToolCall) -> dict[str, Any]:
     try:
-        return json.loads(call.arguments or "{}")
+        parsed = json.loads(call.arguments or "{}")
     except ValueError:
-        # A model that produced broken JSON: hand it over rather than lose it.
-        return {"arguments": call.arguments}
+        parsed = None
+    # A model that produced broken JSON, or JSON that is not an object: hand it over rather than
+    # lose it (Anthropic's `input` is always an object).
+    return parsed if isinstance(parsed, dict) else {"arguments": call.arguments}
+
+
+# --- stream events: each is sent as `event: <its type>` and `data: <its JSON>` ------------------
+
+
+class MessageStart(ResponseModel):
+    type: Literal["message_start"] = "message_start"
+    message: MessageResponse
+
+
+class Ping(ResponseModel):
+    type: Literal["ping"] = "ping"
+
+
+class ContentBlockStart(ResponseModel):
+    type: Literal["content_block_start"] = "content_block_start"
+    index: int
+    content_block: ContentBlock
+
+
+class TextDelta(ResponseModel):
+    type: Literal["text_delta"] = "text_delta"
+    text: str
+
+
+class InputJSONDelta(ResponseModel):
+    type: Literal["input_json_delta"] = "input_json_delta"
+    partial_json: str
+
+
+class ContentBlockDelta(ResponseModel):
+    type: Literal["content_block_delta"] = "content_block_delta"
+    index: int
+    delta: Annotated[TextDelta | InputJSONDelta, Field(discriminator="type")]
+
+
+class ContentBlockStop(ResponseModel):
+    type: Literal["content_block_stop"] = "content_block_stop"
+    index: int
+
+
+class StopDelta(ResponseModel):
+    stop_reason: StopReason
+    stop_sequence: str | None = None
+
+
+class DeltaUsage(ResponseModel):
+    """Cumulative counts. Translated streams carry input_tokens here (an OpenAI upstream reports
+    usage only at the end); relayed ones may not."""
+
+    input_tokens: int | None = omitted()
+    output_tokens: int
+
+
+class MessageDelta(ResponseModel):
+    type: Literal["message_delta"] = "message_delta"
+    delta: StopDelta
+    usage: DeltaUsage
+
+
+class MessageStop(ResponseModel):
+    type: Literal["message_stop"] = "message_stop"
+
+
+Event = (
+    MessageStart | Ping | ContentBlockStart | ContentBlockDelta | ContentBlockStop | MessageDelta
+    | MessageStop
+)
+
+
+def _named(event: Event) -> tuple[str, dict[str, Any]]:
+    """An event as it is sent: named by its type."""
+    return event.type, event.to_json()
 
 
 class EventEncoder:
@@ -294,70 +405,75 @@ class EventEncoder:
         self._open: str | None = None  # "text", or "tool:<tool index>"
 
     def start(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "message_start", {
-            "type": "message_start",
-            "message": {
-                "id": message_id(self._request_id),
-                "type": "message",
-                "role": "assistant",
-                "model": self._model,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                # Known only at the end when the upstream is of another family: message_delta
-                # carries the final counts, which the SDKs take over.
-                "usage": {"input_tokens": 0, "output_tokens": 0},
-            },
-        }
-        yield "ping", {"type": "ping"}
+        message = MessageResponse(
+            id=message_id(self._request_id),
+            model=self._model,
+            content=[],
+            stop_reason=None,
+            # Known only at the end when the upstream is of another family: message_delta
+            # carries the final counts, which the SDKs take over.
+            usage=MessageUsage(input_tokens=0, output_tokens=0),
+        )
+        yield _named(MessageStart(message=message))
+        yield _named(Ping())
 
     def encode(self, chunk: ChatChunk) -> Iterator[tuple[str, dict[str, Any]]]:
         if chunk.delta:
             if self._open != "text":
-                yield from self._open_block("text", {"type": "text", "text": ""})
-            yield "content_block_delta", self._delta({"type": "text_delta", "text": chunk.delta})
+                yield from self._open_block("text", TextContentBlock(text=""))
+            yield self._delta(TextDelta(text=chunk.delta))
         if chunk.tool_call is not None:
             call = chunk.tool_call
             key = f"tool:{call.index}"
             if self._open != key:
-                block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+                block = ToolUseContentBlock(id=call.id, name=call.name, input={})
                 yield from self._open_block(key, block)
             if call.arguments:
-                yield "content_block_delta", self._delta(
-                    {"type": "input_json_delta", "partial_json": call.arguments}
-                )
+                yield self._delta(InputJSONDelta(partial_json=call.arguments))
         if chunk.finish_reason is not None:
             yield from self._close_block()
             final = chunk.usage or Usage()
-            yield "message_delta", {
-                "type": "message_delta",
-                "delta": {"stop_reason": _STOP_REASONS[chunk.finish_reason], "stop_sequence": None},
-                "usage": usage(final),
-            }
-            yield "message_stop", {"type": "message_stop"}
+            yield _named(
+                MessageDelta(
+                    delta=StopDelta(stop_reason=_STOP_REASONS[chunk.finish_reason]),
+                    usage=DeltaUsage(
+                        input_tokens=final.input_tokens, output_tokens=final.output_tokens
+                    ),
+                )
+            )
+            yield _named(MessageStop())
 
-    def _open_block(self, key: str, block: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _open_block(
+        self, key: str, block: TextContentBlock | ToolUseContentBlock
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         yield from self._close_block()
         self._block += 1
         self._open = key
-        yield "content_block_start", {
-            "type": "content_block_start",
-            "index": self._block,
-            "content_block": block,
-        }
+        yield _named(ContentBlockStart(index=self._block, content_block=block))
 
     def _close_block(self) -> Iterator[tuple[str, dict[str, Any]]]:
         if self._open is not None:
-            yield "content_block_stop", {"type": "content_block_stop", "index": self._block}
+            yield _named(ContentBlockStop(index=self._block))
             self._open = None
 
-    def _delta(self, delta: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "content_block_delta", "index": self._block, "delta": delta}
+    def _delta(self, delta: TextDelta | InputJSONDelta) -> tuple[str, dict[str, Any]]:
+        return _named(ContentBlockDelta(index=self._block, delta=delta))
 
 
 # --- errors --------------------------------------------------------------------------------------
 
-_ERROR_TYPES = {
+ErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "overloaded_error",
+    "timeout_error",
+]
+_ERROR_TYPES: dict[int, ErrorType] = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
@@ -369,8 +485,37 @@ _ERROR_TYPES = {
 }
 
 
+class AnthropicErrorDetail(ResponseModel):
+    type: ErrorType
+    message: str
+
+
+class AnthropicError(ResponseModel):
+    """Anthropic's error: the body of a failed /v1/messages, and the data of the `error` event
+    that ends a stream failing after its first byte."""
+
+    type: Literal["error"] = "error"
+    error: AnthropicErrorDetail
+
+
+class MessageStreamEvent(
+    RootModel[
+        Annotated[
+            MessageStart
+            | Ping
+            | ContentBlockStart
+            | ContentBlockDelta
+            | ContentBlockStop
+            | MessageDelta
+            | MessageStop
+            | AnthropicError,
+            Field(discriminator="type"),
+        ]
+    ]
+):
+    """The data of one event of a streamed answer, sent as `event: <its type>`."""
+
+
 def error_body(error: RouterError, status: int) -> dict[str, Any]:
-    return {
-        "type": "error",
-        "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": error.message},
-    }
+    detail = AnthropicErrorDetail(type=_ERROR_TYPES.get(status, "api_error"), message=error.message)
+    return AnthropicError(error=detail).to_json()

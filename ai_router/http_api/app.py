@@ -18,12 +18,13 @@ from ai_router.errors import InvalidRequest, NotFound, RequestTooLarge, RouterEr
 from ai_router.http_api import (
     anthropic_api,
     anthropic_wire,
+    health,
     native,
     openai_api,
     openai_wire,
     usage_api,
 )
-from ai_router.http_api.errors import error_body, error_headers, status_and_type
+from ai_router.http_api.errors import error_body, error_headers, family_of, status_and_type
 from ai_router.http_api import lifecycle
 from ai_router.http_api.limits import ConcurrencyLimit
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -84,10 +85,7 @@ def _return_request_id(response: Response) -> Response:
 
 
 def _family() -> str:
-    path = request.path
-    if path.startswith("/v1/messages"):
-        return "anthropic"
-    return "openai" if path.startswith("/v1/") else "native"
+    return family_of(request.path)
 
 
 def _router_error(error: RouterError) -> tuple[Response, int, dict[str, str]]:
@@ -119,15 +117,10 @@ def _http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
 
 
 def _healthz() -> Response:
-    return jsonify(status="ok")
+    return jsonify(health.Health().to_json())
 
 
 def _readyz() -> tuple[Response, int]:
     reasons = state.router().readiness()
-    usable = [name for name, reason in reasons.items() if reason is None]
-    providers = {
-        name: {"ready": reason is None, **({"reason": reason} if reason else {})}
-        for name, reason in reasons.items()
-    }
-    status = "ready" if usable else "no provider is usable"
-    return jsonify(status=status, providers=providers), 200 if usable else 503
+    readiness = health.Readiness.of(reasons)
+    return jsonify(readiness.to_json()), 200 if readiness.usable else 503

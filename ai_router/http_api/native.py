@@ -7,19 +7,19 @@ Bodies are validated with pydantic models (shape and types), then by the shared 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from flask import Blueprint, Response, g, jsonify
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from ai_router import observe
 from ai_router.errors import RouterError
-from ai_router.http_api.errors import error_body
+from ai_router.http_api.errors import NativeError, error_body
 from ai_router.http_api import sse, streaming
 from ai_router.http_api.request_body import parse_body
+from ai_router.http_api.response_model import ResponseModel
 from ai_router.requests import RawMessage, build_chat_request
 from ai_router.http_api.state import router
-from ai_router.types import ChatChunk, ChatRequest, Usage
+from ai_router.types import ChatChunk, ChatRequest, FinishReason, Usage
 
 blueprint = Blueprint("native", __name__)
 
@@ -49,15 +49,61 @@ class GenerateBody(BaseModel):
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
 
 
+class TokenUsage(ResponseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, usage: Usage) -> TokenUsage:
+        return cls(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+        )
+
+
+class GenerateResponse(ResponseModel):
+    """The answer of /generate."""
+
+    content: str
+    provider: str
+    model: str
+    finish_reason: FinishReason
+    usage: TokenUsage
+
+
+class StreamDelta(ResponseModel):
+    """A /stream event: the next piece of text."""
+
+    content: str
+
+
+class StreamEnd(ResponseModel):
+    """The last /stream event before `data: [DONE]`: empty content, why the answer ended, and
+    its usage."""
+
+    content: str
+    finish_reason: FinishReason
+    usage: TokenUsage
+
+
+class GenerateStreamEvent(RootModel[StreamDelta | StreamEnd | NativeError]):
+    """The JSON of one /stream event: deltas, then the end (and `data: [DONE]`); or an error,
+    which ends the stream without [DONE]."""
+
+
 @blueprint.post("/generate")
 def generate() -> Response:
     response = router().complete(_chat_request(), g.get("caller"))
     return jsonify(
-        content=response.content,
-        provider=response.provider,
-        model=response.model,
-        finish_reason=response.finish_reason,
-        usage=_usage(response.usage),
+        GenerateResponse(
+            content=response.content,
+            provider=response.provider,
+            model=response.model,
+            finish_reason=response.finish_reason,
+            usage=TokenUsage.of(response.usage),
+        ).to_json()
     )
 
 
@@ -79,11 +125,11 @@ def stream() -> Response:
 def _events(chunk: ChatChunk) -> Iterator[bytes]:
     # The native API carries text only: tool-call pieces have no event here.
     if chunk.delta:
-        yield sse.encode({"content": chunk.delta})
-    if chunk.is_final:
-        yield sse.encode(
-            {"content": "", "finish_reason": chunk.finish_reason, "usage": _usage(chunk.usage or Usage())}
-        )
+        yield sse.encode(StreamDelta(content=chunk.delta).to_json())
+    if chunk.finish_reason is not None:  # the final chunk
+        usage = TokenUsage.of(chunk.usage or Usage())
+        end = StreamEnd(content="", finish_reason=chunk.finish_reason, usage=usage)
+        yield sse.encode(end.to_json())
 
 
 def _chat_request() -> ChatRequest:
@@ -106,13 +152,3 @@ def _chat_request() -> ChatRequest:
         parameters=body.parameters,
         request_id=g.request_id,
     )
-
-
-def _usage(usage: Usage) -> dict[str, Any]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-

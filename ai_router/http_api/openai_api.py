@@ -8,12 +8,14 @@ another family it is translated both ways (compat.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from flask import Blueprint, Response, jsonify
 
 from ai_router.errors import NotFound, RouterError
 from ai_router.http_api import compat, openai_wire, sse
 from ai_router.http_api.errors import status_and_type
+from ai_router.http_api.response_model import ResponseModel
 from ai_router.http_api.state import router
 from ai_router.types import ChatChunk
 
@@ -55,18 +57,32 @@ def chat_completions() -> Response:
     return compat.handle(FAMILY)
 
 
+class ModelObject(ResponseModel):
+    """A model the router serves: `provider/model`, or an alias (owned by "ai-router")."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+
+    @classmethod
+    def named(cls, name: str) -> ModelObject:
+        return cls(id=name, owned_by=name.partition("/")[0] if "/" in name else "ai-router")
+
+
+class ModelList(ResponseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
 @blueprint.get("/models")
 def list_models() -> Response:
-    return jsonify(object="list", data=[_model(name) for name in router().model_names()])
+    models = [ModelObject.named(name) for name in router().model_names()]
+    return jsonify(ModelList(data=models).to_json())
 
 
 @blueprint.get("/models/<path:model_id>")
 def get_model(model_id: str) -> Response:
     if model_id not in router().model_names():
         raise NotFound(f"model {model_id!r} does not exist; GET /v1/models lists them", "model")
-    return jsonify(_model(model_id))
-
-
-def _model(name: str) -> dict[str, object]:
-    owner = name.partition("/")[0] if "/" in name else "ai-router"
-    return {"id": name, "object": "model", "created": 0, "owned_by": owner}
+    return jsonify(ModelObject.named(model_id).to_json())

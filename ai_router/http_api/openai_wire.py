@@ -12,14 +12,16 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from ai_router.errors import InvalidRequest, RouterError
+from ai_router.http_api.response_model import ResponseModel, omitted
 from ai_router.requests import check_sampling
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    FinishReason,
     ImagePart,
     Message,
     Part,
@@ -254,6 +256,78 @@ def _tool_choice(choice: str | NamedToolChoice | None) -> ToolChoice | None:
 
 
 # --- responses -----------------------------------------------------------------------------------
+# Relayed answers (an OpenAI-family provider) are the upstream's own JSON, which has these shapes
+# too, with more fields: the schemas allow properties beyond those listed.
+
+
+class CompletionUsage(ResponseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(ResponseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None  # null when the answer is tool calls only
+    refusal: str | None = None
+    tool_calls: list[ToolCallModel] | None = omitted()
+
+
+class CompletionChoice(ResponseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: FinishReason
+    logprobs: dict[str, Any] | None = None
+
+
+class ChatCompletion(ResponseModel):
+    """A `chat.completion`: the answer of a request without `stream`."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage
+
+
+class FunctionDelta(ResponseModel):
+    arguments: str
+    name: str | None = omitted()  # in a call's first piece
+
+
+class ToolCallDelta(ResponseModel):
+    """A piece of a tool call; `id` and `type` come with its first piece."""
+
+    index: int
+    id: str | None = omitted()
+    type: Literal["function"] | None = omitted()
+    function: FunctionDelta
+
+
+class ChunkDelta(ResponseModel):
+    role: Literal["assistant"] | None = omitted()
+    content: str | None = omitted()
+    tool_calls: list[ToolCallDelta] | None = omitted()
+
+
+class ChunkChoice(ResponseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: FinishReason | None
+    logprobs: dict[str, Any] | None = None
+
+
+class ChatCompletionChunk(ResponseModel):
+    """A `chat.completion.chunk`: one event of a streamed answer. The last one, when the request
+    set `stream_options.include_usage`, has no choices and the usage."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = omitted()
 
 
 def completion_id(request_id: str) -> str:
@@ -261,43 +335,29 @@ def completion_id(request_id: str) -> str:
 
 
 def completion(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": response.content if response.content or not response.tool_calls else None,
-        "refusal": None,
-    }
-    if response.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
-            for call in response.tool_calls
-        ]
-    return {
-        "id": completion_id(request_id),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "finish_reason": response.finish_reason,
-                "logprobs": None,
-            }
-        ],
-        "usage": usage(response.usage),
-    }
+    calls = [
+        ToolCallModel(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
+        for call in response.tool_calls
+    ]
+    message = AssistantMessage(
+        content=response.content if response.content or not calls else None,
+        tool_calls=calls or None,
+    )
+    return ChatCompletion(
+        id=completion_id(request_id),
+        created=int(time.time()),
+        model=model,
+        choices=[CompletionChoice(message=message, finish_reason=response.finish_reason)],
+        usage=usage(response.usage),
+    ).to_json()
 
 
-def usage(value: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": value.input_tokens,
-        "completion_tokens": value.output_tokens,
-        "total_tokens": value.total_tokens,
-    }
+def usage(value: Usage) -> CompletionUsage:
+    return CompletionUsage(
+        prompt_tokens=value.input_tokens,
+        completion_tokens=value.output_tokens,
+        total_tokens=value.total_tokens,
+    )
 
 
 class ChunkEncoder:
@@ -305,44 +365,52 @@ class ChunkEncoder:
     first, then content and tool-call deltas, a finish chunk, and the usage chunk if asked."""
 
     def __init__(self, model: str, request_id: str, include_usage: bool) -> None:
-        self._base = {
-            "id": completion_id(request_id),
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model,
-        }
+        self._id = completion_id(request_id)
+        self._created = int(time.time())
+        self._model = model
         self._include_usage = include_usage
 
     def start(self) -> dict[str, Any]:
-        return self._chunk({"role": "assistant", "content": ""})
+        return self._chunk(ChunkDelta(role="assistant", content=""))
 
     def encode(self, chunk: ChatChunk) -> Iterator[dict[str, Any]]:
         if chunk.delta:
-            yield self._chunk({"content": chunk.delta})
+            yield self._chunk(ChunkDelta(content=chunk.delta))
         if chunk.tool_call is not None:
             call = chunk.tool_call
-            piece: dict[str, Any] = {"index": call.index}
-            function: dict[str, str] = {"arguments": call.arguments}
-            if call.id:
-                piece["id"] = call.id
-                piece["type"] = "function"
-            if call.name:
-                function["name"] = call.name
-            piece["function"] = function
-            yield self._chunk({"tool_calls": [piece]})
+            piece = ToolCallDelta(
+                index=call.index,
+                id=call.id or None,
+                type="function" if call.id else None,
+                function=FunctionDelta(arguments=call.arguments, name=call.name or None),
+            )
+            yield self._chunk(ChunkDelta(tool_calls=[piece]))
         if chunk.finish_reason is not None:
-            yield self._chunk({}, chunk.finish_reason)
+            yield self._chunk(ChunkDelta(), chunk.finish_reason)
             if self._include_usage:
-                yield {**self._base, "choices": [], "usage": usage(chunk.usage or Usage())}
+                yield self._document([], usage(chunk.usage or Usage()))
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
-        return {**self._base, "choices": [choice]}
+    def _chunk(self, delta: ChunkDelta, finish: FinishReason | None = None) -> dict[str, Any]:
+        return self._document([ChunkChoice(delta=delta, finish_reason=finish)])
+
+    def _document(
+        self, choices: list[ChunkChoice], usage: CompletionUsage | None = None
+    ) -> dict[str, Any]:
+        return ChatCompletionChunk(
+            id=self._id, created=self._created, model=self._model, choices=choices, usage=usage
+        ).to_json()
 
 
 # --- errors --------------------------------------------------------------------------------------
 
-_ERROR_TYPES = {
+ErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "rate_limit_error",
+    "server_error",
+]
+_ERROR_TYPES: dict[int, ErrorType] = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
@@ -352,13 +420,30 @@ _ERROR_TYPES = {
 }
 
 
+class OpenAIErrorDetail(ResponseModel):
+    message: str
+    type: ErrorType
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(ResponseModel):
+    """OpenAI's error object, all four keys always: the body of a failed request under /v1/
+    (but /v1/messages), and the event that ends a stream failing after its first byte."""
+
+    error: OpenAIErrorDetail
+
+
+class ChatCompletionStreamEvent(RootModel[ChatCompletionChunk | OpenAIError]):
+    """The JSON of one event of a streamed answer; `data: [DONE]` follows the last chunk of a
+    stream that succeeded."""
+
+
 def error_body(error: RouterError, status: int) -> dict[str, Any]:
-    """OpenAI's error object: all four keys, always."""
-    return {
-        "error": {
-            "message": error.message,
-            "type": _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
-            "param": getattr(error, "param", None),
-            "code": getattr(error, "code", None),
-        }
-    }
+    detail = OpenAIErrorDetail(
+        message=error.message,
+        type=_ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+        param=getattr(error, "param", None),
+        code=getattr(error, "code", None),
+    )
+    return OpenAIError(error=detail).to_json()

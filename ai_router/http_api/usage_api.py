@@ -7,9 +7,22 @@ from flask import Blueprint, Response, jsonify, request
 from ai_router.access.keys import presented_key
 from ai_router.access.store import Limits
 from ai_router.errors import InvalidRequest, NotFound, Unauthenticated
+from ai_router.http_api.response_model import ResponseModel
 from ai_router.http_api.state import router
 
 blueprint = Blueprint("usage_api", __name__, url_prefix="/v1")
+
+
+class KeyUsage(ResponseModel):
+    """A key's spend in its current budget period (times in seconds since the epoch)."""
+
+    key: str
+    spent_usd: float
+    reserved_usd: float  # held by requests in flight
+    budget_usd: float | None  # null: the key has no budget
+    remaining_usd: float | None
+    period_start: float
+    period_end: float
 
 
 @blueprint.get("/usage")
@@ -30,11 +43,13 @@ def usage() -> Response:
     spend = gate.store.spend(Limits.of(key))
     budget = key.budget_usd
     return jsonify(
-        key=name,
-        spent_usd=round(spend.spent, 10),
-        reserved_usd=round(spend.reserved, 10),
-        budget_usd=budget,
-        remaining_usd=None if budget is None else round(budget - spend.spent - spend.reserved, 10),
-        period_start=spend.period_start,
-        period_end=spend.period_end,
+        KeyUsage(
+            key=name,
+            spent_usd=round(spend.spent, 10),
+            reserved_usd=round(spend.reserved, 10),
+            budget_usd=budget,
+            remaining_usd=None if budget is None else round(budget - spend.spent - spend.reserved, 10),
+            period_start=spend.period_start,
+            period_end=spend.period_end,
+        ).to_json()
     )
