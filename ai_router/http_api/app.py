@@ -22,6 +22,7 @@ from ai_router.http_api import (
     native,
     openai_api,
     openai_wire,
+    openapi,
     usage_api,
 )
 from ai_router.http_api.errors import error_body, error_headers, family_of, status_and_type
@@ -48,6 +49,7 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(anthropic_api.blueprint)
     app.register_blueprint(usage_api.blueprint)
+    app.register_blueprint(openapi.blueprint)
     replica = settings.server.replica_name
 
     def name_replica(response: Response) -> Response:
