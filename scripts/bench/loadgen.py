@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,11 +282,14 @@ class CapacityResult:
     seconds: float = 0.0
     rss_before_kib: int = 0
     rss_after_kib: int = 0
+    rss_streams: int = 0  # streams open when rss_after_kib was read
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rss_per_stream_kib(self) -> float:
-        return (self.rss_after_kib - self.rss_before_kib) / self.opened if self.opened else 0.0
+        if not self.rss_streams:
+            return 0.0
+        return (self.rss_after_kib - self.rss_before_kib) / self.rss_streams
 
 
 async def open_http_streams(
@@ -319,24 +322,39 @@ async def open_http_streams(
         return None
 
     try:
-        while result.opened < target and result.failure is None:
-            size = min(wave, target - result.opened)
-            first = result.opened + 1
-            outcomes = await asyncio.gather(*(open_one(first + i) for i in range(size)))
-            failures = [outcome for outcome in outcomes if outcome is not None]
-            result.opened += size - len(failures)
-            if failures:
-                result.failure = failures[0] + (
-                    f" (and {len(failures) - 1} more of that wave)" if len(failures) > 1 else ""
-                )
+        await _waves(result, target, wave, open_one, rss_kib)
         result.seconds = time.monotonic() - started
-        await asyncio.sleep(0.5)  # let the worker settle before its RSS is read
-        result.rss_after_kib = rss_kib()
     finally:
         for connection in connections:
             connection.close()
         await asyncio.sleep(0.2)
     return result
+
+
+async def _waves(
+    result: CapacityResult,
+    target: int,
+    wave: int,
+    open_one: Callable[[int], Awaitable[str | None]],
+    rss_kib: Callable[[], int],
+) -> None:
+    """Open streams `wave` at a time until `target` are open or one fails. The RSS is read after
+    every wave that opened all of its streams, so that it belongs to a known number of streams
+    (`rss_streams`), not to a failed wave's half-made ones."""
+    while result.opened < target and result.failure is None:
+        size = min(wave, target - result.opened)
+        first = result.opened + 1
+        outcomes = await asyncio.gather(*(open_one(first + i) for i in range(size)))
+        failures = [outcome for outcome in outcomes if outcome is not None]
+        result.opened += size - len(failures)
+        if failures:
+            result.failure = failures[0] + (
+                f" (and {len(failures) - 1} more of that wave)" if len(failures) > 1 else ""
+            )
+            return
+        await asyncio.sleep(0.05)  # the last stream's bookkeeping, after its first token
+        result.rss_after_kib = rss_kib()
+        result.rss_streams = result.opened
 
 
 async def _first_token(connection: HttpConnection, path: str, body: bytes) -> None:
@@ -384,19 +402,8 @@ async def open_grpc_streams(
             return None
 
         try:
-            while result.opened < count and result.failure is None:
-                size = min(wave, count - result.opened)
-                first = result.opened + 1
-                outcomes = await asyncio.gather(*(open_one(first + i) for i in range(size)))
-                failures = [outcome for outcome in outcomes if outcome is not None]
-                result.opened += size - len(failures)
-                if failures:
-                    result.failure = failures[0] + (
-                        f" (and {len(failures) - 1} more of that wave)" if len(failures) > 1 else ""
-                    )
+            await _waves(result, count, wave, open_one, rss_kib)
             result.seconds = time.monotonic() - started
-            await asyncio.sleep(0.5)
-            result.rss_after_kib = rss_kib()
         finally:
             for call in calls:
                 call.cancel()

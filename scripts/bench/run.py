@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROMPT = "Say hello"
 UNARY_TOKENS = 16
 STREAM_TOKENS = 64
+# Per relayed chunk: the slope between 1-chunk and SLOPE_TOKENS-chunk streams, one at a time.
+# Long streams, so that the per-chunk cost dwarfs the run-to-run noise of the per-stream cost.
+SLOPE_TOKENS = 256
 KNEE_P99_OVERHEAD_US = 10_000
 NOISY_CORES = 0.25  # other processes' CPU during a run above which its figures are marked *
 FIRST_TOKEN_TIMEOUT = 5.0  # capacity: a stream not answered by then counts as a failure
@@ -327,6 +330,8 @@ class Bench:
         self.wrk_binary = shutil.which("wrk") or "wrk"
         self.others_total = 0.0
         self.measured_wall = 0.0
+        self.capacity_http: dict[str, tuple[Child, int]] = {}
+        self.capacity_grpc: tuple[Child, int] | None = None
 
     # ---- setup
 
@@ -347,7 +352,7 @@ class Bench:
             [nginx_binary, "-p", str(self.workdir / "nginx"), "-c", str(nginx_conf), "-e", str(self.workdir / "nginx" / "error.log")],
             ROUTER_CORE,
         )
-        config = self._write_router_config()
+        config = self._write_router_config(ports["http"], ports["grpc"], "router-config.yaml")
         router_env = {
             "CONFIG_PATH": str(config),
             "WEB_CONCURRENCY": "1",
@@ -360,15 +365,40 @@ class Bench:
         # The caller's own overrides of the router's address or settings must not leak in.
         unset = ("HOST", "HTTP_PORT", "GRPC_PORT", "GUNICORN_CONF", "REPLICA_NAME", "LOG_LEVEL")
         http = self.fleet.start("router-http", [*cli, "http"], ROUTER_CORE, router_env, unset=unset)
-        grpc_server = self.fleet.start("router-grpc", [*cli, "grpc"], ROUTER_CORE, router_env, unset=unset)
+        # Each gRPC process serves Prometheus metrics on its own free port (the default, 9464,
+        # would clash with the second process, or with anything else on the machine).
+        grpc_server = self.fleet.start(
+            "router-grpc", [*cli, "grpc"], ROUTER_CORE, {**router_env, "GRPC_METRICS_PORT": str(free_port())}, unset=unset
+        )
+        # Fresh routers for the capacity test, one per HTTP surface and one gRPC process, started
+        # now (they idle until then) so that their memory is not the heap that the load tests
+        # grew and freed: streams would reuse it, and RSS per stream would read low.
+        capacity_children = []
+        for index, surface in enumerate(self.mode.capacity_surfaces):
+            http_port, grpc_port = free_port(), free_port()
+            env = {**router_env, "CONFIG_PATH": str(self._write_router_config(http_port, grpc_port, f"capacity-{index}.yaml"))}
+            child = self.fleet.start(f"capacity-http-{index}", [*cli, "http"], ROUTER_CORE, env, unset=unset)
+            capacity_children.append((child, http_port))
+            self.capacity_http[surface] = (child, http_port)
+        grpc_port = free_port()
+        env = {
+            **router_env,
+            "CONFIG_PATH": str(self._write_router_config(free_port(), grpc_port, "capacity-grpc.yaml")),
+            "GRPC_METRICS_PORT": str(free_port()),
+        }
+        child = self.fleet.start("capacity-grpc", [*cli, "grpc"], ROUTER_CORE, env, unset=unset)
+        capacity_children.append((child, grpc_port))
+        self.capacity_grpc = (child, grpc_port)
         floor = self.fleet.start(
             "grpc-floor",
             [python, str(HERE / "grpc_floor.py"), "--port", str(ports["floor"]), "--upstream", f"{upstream_url}/v1", "--workers", "64"],
             ROUTER_CORE,
         )
-        for child, port in ((upstream, ports["upstream"]), (nginx, ports["nginx"]), (http, ports["http"]), (grpc_server, ports["grpc"]), (floor, ports["floor"])):
+        for child, port in ((upstream, ports["upstream"]), (nginx, ports["nginx"]), (http, ports["http"]), (grpc_server, ports["grpc"]), (floor, ports["floor"]), *capacity_children):
             self.fleet.wait_for_port(child, port)
-        self._wait_http_ready(http)
+        self._wait_http_ready(http, ports["http"])
+        for child, port in self.capacity_http.values():
+            self._wait_http_ready(child, port)
         self.groups = {
             "router-http": Group("router-http", http.popen.pid),
             "router-grpc": Group("router-grpc", grpc_server.popen.pid, with_children=False),
@@ -380,6 +410,7 @@ class Bench:
         if len(workers) != 1:
             raise RuntimeError(f"expected one gunicorn worker (WEB_CONCURRENCY=1), found {workers}")
         self.results["processes"] = {
+            "capacity": [child.popen.pid for child, _ in capacity_children],
             "router_http_arbiter": http.popen.pid,
             "router_http_worker": workers[0],
             "router_grpc": grpc_server.popen.pid,
@@ -388,8 +419,8 @@ class Bench:
             "grpc_floor": floor.popen.pid,
         }
 
-    def _wait_http_ready(self, child: Child) -> None:
-        url = f"http://127.0.0.1:{self.ports['http']}/healthz"
+    def _wait_http_ready(self, child: Child, port: int) -> None:
+        url = f"http://127.0.0.1:{port}/healthz"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -401,13 +432,13 @@ class Bench:
             time.sleep(0.1)
         raise RuntimeError(f"the router's HTTP server did not answer /healthz:\n{tail(child.log)}")
 
-    def _write_router_config(self) -> Path:
+    def _write_router_config(self, http_port: int, grpc_port: int, name: str) -> Path:
         provider = {"default_max_tokens": UNARY_TOKENS, "timeout": 120, "max_retries": 0}
         config = {
             "server": {
                 "host": "127.0.0.1",
-                "http_port": self.ports["http"],
-                "grpc_port": self.ports["grpc"],
+                "http_port": http_port,
+                "grpc_port": grpc_port,
                 "grpc_max_workers": 64,
                 # Short graceful stops: the bench ends with streams just closed.
                 "http_grace_seconds": 1,
@@ -419,9 +450,9 @@ class Bench:
                 "anthropic": {"default_model": "claude-3-5-haiku-20241022", **provider},
             },
         }
-        path = self.workdir / "router-config.yaml"
+        path = self.workdir / name
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.results["router_config"] = config
+        self.results.setdefault("router_config", config)
         return path
 
     def _write_nginx_conf(self) -> Path:
@@ -490,6 +521,9 @@ http {{
             "v1-unary": v1_body(UNARY_TOKENS, False),
             "direct-stream-64": upstream_body(STREAM_TOKENS, True),
             "direct-stream-1": upstream_body(1, True),
+            f"direct-stream-{SLOPE_TOKENS}": upstream_body(SLOPE_TOKENS, True),
+            f"v1-stream-{SLOPE_TOKENS}": v1_body(SLOPE_TOKENS, True),
+            f"stream-{SLOPE_TOKENS}": native(SLOPE_TOKENS),
             "v1-stream-64": v1_body(STREAM_TOKENS, True),
             "v1-stream-1": v1_body(1, True),
             "stream-64": native(STREAM_TOKENS),
@@ -654,14 +688,16 @@ http {{
         for _, path, body in surfaces:
             self.warm_up(ports["http"], path, f"{body}-64", 30, close=close)
         for concurrency in (1, 32):
-            for tokens in (STREAM_TOKENS, 1):
-                if not (concurrency == 32 and tokens == 1):
-                    self.wrk("http-stream", "direct", direct_url, f"direct-stream-{tokens}", concurrency, tokens, "upstream", close)
-                if tokens == STREAM_TOKENS:
-                    self.wrk("http-stream", "nginx", nginx_url, f"direct-stream-{tokens}", concurrency, tokens, "nginx", close)
-                for surface, path, body in surfaces:
-                    self.wrk(surface, "router", router + path, f"{body}-{tokens}", concurrency, tokens, "router-http", close)
+            self.wrk("http-stream", "direct", direct_url, f"direct-stream-{STREAM_TOKENS}", concurrency, STREAM_TOKENS, "upstream", close)
+            self.wrk("http-stream", "nginx", nginx_url, f"direct-stream-{STREAM_TOKENS}", concurrency, STREAM_TOKENS, "nginx", close)
+            for surface, path, body in surfaces:
+                self.wrk(surface, "router", router + path, f"{body}-{STREAM_TOKENS}", concurrency, STREAM_TOKENS, "router-http", close)
             progress(f"HTTP streams, c={concurrency}: done")
+        for tokens in (1, SLOPE_TOKENS):
+            self.wrk("http-stream", "direct", direct_url, f"direct-stream-{tokens}", 1, tokens, "upstream", close)
+            for surface, path, body in surfaces:
+                self.wrk(surface, "router", router + path, f"{body}-{tokens}", 1, tokens, "router-http", close)
+        progress(f"HTTP streams, 1 and {SLOPE_TOKENS} chunks: done")
         # Time to first token, one request at a time, on the bench's own client.
         targets = [
             ("http-stream", "direct", ports["upstream"], "/v1/chat/completions", "direct-stream-64", "upstream"),
@@ -715,38 +751,47 @@ http {{
             if run.errors or run.p99_us - base.p99_us >= KNEE_P99_OVERHEAD_US:
                 failed = True
             progress(f"gRPC unary, c={step}: done")
+        request = loadgen.grpc_request("openai/gpt-4o-mini", STREAM_TOKENS)
         for concurrency in (1, 32):
-            for tokens in (STREAM_TOKENS, 1):
-                request = loadgen.grpc_request("openai/gpt-4o-mini", tokens)
-                direct(f"direct-stream-{tokens}", concurrency, tokens, "grpc-stream")
-                if tokens == STREAM_TOKENS:
-                    call("floor", floor, "floor", request, True, concurrency, tokens, "grpc-stream")
-                call("router", router, "router-grpc", request, True, concurrency, tokens, "grpc-stream")
+            direct(f"direct-stream-{STREAM_TOKENS}", concurrency, STREAM_TOKENS, "grpc-stream")
+            call("floor", floor, "floor", request, True, concurrency, STREAM_TOKENS, "grpc-stream")
+            call("router", router, "router-grpc", request, True, concurrency, STREAM_TOKENS, "grpc-stream")
             progress(f"gRPC streams, c={concurrency}: done")
+        for tokens in (1, SLOPE_TOKENS):
+            direct(f"direct-stream-{tokens}", 1, tokens, "grpc-stream")
+            call("router", router, "router-grpc", loadgen.grpc_request("openai/gpt-4o-mini", tokens), True, 1, tokens, "grpc-stream")
+        progress(f"gRPC streams, 1 and {SLOPE_TOKENS} chunks: done")
 
     def capacity(self) -> None:
-        ports = self.ports
-        worker = self.results["processes"]["router_http_worker"]
-        grpc_pid = self.results["processes"]["router_grpc"]
+        """Open streams against the slow upstream on the fresh capacity routers, after a short
+        warm-up (so the baseline RSS is that of a worker that has served streams)."""
         results: dict[str, Any] = {}
-        paths = {"/stream": ("/stream", "slow-stream"), "/v1/chat/completions": ("/v1/chat/completions", "slow-v1-stream")}
+        paths = {"/stream": ("/stream", "slow-stream", "stream-64"), "/v1/chat/completions": ("/v1/chat/completions", "slow-v1-stream", "v1-stream-64")}
         for surface in self.mode.capacity_surfaces:
             self.fleet.check_alive()
-            path, body = paths[surface]
+            path, body, warm = paths[surface]
+            child, port = self.capacity_http[surface]
+            workers = children_of(child.popen.pid)
+            if len(workers) != 1:
+                raise RuntimeError(f"capacity router: expected one gunicorn worker, found {workers}")
+            self.warm_up(port, path, warm, 50, close=True)
             outcome = asyncio.run(
                 loadgen.open_http_streams(
-                    "127.0.0.1", ports["http"], path, self.bodies[body].read_bytes(), self.mode.capacity,
-                    wave=100, first_token_timeout=FIRST_TOKEN_TIMEOUT, rss_kib=lambda: rss_kib(worker),
+                    "127.0.0.1", port, path, self.bodies[body].read_bytes(), self.mode.capacity,
+                    wave=100, first_token_timeout=FIRST_TOKEN_TIMEOUT, rss_kib=lambda: rss_kib(workers[0]),
                 )
             )
             results[f"HTTP {surface}"] = outcome
             progress(f"capacity, HTTP {surface}: {outcome.opened} open")
-            time.sleep(1.0)  # let the router notice the hang-ups
         self.fleet.check_alive()
+        assert self.capacity_grpc is not None
+        child, port = self.capacity_grpc
+        address = f"127.0.0.1:{port}"
+        asyncio.run(loadgen.grpc_load(address, loadgen.grpc_request("openai/gpt-4o-mini", STREAM_TOKENS), True, 4, 0.3))
         outcome = asyncio.run(
             loadgen.open_grpc_streams(
-                f"127.0.0.1:{ports['grpc']}", loadgen.grpc_request("openai/slow-model", 16), self.mode.capacity,
-                wave=50, first_token_timeout=FIRST_TOKEN_TIMEOUT, rss_kib=lambda: rss_kib(grpc_pid),
+                address, loadgen.grpc_request("openai/slow-model", 16), self.mode.capacity,
+                wave=50, first_token_timeout=FIRST_TOKEN_TIMEOUT, rss_kib=lambda: rss_kib(child.popen.pid),
             )
         )
         outcome.extra["pool"] = 64
@@ -822,7 +867,8 @@ class Report:
         return None if a is None or b is None else a - b
 
     def latency_block(
-        self, title: str, surface_rows: list[tuple[str, str, str]], base_surface: str, floor: str, unit: str
+        self, title: str, surface_rows: list[tuple[str, str, str]], base_surface: str, floor: str, unit: str,
+        tokens: int | None = None,
     ) -> list[str]:
         """Rows: direct, floor, router(s), their overheads, and router ÷ floor; columns: latency
         at c=1 and c=32, rate and server CPU per request at c=32, errors. A figure from a run
@@ -837,17 +883,17 @@ class Report:
 
         entries = [("direct", base_surface, "direct"), (floor, base_surface, floor), *surface_rows]
         for label, surface, target in entries:
-            one, many = self.find(surface, target, 1), self.find(surface, target, 32)
+            one, many = self.find(surface, target, 1, tokens), self.find(surface, target, 32, tokens)
             errors = sum(r.errors for r in (one, many) if r)
             rows.append([
                 label, cell(us(one and one.p50_us), one), cell(us(one and one.p99_us), one),
                 cell(us(many and many.p50_us), many), cell(us(many and many.p99_us), many),
                 cell(rate(many and many.rate), many), us(many and many.cpu_per_request_us), str(errors),
             ])
-        direct1, direct32 = self.find(base_surface, "direct", 1), self.find(base_surface, "direct", 32)
+        direct1, direct32 = self.find(base_surface, "direct", 1, tokens), self.find(base_surface, "direct", 32, tokens)
         overheads = [(f"{floor} − direct", base_surface, floor), *[(f"{l} − direct", s, t) for l, s, t in surface_rows]]
         for label, surface, target in overheads:
-            one, many = self.find(surface, target, 1), self.find(surface, target, 32)
+            one, many = self.find(surface, target, 1, tokens), self.find(surface, target, 32, tokens)
             rows.append([
                 label,
                 cell(us(self._overhead(one, direct1, "p50_us")), one, direct1),
@@ -856,9 +902,9 @@ class Report:
                 cell(us(self._overhead(many, direct32, "p99_us")), many, direct32),
                 "", "", "",
             ])
-        floor1, floor32 = self.find(base_surface, floor, 1), self.find(base_surface, floor, 32)
+        floor1, floor32 = self.find(base_surface, floor, 1, tokens), self.find(base_surface, floor, 32, tokens)
         for label, surface, target in surface_rows:
-            one, many = self.find(surface, target, 1), self.find(surface, target, 32)
+            one, many = self.find(surface, target, 1, tokens), self.find(surface, target, 32, tokens)
             rows.append([
                 f"{label} ÷ {floor}",
                 ratio(self._overhead(one, direct1, "p50_us"), self._overhead(floor1, direct1, "p50_us")),
@@ -875,6 +921,19 @@ class Report:
             f"at c=32. ÷ {floor}: latency columns compare overheads, the others the figures themselves.)"
         )
         return out
+
+    def per_chunk(self, surface: str, base_surface: str) -> tuple[float | None, float | None, Run | None, Run | None]:
+        """Added latency and CPU per relayed chunk: (long − short) / (chunks apart), at c=1;
+        latency as the overhead over the direct call, CPU as the router's own."""
+        short, long_ = self.find(surface, "router", 1, 1), self.find(surface, "router", 1, SLOPE_TOKENS)
+        d_short, d_long = self.find(base_surface, "direct", 1, 1), self.find(base_surface, "direct", 1, SLOPE_TOKENS)
+        span = SLOPE_TOKENS - 1
+        latency = cpu = None
+        if short and long_ and d_short and d_long:
+            latency = ((long_.p50_us - d_long.p50_us) - (short.p50_us - d_short.p50_us)) / span
+        if short and long_ and short.cpu_per_request_us is not None and long_.cpu_per_request_us is not None:
+            cpu = (long_.cpu_per_request_us - short.cpu_per_request_us) / span
+        return latency, cpu, short, long_
 
     def knee(self, surface: str, base_surface: str) -> tuple[Run | None, list[str]]:
         steps = []
@@ -939,7 +998,7 @@ class Report:
             f"== HTTP streams ({STREAM_TOKENS} chunks, whole stream): direct = upstream stream; floor = nginx (proxy_buffering off)"
             + (" — one stream per connection (Connection: close), see NOTE" if b.stream_close else "") + " ==",
             [(label, surface, "router") for label, surface in stream_surfaces],
-            "http-stream", "nginx", "streams",
+            "http-stream", "nginx", "streams", STREAM_TOKENS,
         ))
         ttft_rows = []
         direct_t = self.find("http-stream ttft", "direct", 1)
@@ -956,18 +1015,12 @@ class Report:
         add("  " + table(["", "TTFT p50", "TTFT p99", "overhead p50", "overhead p99", "n", "errors"], ttft_rows).replace("\n", "\n  "))
         chunk_rows = []
         for label, surface in stream_surfaces:
-            r64, r1 = self.find(surface, "router", 1, STREAM_TOKENS), self.find(surface, "router", 1, 1)
-            d64, d1 = self.find("http-stream", "direct", 1, STREAM_TOKENS), self.find("http-stream", "direct", 1, 1)
-            c64, c1 = self.find(surface, "router", 32, STREAM_TOKENS), self.find(surface, "router", 32, 1)
-            latency = cpu = None
-            if r64 and r1 and d64 and d1:
-                latency = ((r64.p50_us - d64.p50_us) - (r1.p50_us - d1.p50_us)) / (STREAM_TOKENS - 1)
-            if c64 and c1 and c64.cpu_per_request_us is not None and c1.cpu_per_request_us is not None:
-                cpu = (c64.cpu_per_request_us - c1.cpu_per_request_us) / (STREAM_TOKENS - 1)
-            chunk_rows.append([label, us(latency), us(cpu), us(c1 and c1.cpu_per_request_us), us(c64 and c64.cpu_per_request_us)])
+            latency, cpu, one, many = self.per_chunk(surface, "http-stream")
+            chunk_rows.append([label, us(latency), us(cpu), us(one and one.cpu_per_request_us), us(many and many.cpu_per_request_us)])
             self.derived[f"per chunk {surface}"] = {"latency_us": latency, "cpu_us": cpu}
-        add(f"  per relayed chunk (slope between 1-chunk and {STREAM_TOKENS}-chunk streams; latency at c=1 p50, CPU at c=32):")
-        add("  " + table(["", "added latency/chunk", "CPU/chunk", "CPU/stream (1)", f"CPU/stream ({STREAM_TOKENS})"], chunk_rows).replace("\n", "\n  "))
+        add(f"  per relayed chunk: the slope between 1-chunk and {SLOPE_TOKENS}-chunk streams, one at a time "
+            "(latency: p50 overhead; CPU: the router's per stream):")
+        add("  " + table(["", "added latency/chunk", "CPU/chunk", "CPU/stream (1)", f"CPU/stream ({SLOPE_TOKENS})"], chunk_rows).replace("\n", "\n  "))
         for label, surface in stream_surfaces:
             run = self.find(surface + " ttft", "router", 1)
             over = self._overhead(run, direct_t, "ttft_p50_us")
@@ -996,7 +1049,7 @@ class Report:
         # gRPC streams
         add_block(self.latency_block(
             f"== gRPC StreamingRouteRequest ({STREAM_TOKENS} chunks, whole stream) ==",
-            [("router gRPC", "grpc-stream", "router")], "grpc-stream", "floor", "streams",
+            [("router gRPC", "grpc-stream", "router")], "grpc-stream", "floor", "streams", STREAM_TOKENS,
         ))
         rows = []
         g_direct = self.find("grpc-stream", "direct", 1, STREAM_TOKENS)
@@ -1007,16 +1060,11 @@ class Report:
                          us(self._overhead(run, g_direct, "ttft_p99_us")) if target != "direct" else ""])
         add("  time to first token, c=1:")
         add("  " + table(["", "TTFT p50", "TTFT p99", "overhead p50", "overhead p99"], rows).replace("\n", "\n  "))
-        r64, r1 = self.find("grpc-stream", "router", 1, STREAM_TOKENS), self.find("grpc-stream", "router", 1, 1)
-        d64, d1 = self.find("grpc-stream", "direct", 1, STREAM_TOKENS), self.find("grpc-stream", "direct", 1, 1)
-        c64, c1 = self.find("grpc-stream", "router", 32, STREAM_TOKENS), self.find("grpc-stream", "router", 32, 1)
-        latency = cpu = None
-        if r64 and r1 and d64 and d1:
-            latency = ((r64.p50_us - d64.p50_us) - (r1.p50_us - d1.p50_us)) / (STREAM_TOKENS - 1)
-        if c64 and c1 and c64.cpu_per_request_us is not None and c1.cpu_per_request_us is not None:
-            cpu = (c64.cpu_per_request_us - c1.cpu_per_request_us) / (STREAM_TOKENS - 1)
+        latency, cpu, one, many = self.per_chunk("grpc-stream", "grpc-stream")
         self.derived["per chunk grpc"] = {"latency_us": latency, "cpu_us": cpu}
-        add(f"  per relayed chunk: added latency {us(latency)}, CPU {us(cpu)} (CPU/stream: {us(c1 and c1.cpu_per_request_us)} for 1 chunk, {us(c64 and c64.cpu_per_request_us)} for {STREAM_TOKENS})")
+        add(f"  per relayed chunk (slope between 1 and {SLOPE_TOKENS} chunks, one at a time): added latency {us(latency)}, "
+            f"CPU {us(cpu)} (CPU/stream: {us(one and one.cpu_per_request_us)} for 1 chunk, "
+            f"{us(many and many.cpu_per_request_us)} for {SLOPE_TOKENS})")
         add("")
 
         # Capacity
@@ -1025,15 +1073,16 @@ class Report:
         for name, result in getattr(b, "capacity_results", {}).items():
             rows.append([
                 name, f"{result.opened}", f"{result.rss_before_kib / 1024:.1f} MiB", f"{result.rss_after_kib / 1024:.1f} MiB",
-                f"{result.rss_per_stream_kib:.1f} KiB" if result.opened else "—", f"{result.seconds:.1f} s",
+                f"{result.rss_per_stream_kib:.1f} KiB ({result.rss_streams})" if result.rss_streams else "—", f"{result.seconds:.1f} s",
                 result.failure or "none",
             ])
-        add(table(["", "open", "RSS before", "RSS after", "RSS/stream", "time", "first failure"], rows))
+        add(table(["", "open", "RSS before", "RSS after", "RSS/stream (over n)", "time", "first failure"], rows))
+        add("  (a fresh router process each, warmed up with 50 streams; RSS after = with the last complete wave open)")
         http_result = getattr(b, "capacity_results", {}).get("HTTP /stream")
         if http_result is not None:
             add(self.target("open streams per HTTP worker (/stream)", f"{http_result.opened}", f"≥ {mode.capacity}", http_result.opened >= 5000))
             per = http_result.rss_per_stream_kib
-            add(self.target("RSS per open stream (HTTP worker)", f"{per:.1f} KiB", "≤ 50 KiB", per <= 50 if http_result.opened else None))
+            add(self.target("RSS per open stream (HTTP worker)", f"{per:.1f} KiB", "≤ 50 KiB", per <= 50 if http_result.rss_streams else None))
         for name, result in getattr(b, "capacity_results", {}).items():
             if name.startswith("HTTP") and result.opened == SDK_POOL and result.failure:
                 add(f"  {name}: {SDK_POOL} open is exactly the openai SDK's default connection pool "
@@ -1062,7 +1111,8 @@ class Report:
         add(
             f"  other processes on this machine: {others:.2f} cores on average during the runs, {worst:.2f} at most; "
             f"{len(noisy_runs)} of {len(b.runs)} runs had more than {NOISY_CORES} cores of it (figures marked *)"
-            + (". The machine was not quiet: latencies and rates are pessimistic; CPU per request holds up best."
+            + (". The machine was not quiet: latencies and rates are pessimistic; CPU per request suffers least, "
+               "but shifts too (its per-chunk slopes use long streams to stay above that noise)."
                if noisy_runs else ".")
         )
         add("")
