@@ -6,7 +6,7 @@ as a pure proxy in front of it (the floor for HTTP), a bare grpcio relay (the fl
 the router itself (one gunicorn gevent worker, WEB_CONCURRENCY=1; one gRPC process with
 server.grpc_max_workers threads). Every surface is measured against a direct call to the upstream
 and against the floor, side by side, in the same run; then streams are held open against a slow
-upstream to measure capacity and memory.
+upstream, on router processes started fresh for it, to measure capacity and memory per stream.
 
     .venv/bin/python scripts/bench/run.py [--full] [--out PATH]
 
