@@ -6,10 +6,17 @@ which the worker applies before it loads the app.
 """
 
 import os
+import platform
 import tempfile
 
 from ai_router.logs import GUNICORN_LOGCONFIG
 from ai_router.reload import snapshot_settings
+
+# The provider SDKs describe the platform in a header, and Python learns the processor type by
+# running `uname -p`: a fork. Forking a gevent worker in the middle of serving lets a copy of
+# its greenlets run in the child, which then answers (or drops) other clients' connections.
+# Asked once here, in the master, the answer is cached in every worker it forks.
+platform.platform()
 
 # Run at start and again on every SIGHUP (gunicorn's graceful reload): validates config.yaml and
 # snapshots it for the workers; an invalid file on a reload is logged and the old config stays.

@@ -33,4 +33,6 @@ def watch_client(on_hang_up: Callable[[], None]) -> Callable[[], None]:
             on_hang_up()
 
     watcher = gevent.spawn(wait_for_hang_up)
-    return lambda: watcher.kill(block=False)
+    # Killed and gone before the server reads this connection's next request: two greenlets
+    # may not wait on one socket.
+    return lambda: watcher.kill(block=True, timeout=1)
