@@ -11,7 +11,7 @@ import anthropic
 
 from ai_router.config import ProviderSettings
 from ai_router.errors import InvalidRequest
-from ai_router.providers.base import Provider, translate_sdk_error
+from ai_router.providers.base import UPSTREAM_LIMITS, Provider, translate_sdk_error
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -57,6 +57,7 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
             base_url=settings.base_url or DEFAULT_BASE_URL,
             # The router retries (policy/retry.py); SDK retries would multiply with ours.
             max_retries=0,
+            http_client=anthropic.DefaultHttpxClient(limits=UPSTREAM_LIMITS),
         )
 
     def complete(self, request: ChatRequest) -> ChatResponse:

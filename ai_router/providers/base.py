@@ -37,6 +37,11 @@ Client = TypeVar("Client")
 
 REDACTED = "[redacted]"
 
+# The SDKs' own pool stops at 1,000 connections, so the 1,001st open stream of a worker would
+# wait for one. How many requests a process serves at once is the router's to bound
+# (server.http_max_concurrent, the gRPC pool), not the pool's.
+UPSTREAM_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=100)
+
 
 # The SDKs' own switch (both use it for `with_streaming_response`): return the HTTP response
 # before its body is read, so a relay can pass the bytes on as they come.

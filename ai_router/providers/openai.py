@@ -9,7 +9,7 @@ from typing import Any
 import openai
 
 from ai_router.config import ProviderSettings
-from ai_router.providers.base import Provider, translate_sdk_error
+from ai_router.providers.base import UPSTREAM_LIMITS, Provider, translate_sdk_error
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -50,6 +50,7 @@ class OpenAIProvider(Provider[openai.OpenAI]):
             base_url=settings.base_url or DEFAULT_BASE_URL,
             # The router retries (policy/retry.py); SDK retries would multiply with ours.
             max_retries=0,
+            http_client=openai.DefaultHttpxClient(limits=UPSTREAM_LIMITS),
         )
 
     def complete(self, request: ChatRequest) -> ChatResponse:
