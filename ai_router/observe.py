@@ -125,6 +125,14 @@ class RequestRecord:
         self.span.end()
 
 
+def asked_name(provider: str, model: str) -> str:
+    """The model as the client named it: `provider/model`, `model` alone (an alias), or just
+    the provider when it left the model to the provider's default."""
+    if provider and model:
+        return f"{provider}/{model}"
+    return model or provider
+
+
 def current() -> RequestRecord | None:
     return _current.get()
 

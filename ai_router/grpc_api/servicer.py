@@ -91,7 +91,7 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
                 record.finish(status)
 
     def _record(self, request: pb.AIRequest, request_id: str) -> observe.RequestRecord:
-        asked = f"{request.provider}/{request.model}" if request.provider else request.model
+        asked = observe.asked_name(request.provider, request.model)
         return observe.RequestRecord(
             "grpc", request_id, asked, self.router.metrics, sink=self.router.gate.record_usage
         )

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, g, jsonify
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from ai_router import observe
+from ai_router.observe import asked_name
 from ai_router.errors import RouterError
 from ai_router.http_api.errors import NativeError, error_body
 from ai_router.http_api import sse, streaming
@@ -136,7 +137,7 @@ def _chat_request() -> ChatRequest:
     body = parse_body(GenerateBody)
     record = observe.current()
     if record is not None:
-        record.model_asked = f"{body.provider}/{body.model}" if body.provider else body.model
+        record.model_asked = asked_name(body.provider, body.model)
     stop = [body.stop] if isinstance(body.stop, str) else (body.stop or [])
     return build_chat_request(
         provider=body.provider,
