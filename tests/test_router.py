@@ -22,7 +22,7 @@ class FakeProvider(Provider[None]):
     """Answers with the model it was asked for and records every request."""
 
     def make_client(self, api_key: str, settings: ProviderSettings) -> None:
-        return None
+        return None  # answers without an upstream
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)

@@ -9,9 +9,8 @@ from typing import Any
 
 import anthropic
 
-from ai_router.config import ProviderSettings
 from ai_router.errors import InvalidRequest
-from ai_router.providers.base import UPSTREAM_LIMITS, Provider, translate_sdk_error
+from ai_router.providers.base import Provider, translate_sdk_error
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -47,18 +46,9 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
     family = "anthropic"
 
     sdk = anthropic
+    client_class = anthropic.Anthropic
+    default_base_url = DEFAULT_BASE_URL
     relay_path = MESSAGES_PATH
-
-    def make_client(self, api_key: str, settings: ProviderSettings) -> anthropic.Anthropic:
-        return anthropic.Anthropic(
-            api_key=api_key,
-            # Always explicit: the SDK would otherwise read ANTHROPIC_BASE_URL for every
-            # provider of this type, not just the one it belongs to.
-            base_url=settings.base_url or DEFAULT_BASE_URL,
-            # The router retries (policy/retry.py); SDK retries would multiply with ours.
-            max_retries=0,
-            http_client=anthropic.DefaultHttpxClient(limits=UPSTREAM_LIMITS),
-        )
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         client = self.client()

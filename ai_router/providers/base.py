@@ -8,7 +8,7 @@ max_tokens set) and knows nothing of front doors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Generic, TypeVar
@@ -104,8 +104,11 @@ class Provider(ABC, Generic[Client]):
 
     # The API family the upstream speaks ("openai", "anthropic"); same-family clients are relayed.
     family: str = ""
-    # The SDK module (its exception classes translate failures) and where relayed bodies go.
+    # The SDK module (its client class, its exception classes), the client class, the
+    # upstream's public address, and where relayed bodies go.
     sdk: ModuleType
+    client_class: Callable[..., Client]
+    default_base_url: str = ""
     relay_path: str = ""
 
     def __init__(self, settings: ProviderSettings) -> None:
@@ -115,9 +118,16 @@ class Provider(ABC, Generic[Client]):
         if self.api_key is not None:
             self._client = self.make_client(self.api_key, settings)
 
-    @abstractmethod
     def make_client(self, api_key: str, settings: ProviderSettings) -> Client:
-        """The SDK client, always with an explicit base URL and the SDK's retries off."""
+        return self.client_class(
+            api_key=api_key,
+            # Always explicit: the SDK would otherwise read its <TYPE>_BASE_URL variable for
+            # every provider of its type, not just the one that variable belongs to.
+            base_url=settings.base_url or self.default_base_url,
+            # The router retries (policy/retry.py); SDK retries would multiply with ours.
+            max_retries=0,
+            http_client=self.sdk.DefaultHttpxClient(limits=UPSTREAM_LIMITS),
+        )
 
     def client(self) -> Client:
         self.require_key()

@@ -8,8 +8,7 @@ from typing import Any
 
 import openai
 
-from ai_router.config import ProviderSettings
-from ai_router.providers.base import UPSTREAM_LIMITS, Provider, translate_sdk_error
+from ai_router.providers.base import Provider, translate_sdk_error
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -40,18 +39,9 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 class OpenAIProvider(Provider[openai.OpenAI]):
     family = "openai"
     sdk = openai
+    client_class = openai.OpenAI
+    default_base_url = DEFAULT_BASE_URL
     relay_path = CHAT_PATH
-
-    def make_client(self, api_key: str, settings: ProviderSettings) -> openai.OpenAI:
-        return openai.OpenAI(
-            api_key=api_key,
-            # Always explicit: the SDK would otherwise read OPENAI_BASE_URL for every
-            # provider of this type, not just the one it belongs to.
-            base_url=settings.base_url or DEFAULT_BASE_URL,
-            # The router retries (policy/retry.py); SDK retries would multiply with ours.
-            max_retries=0,
-            http_client=openai.DefaultHttpxClient(limits=UPSTREAM_LIMITS),
-        )
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         client = self.client()
