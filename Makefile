@@ -25,7 +25,15 @@ $(GENERATED): protos/ai_router.proto $(INSTALLED)
 run: install
 	$(VENV)/bin/ai-router serve
 
+# The tests drive real nginx (the deployment proof) and redis-server (limits shared across
+# replicas); Debian packages, installed when missing (needs root, as on CI). The tests start
+# their own on free ports.
+TEST_SERVERS = { { command -v nginx || [ -x /usr/sbin/nginx ]; } && command -v redis-server; } \
+	>/dev/null 2>&1 || { apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx redis-server >/dev/null; }
+
 test: typecheck
+	@$(TEST_SERVERS)
 	$(PY) -m pytest -q
 
 typecheck: install
