@@ -8,9 +8,11 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 import anthropic
+import orjson
 
 from ai_router.errors import InvalidRequest
-from ai_router.providers.base import Provider, translate_sdk_error
+from ai_router.providers.base import Provider
+from ai_router.providers.upstream import sse_data
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -48,87 +50,95 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
     sdk = anthropic
     client_class = anthropic.Anthropic
     default_base_url = DEFAULT_BASE_URL
-    relay_path = MESSAGES_PATH
+    chat_path = MESSAGES_PATH
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        client = self.client()
-        arguments = self._arguments(request)
+        message = self.post(self._body(request), request.timeout, request.request_id)
         try:
-            message = client.messages.create(**arguments)
-        except Exception as exc:
-            raise translate_sdk_error(exc, anthropic, self) from exc
-        text = "".join(block.text for block in message.content if block.type == "text")
-        tool_calls = tuple(
-            ToolCall(block.id, block.name, json.dumps(block.input))
-            for block in message.content
-            if block.type == "tool_use"
-        )
-        return ChatResponse(
-            content=text,
-            finish_reason=_finish_reason(message.stop_reason),
-            usage=Usage(message.usage.input_tokens, message.usage.output_tokens),
-            provider=self.name,
-            model=request.model,
-            tool_calls=tool_calls,
-        )
+            blocks = message["content"]
+            text = "".join(block["text"] for block in blocks if block["type"] == "text")
+            tool_calls = tuple(
+                ToolCall(block["id"], block["name"], json.dumps(block["input"]))
+                for block in blocks
+                if block["type"] == "tool_use"
+            )
+            usage = message["usage"]
+            return ChatResponse(
+                content=text,
+                finish_reason=_finish_reason(message.get("stop_reason")),
+                usage=Usage(usage["input_tokens"], usage["output_tokens"]),
+                provider=self.name,
+                model=request.model,
+                tool_calls=tool_calls,
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise self.unreadable(exc) from exc
 
     def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
-        client = self.client()
-        arguments = self._arguments(request)
         finish_reason: FinishReason = "stop"
         input_tokens = output_tokens = 0
         # Content-block index -> tool-call index: tool calls are counted apart from text blocks.
         tool_indexes: dict[int, int] = {}
         deadline = time.monotonic() + (request.timeout or self.settings.timeout)
+        body = {**self._body(request), "stream": True}
+        response = self.open_stream(body, request.timeout, request.request_id)
+        chunks = self.watched(response.iter_bytes(), response, watch, deadline - time.monotonic())
         try:
-            with client.messages.create(**arguments, stream=True) as upstream:
-                first_seconds = deadline - time.monotonic()
-                for event in self.watched(upstream, upstream.response, watch, first_seconds):
-                    if event.type == "content_block_delta":
-                        delta = event.delta
-                        if delta.type == "text_delta" and delta.text:
-                            yield ChatChunk(delta=delta.text)
-                        elif delta.type == "input_json_delta" and event.index in tool_indexes:
-                            yield ChatChunk(
-                                tool_call=ToolCallDelta(
-                                    tool_indexes[event.index], arguments=delta.partial_json
-                                )
+            for data in sse_data(chunks):
+                event = orjson.loads(data)
+                kind = event.get("type")
+                if kind == "content_block_delta":
+                    delta = event["delta"]
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        yield ChatChunk(delta=delta["text"])
+                    elif delta.get("type") == "input_json_delta" and event["index"] in tool_indexes:
+                        yield ChatChunk(
+                            tool_call=ToolCallDelta(
+                                tool_indexes[event["index"]], arguments=delta["partial_json"]
                             )
-                    elif event.type == "content_block_start":
-                        block = event.content_block
-                        if block.type == "tool_use":
-                            tool_indexes[event.index] = len(tool_indexes)
-                            yield ChatChunk(
-                                tool_call=ToolCallDelta(
-                                    tool_indexes[event.index], id=block.id, name=block.name
-                                )
+                        )
+                elif kind == "content_block_start":
+                    block = event["content_block"]
+                    if block.get("type") == "tool_use":
+                        tool_indexes[event["index"]] = len(tool_indexes)
+                        yield ChatChunk(
+                            tool_call=ToolCallDelta(
+                                tool_indexes[event["index"]], id=block["id"], name=block["name"]
                             )
-                    elif event.type == "message_start":
-                        input_tokens = event.message.usage.input_tokens
-                    elif event.type == "message_delta":
-                        # Counts are cumulative, so the last message_delta holds the totals.
-                        output_tokens = event.usage.output_tokens
-                        if event.usage.input_tokens is not None:
-                            input_tokens = event.usage.input_tokens
-                        finish_reason = _finish_reason(event.delta.stop_reason)
+                        )
+                elif kind == "message_start":
+                    input_tokens = event["message"]["usage"]["input_tokens"]
+                elif kind == "message_delta":
+                    # Counts are cumulative, so the last message_delta holds the totals.
+                    usage = event.get("usage") or {}
+                    output_tokens = usage.get("output_tokens") or output_tokens
+                    if usage.get("input_tokens") is not None:
+                        input_tokens = usage["input_tokens"]
+                    finish_reason = _finish_reason((event.get("delta") or {}).get("stop_reason"))
+                elif kind == "error":
+                    raise self.failed_mid_stream(event.get("error"))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise self.unreadable(exc) from exc
         except Exception as exc:
             raise self.stream_error(exc, anthropic, watch) from exc
+        finally:
+            chunks.close()
+            response.close()
         yield ChatChunk(finish_reason=finish_reason, usage=Usage(input_tokens, output_tokens))
 
-    def _arguments(self, request: ChatRequest) -> dict[str, Any]:
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
         sampling = request.sampling
-        arguments: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,
             "messages": _messages(request.messages),
-            "timeout": self.timeout_for(request.timeout),
         }
         if request.system:
-            arguments["system"] = request.system
+            body["system"] = request.system
         if sampling.stop:
-            arguments["stop_sequences"] = list(sampling.stop)
+            body["stop_sequences"] = list(sampling.stop)
         if request.tools:
-            arguments["tools"] = [
+            body["tools"] = [
                 {
                     "name": tool.name,
                     "description": tool.description,
@@ -138,22 +148,16 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
             ]
         tool_choice = _tool_choice(request.tool_choice, request.parallel_tool_calls)
         if tool_choice is not None:
-            arguments["tool_choice"] = tool_choice
+            body["tool_choice"] = tool_choice
         if request.user:
-            arguments["metadata"] = {"user_id": request.user}
-        # The SDK (1.0 and later) no longer takes sampling options as arguments.
-        extra_body: dict[str, Any] = {}
+            body["metadata"] = {"user_id": request.user}
         if sampling.temperature is not None:
-            extra_body["temperature"] = min(sampling.temperature, MAX_TEMPERATURE)
+            body["temperature"] = min(sampling.temperature, MAX_TEMPERATURE)
         if sampling.top_p is not None:
-            extra_body["top_p"] = sampling.top_p
+            body["top_p"] = sampling.top_p
         if sampling.top_k is not None:
-            extra_body["top_k"] = sampling.top_k
-        if extra_body:
-            arguments["extra_body"] = extra_body
-        if request.request_id:
-            arguments["extra_headers"] = {"x-request-id": request.request_id}
-        return arguments
+            body["top_k"] = sampling.top_k
+        return body
 
 
 def _messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

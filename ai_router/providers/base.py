@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import time
 
 import httpx2
+import orjson
 
 from ai_router.config import ProviderSettings
 from ai_router.errors import (
@@ -29,6 +30,7 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ai_router.providers.upstream import UpstreamHTTP
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 from ai_router.watchdog import Watch
 
@@ -41,11 +43,6 @@ REDACTED = "[redacted]"
 # wait for one. How many requests a process serves at once is the router's to bound
 # (server.http_max_concurrent, the gRPC pool), not the pool's.
 UPSTREAM_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=100)
-
-
-# The SDKs' own switch (both use it for `with_streaming_response`): return the HTTP response
-# before its body is read, so a relay can pass the bytes on as they come.
-_UNREAD_BODY_HEADER = "X-Stainless-Raw-Response"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,26 +96,32 @@ class RelayResponse:
 
 class Provider(ABC, Generic[Client]):
     """One configured upstream, through its official SDK's client (`Client`): one per process,
-    reused, built when the provider has a key. Subclasses implement `complete` and `stream`;
-    `relay` passes a body of the upstream's own family through to `relay_path`."""
+    reused, built when the provider has a key. Subclasses implement `complete` and `stream`
+    (building the upstream's body and reading its answer as plain JSON, sent by `upstream()`);
+    `relay` passes a body of the upstream's own family through to `chat_path`."""
 
     # The API family the upstream speaks ("openai", "anthropic"); same-family clients are relayed.
     family: str = ""
     # The SDK module (its client class, its exception classes), the client class, the
-    # upstream's public address, and where relayed bodies go.
+    # upstream's public address, and where chat bodies go (built or relayed).
     sdk: ModuleType
     client_class: Callable[..., Client]
     default_base_url: str = ""
-    relay_path: str = ""
+    chat_path: str = ""
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         self.name = settings.name
         self._client: Client | None = None
+        self._upstream: UpstreamHTTP | None = None
         if self.api_key is not None:
             self._client = self.make_client(self.api_key, settings)
+            if self._client is not None and self.chat_path:
+                self._upstream = UpstreamHTTP.of(self.sdk, self._client, self._http, self.chat_path)
 
     def make_client(self, api_key: str, settings: ProviderSettings) -> Client:
+        # The SDK client's connection pool, which the fast path (upstream.py) sends on too.
+        self._http = self.sdk.DefaultHttpxClient(limits=UPSTREAM_LIMITS)
         return self.client_class(
             api_key=api_key,
             # Always explicit: the SDK would otherwise read its <TYPE>_BASE_URL variable for
@@ -126,13 +129,41 @@ class Provider(ABC, Generic[Client]):
             base_url=settings.base_url or self.default_base_url,
             # The router retries (policy/retry.py); SDK retries would multiply with ours.
             max_retries=0,
-            http_client=self.sdk.DefaultHttpxClient(limits=UPSTREAM_LIMITS),
+            http_client=self._http,
         )
 
     def client(self) -> Client:
         self.require_key()
         assert self._client is not None  # built whenever a key is set
         return self._client
+
+    def upstream(self) -> UpstreamHTTP:
+        """Where chat bodies go, with the SDK client's headers and URL (see upstream.py)."""
+        self.require_key()
+        assert self._upstream is not None  # built whenever a key is set
+        return self._upstream
+
+    def post(self, body: dict[str, Any], timeout: float | None, request_id: str) -> Any:
+        """A whole answer to `body` (sent to `chat_path`), decoded: an SDK error or an httpx2
+        failure is translated into a RouterError here."""
+        try:
+            response = self.upstream().post(
+                orjson.dumps(body), self.timeout_for(timeout), request_id
+            )
+            return orjson.loads(response.content)
+        except Exception as exc:
+            raise translate_sdk_error(exc, self.sdk, self) from exc
+
+    def open_stream(
+        self, body: dict[str, Any], timeout: float | None, request_id: str
+    ) -> httpx2.Response:
+        """A streamed answer to `body`, its body unread: the caller reads and closes it."""
+        try:
+            return self.upstream().post(
+                orjson.dumps(body), self.timeout_for(timeout), request_id, stream=True
+            )
+        except Exception as exc:
+            raise translate_sdk_error(exc, self.sdk, self) from exc
 
     @property
     def api_key(self) -> str | None:
@@ -168,24 +199,15 @@ class Provider(ABC, Generic[Client]):
     def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
         """Send a body already in this upstream's wire format, and hand back its raw answer
         (auth, base URL and error types still the SDK's)."""
-        if not self.relay_path:
+        if not self.chat_path:
             raise NotImplementedError(f"{type(self).__name__} does not relay requests")
-        client: Any = self.client()
         deadline = time.monotonic() + (request.timeout or self.settings.timeout)
-        try:
-            response = client.post(
-                self.relay_path,
-                body=request.body,
-                cast_to=httpx2.Response,
-                options=self.relay_options(request),
-            )
-        except Exception as exc:
-            raise translate_sdk_error(exc, self.sdk, self) from exc
+        response = self.open_stream(dict(request.body), request.timeout, request.request_id)
         return RelayResponse.of(response, self, self.sdk, watch, deadline - time.monotonic())
 
     def watched(
         self, items: Iterable[Item], response: Any, watch: Watch, first_seconds: float
-    ) -> Iterator[Item]:
+    ) -> Generator[Item, None, None]:
         """`items` read from `response` under `watch`: the first within `first_seconds`, then
         none more than `stream_idle_timeout` apart. The clock stops while the consumer holds
         an item."""
@@ -195,6 +217,23 @@ class Provider(ABC, Generic[Client]):
             yield item
             watch.rearm(self.settings.idle_timeout)
         watch.done()
+
+    def unreadable(self, exc: Exception) -> UpstreamUnavailable:
+        """An answer that is not the shape the upstream's API documents."""
+        return UpstreamUnavailable(
+            f"provider {self.name!r} sent an answer the router cannot read "
+            f"({type(exc).__name__}: {redact(str(exc), self.api_key)})",
+            self.name,
+        )
+
+    def failed_mid_stream(self, error: Any) -> UpstreamUnavailable:
+        """What an error event in a stream that had already answered 200 means; `error` is the
+        event's error object."""
+        message = error.get("message") if isinstance(error, dict) else None
+        text = message if isinstance(message, str) and message else "an error event"
+        return UpstreamUnavailable(
+            f"provider {self.name!r} failed mid-stream: {redact(text, self.api_key)}", self.name
+        )
 
     def stream_error(self, exc: Exception, sdk: ModuleType, watch: Watch) -> RouterError:
         """What a failure while reading a watched stream means: the watch knows whether it cut
@@ -206,14 +245,6 @@ class Provider(ABC, Generic[Client]):
         if watch.reason == "cancelled":
             return Cancelled("the client went away; the upstream call was cut off")
         return translate_sdk_error(exc, sdk, self)
-
-    def relay_options(self, request: RelayRequest) -> Any:
-        """The SDK request options of a relay: unread body, timeout, request id. (Typed Any: each
-        SDK declares its own, identical, RequestOptions.)"""
-        headers = {_UNREAD_BODY_HEADER: "stream"}
-        if request.request_id:
-            headers["x-request-id"] = request.request_id
-        return {"headers": headers, "timeout": self.timeout_for(request.timeout)}
 
     def close(self) -> None:
         """Release the SDK client's connections."""

@@ -7,8 +7,10 @@ from collections.abc import Generator
 from typing import Any
 
 import openai
+import orjson
 
-from ai_router.providers.base import Provider, translate_sdk_error
+from ai_router.providers.base import Provider
+from ai_router.providers.upstream import sse_data
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -41,89 +43,94 @@ class OpenAIProvider(Provider[openai.OpenAI]):
     sdk = openai
     client_class = openai.OpenAI
     default_base_url = DEFAULT_BASE_URL
-    relay_path = CHAT_PATH
+    chat_path = CHAT_PATH
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        client = self.client()
+        completion = self.post(self._body(request), request.timeout, request.request_id)
         try:
-            completion = client.chat.completions.create(**self._arguments(request))
-        except Exception as exc:
-            raise translate_sdk_error(exc, openai, self) from exc
-        choice = completion.choices[0]
-        tool_calls = tuple(
-            ToolCall(call.id, call.function.name, call.function.arguments)
-            for call in choice.message.tool_calls or ()
-            if call.type == "function"
-        )
-        return ChatResponse(
-            content=choice.message.content or "",
-            finish_reason=_finish_reason(choice.finish_reason),
-            usage=_usage(completion.usage),
-            provider=self.name,
-            model=request.model,
-            tool_calls=tool_calls,
-        )
+            choice = completion["choices"][0]
+            message = choice.get("message") or {}
+            tool_calls = tuple(
+                ToolCall(call["id"], call["function"]["name"], call["function"]["arguments"])
+                for call in message.get("tool_calls") or ()
+                if call.get("type") == "function"
+            )
+            return ChatResponse(
+                content=message.get("content") or "",
+                finish_reason=_finish_reason(choice.get("finish_reason")),
+                usage=_usage(completion.get("usage")),
+                provider=self.name,
+                model=request.model,
+                tool_calls=tool_calls,
+            )
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise self.unreadable(exc) from exc
 
     def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
-        client = self.client()
         finish_reason: FinishReason = "stop"
         usage = Usage()
         deadline = time.monotonic() + (request.timeout or self.settings.timeout)
+        body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
+        response = self.open_stream(body, request.timeout, request.request_id)
+        chunks = self.watched(response.iter_bytes(), response, watch, deadline - time.monotonic())
         try:
-            with client.chat.completions.create(
-                **self._arguments(request), stream=True, stream_options={"include_usage": True}
-            ) as upstream:
-                first_seconds = deadline - time.monotonic()
-                for chunk in self.watched(upstream, upstream.response, watch, first_seconds):
-                    # With include_usage the usage arrives in its own last chunk, after the one
-                    # carrying finish_reason: both are folded into our single closing chunk.
-                    if chunk.usage is not None:
-                        usage = _usage(chunk.usage)
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta.content:
-                            yield ChatChunk(delta=delta.content)
-                        for call in delta.tool_calls or ():
-                            function = call.function
-                            yield ChatChunk(
-                                tool_call=ToolCallDelta(
-                                    index=call.index,
-                                    id=call.id or "",
-                                    name=(function.name if function else None) or "",
-                                    arguments=(function.arguments if function else None) or "",
-                                )
+            for data in sse_data(chunks):
+                if data.startswith(b"[DONE]"):
+                    break
+                chunk = orjson.loads(data)
+                if chunk.get("error"):
+                    raise self.failed_mid_stream(chunk["error"])
+                # With include_usage the usage arrives in its own last chunk, after the one
+                # carrying finish_reason: both are folded into our single closing chunk.
+                if chunk.get("usage"):
+                    usage = _usage(chunk["usage"])
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        yield ChatChunk(delta=delta["content"])
+                    for call in delta.get("tool_calls") or ():
+                        function = call.get("function") or {}
+                        yield ChatChunk(
+                            tool_call=ToolCallDelta(
+                                index=call.get("index") or 0,
+                                id=call.get("id") or "",
+                                name=function.get("name") or "",
+                                arguments=function.get("arguments") or "",
                             )
-                        if choice.finish_reason:
-                            finish_reason = _finish_reason(choice.finish_reason)
+                        )
+                    if choice.get("finish_reason"):
+                        finish_reason = _finish_reason(choice["finish_reason"])
         except Exception as exc:
             raise self.stream_error(exc, openai, watch) from exc
+        finally:
+            chunks.close()
+            response.close()
         yield ChatChunk(finish_reason=finish_reason, usage=usage)
 
-    def _arguments(self, request: ChatRequest) -> dict[str, Any]:
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
         messages.extend(_message(message) for message in request.messages)
         sampling = request.sampling
-        arguments: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
             # max_completion_tokens supersedes max_tokens, which reasoning models reject.
             "max_completion_tokens": request.max_tokens,
-            "timeout": self.timeout_for(request.timeout),
         }
         if sampling.temperature is not None:
-            arguments["temperature"] = sampling.temperature
+            body["temperature"] = sampling.temperature
         if sampling.top_p is not None:
-            arguments["top_p"] = sampling.top_p
+            body["top_p"] = sampling.top_p
         if sampling.stop:
-            arguments["stop"] = list(sampling.stop)
+            body["stop"] = list(sampling.stop)
         if sampling.top_k is not None:
             # Not in OpenAI's API, but many compatible servers take it; OpenAI itself answers
             # 400, which reaches the client naming the parameter.
-            arguments["extra_body"] = {"top_k": sampling.top_k}
+            body["top_k"] = sampling.top_k
         if request.tools:
-            arguments["tools"] = [
+            body["tools"] = [
                 {
                     "type": "function",
                     "function": {
@@ -135,14 +142,12 @@ class OpenAIProvider(Provider[openai.OpenAI]):
                 for tool in request.tools
             ]
         if request.tool_choice is not None:
-            arguments["tool_choice"] = _tool_choice(request.tool_choice)
+            body["tool_choice"] = _tool_choice(request.tool_choice)
         if request.parallel_tool_calls is not None:
-            arguments["parallel_tool_calls"] = request.parallel_tool_calls
+            body["parallel_tool_calls"] = request.parallel_tool_calls
         if request.user:
-            arguments["user"] = request.user
-        if request.request_id:
-            arguments["extra_headers"] = {"x-request-id": request.request_id}
-        return arguments
+            body["user"] = request.user
+        return body
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -188,6 +193,9 @@ def _finish_reason(reason: str | None) -> FinishReason:
 
 
 def _usage(usage: Any) -> Usage:
-    if usage is None:
+    if not usage:
         return Usage()
-    return Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
+    return Usage(
+        input_tokens=usage.get("prompt_tokens") or 0,
+        output_tokens=usage.get("completion_tokens") or 0,
+    )
