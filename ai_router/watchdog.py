@@ -8,7 +8,9 @@ blocked reader with an error at once; the reader then asks its `Watch` why.
 
 One `Watchdog` per process runs a single background thread (a greenlet under gevent, whose
 monkey-patching makes `threading` cooperative) over a heap of deadlines, so an open stream costs
-a heap entry, not a timer thread.
+a heap entry, not a timer thread. A watch has at most one entry: re-arming it for a later
+deadline (every chunk of a stream does) only moves its deadline, and the watchdog, finding the
+entry early, puts it back for the new one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Watch:
         self._watchdog = watchdog
         self._response: Any = None
         self._deadline: float | None = None
+        self._scheduled: float | None = None  # the deadline of its heap entry, if it has one
         self.reason: Reason | None = None  # why the response was cut off, if it was
         self.limit = 0.0  # the seconds of the deadline in force, for error messages
 
@@ -47,8 +50,7 @@ class Watch:
 
     def rearm(self, seconds: float) -> None:
         self.limit = seconds
-        self._deadline = time.monotonic() + seconds
-        self._watchdog._schedule(self, self._deadline)
+        self._watchdog._arm(self, time.monotonic() + seconds)
 
     def pause(self) -> None:
         """Stop the clock while the reader is away (handing a chunk to a slow client)."""
@@ -86,8 +88,12 @@ class Watchdog:
     def watch(self) -> Watch:
         return Watch(self)
 
-    def _schedule(self, watch: Watch, deadline: float) -> None:
+    def _arm(self, watch: Watch, deadline: float) -> None:
         with self._condition:
+            watch._deadline = deadline
+            if watch._scheduled is not None and watch._scheduled <= deadline:
+                return  # its entry comes up first, and is then put back for `deadline`
+            watch._scheduled = deadline
             heapq.heappush(self._heap, (deadline, next(self._counter), watch))
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -108,6 +114,16 @@ class Watchdog:
                     self._condition.wait(wait)
                     continue
                 heapq.heappop(self._heap)
+                if watch._scheduled != deadline:
+                    continue  # an entry superseded by an earlier deadline
+                current = watch._deadline
+                if current is not None and current > deadline:
+                    watch._scheduled = current  # re-armed since: wait for the new deadline
+                    heapq.heappush(self._heap, (current, next(self._counter), watch))
+                    continue
+                watch._scheduled = None
+                if current is None:
+                    continue  # paused or done
             try:
                 watch._expire(deadline)
             except Exception:  # a watchdog that dies would leave every later stream unbounded

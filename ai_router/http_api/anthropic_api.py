@@ -7,10 +7,10 @@ another family it is translated both ways, events included (compat.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response
 
 from ai_router.errors import RouterError
@@ -23,8 +23,7 @@ blueprint = Blueprint("anthropic_api", __name__, url_prefix="/v1")
 
 def event(name: str, data: Any) -> bytes:
     """Anthropic's framing: every event is named, and the SDK dispatches on the name."""
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    return b"event: " + name.encode() + b"\ndata: " + payload + b"\n\n"
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 class EventStream(compat.StreamEncoder):

@@ -111,9 +111,15 @@ def _note_usage(document: bytes, record: RequestRecord | None) -> None:
 
 
 def _model_rewriter(provider: str) -> Callable[[bytes], bytes]:
+    # Every event of a stream names the same model: decode and encode it once.
+    rewritten: dict[bytes, bytes] = {}
+
     def replace(match: re.Match[bytes]) -> bytes:
-        upstream_model = json.loads(b'"' + match.group(1) + b'"')
-        return b'"model":' + json.dumps(f"{provider}/{upstream_model}").encode()
+        quoted = match.group(1)
+        if quoted not in rewritten:
+            upstream_model = json.loads(b'"' + quoted + b'"')
+            rewritten[quoted] = b'"model":' + json.dumps(f"{provider}/{upstream_model}").encode()
+        return rewritten[quoted]
 
     def rewrite(document: bytes) -> bytes:
         return _MODEL_FIELD.sub(replace, document, count=1)

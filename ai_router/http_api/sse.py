@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 from flask import Response
 
 from ai_router.http_api.disconnect import watch_client
@@ -17,7 +17,9 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def encode(data: Any) -> bytes:
-    return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    # orjson: compact UTF-8 like json.dumps(ensure_ascii=False, separators=(",", ":")), about
+    # ten times faster, and this runs for every event of every stream.
+    return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 def event_stream(
