@@ -18,14 +18,20 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import socket
 import threading
 import time
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 log = logging.getLogger(__name__)
 
 Reason = Literal["timeout", "cancelled"]
+
+
+class Interruptible(Protocol):
+    """An upstream response being read (providers/upstream.py's UpstreamResponse)."""
+
+    def shut_down(self) -> None:
+        """Shut its socket down, from any thread: the reader gets an error or EOF at once."""
 
 
 class Watch:
@@ -33,18 +39,18 @@ class Watch:
 
     def __init__(self, watchdog: Watchdog) -> None:
         self._watchdog = watchdog
-        self._response: Any = None
+        self._response: Interruptible | None = None
         self._deadline: float | None = None
         self._scheduled: float | None = None  # the deadline of its heap entry, if it has one
         self.reason: Reason | None = None  # why the response was cut off, if it was
         self.limit = 0.0  # the seconds of the deadline in force, for error messages
 
-    def attach(self, response: Any, seconds: float) -> None:
-        """Watch `response` (an httpx2.Response being read): cut it off unless `rearm` comes
+    def attach(self, response: Interruptible, seconds: float) -> None:
+        """Watch `response` (being read): cut it off unless `rearm` comes
         within `seconds`. A watch cancelled before the response arrived cuts it off at once."""
         self._response = response
         if self.reason == "cancelled":
-            _shut_down(response)
+            response.shut_down()
             return
         self.rearm(seconds)
 
@@ -68,14 +74,14 @@ class Watch:
         response, self._response = self._response, None
         self._deadline = None
         if response is not None:
-            _shut_down(response)
+            response.shut_down()
 
     def _expire(self, deadline: float) -> None:
         if self._deadline != deadline or self._response is None:
             return  # re-armed or finished since this deadline was scheduled
         self.reason = "timeout"
         response, self._response = self._response, None
-        _shut_down(response)
+        response.shut_down()
 
 
 class Watchdog:
@@ -128,16 +134,3 @@ class Watchdog:
                 watch._expire(deadline)
             except Exception:  # a watchdog that dies would leave every later stream unbounded
                 log.exception("watchdog: cutting off an upstream response failed")
-
-
-def _shut_down(response: Any) -> None:
-    """Shut the response's socket down; the thread reading it gets an error at once."""
-    stream = getattr(response, "extensions", {}).get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if sock is None:
-        response.close()
-        return
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed

@@ -17,6 +17,7 @@ import time
 
 import httpx2
 import orjson
+import urllib3
 
 from ai_router.config import ProviderSettings
 from ai_router.errors import (
@@ -30,7 +31,7 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ai_router.providers.upstream import UpstreamHTTP
+from ai_router.providers.upstream import UpstreamHTTP, UpstreamResponse
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 from ai_router.watchdog import Watch
 
@@ -39,10 +40,6 @@ Client = TypeVar("Client")
 
 REDACTED = "[redacted]"
 
-# The SDKs' own pool stops at 1,000 connections, so the 1,001st open stream of a worker would
-# wait for one. How many requests a process serves at once is the router's to bound
-# (server.http_max_concurrent, the gRPC pool), not the pool's.
-UPSTREAM_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +59,12 @@ class RelayResponse:
     status: int
     content_type: str
     chunks: Iterator[bytes]
-    response: httpx2.Response
+    response: UpstreamResponse
 
     @classmethod
     def of(
         cls,
-        response: httpx2.Response,
+        response: UpstreamResponse,
         provider: Provider[Any],
         sdk: ModuleType,
         watch: Watch,
@@ -117,11 +114,9 @@ class Provider(ABC, Generic[Client]):
         if self.api_key is not None:
             self._client = self.make_client(self.api_key, settings)
             if self._client is not None and self.chat_path:
-                self._upstream = UpstreamHTTP.of(self.sdk, self._client, self._http, self.chat_path)
+                self._upstream = UpstreamHTTP.of(self.sdk, self._client, self.chat_path)
 
     def make_client(self, api_key: str, settings: ProviderSettings) -> Client:
-        # The SDK client's connection pool, which the fast path (upstream.py) sends on too.
-        self._http = self.sdk.DefaultHttpxClient(limits=UPSTREAM_LIMITS)
         return self.client_class(
             api_key=api_key,
             # Always explicit: the SDK would otherwise read its <TYPE>_BASE_URL variable for
@@ -129,7 +124,6 @@ class Provider(ABC, Generic[Client]):
             base_url=settings.base_url or self.default_base_url,
             # The router retries (policy/retry.py); SDK retries would multiply with ours.
             max_retries=0,
-            http_client=self._http,
         )
 
     def client(self) -> Client:
@@ -144,7 +138,7 @@ class Provider(ABC, Generic[Client]):
         return self._upstream
 
     def post(self, body: dict[str, Any], timeout: float | None, request_id: str) -> Any:
-        """A whole answer to `body` (sent to `chat_path`), decoded: an SDK error or an httpx2
+        """A whole answer to `body` (sent to `chat_path`), decoded: an SDK error or a transport
         failure is translated into a RouterError here."""
         try:
             response = self.upstream().post(
@@ -156,7 +150,7 @@ class Provider(ABC, Generic[Client]):
 
     def open_stream(
         self, body: dict[str, Any], timeout: float | None, request_id: str
-    ) -> httpx2.Response:
+    ) -> UpstreamResponse:
         """A streamed answer to `body`, its body unread: the caller reads and closes it."""
         try:
             return self.upstream().post(
@@ -181,11 +175,11 @@ class Provider(ABC, Generic[Client]):
             raise ProviderNotConfigured(self.name, self.settings.api_key_env)
         return key
 
-    def timeout_for(self, seconds: float | None) -> httpx2.Timeout:
-        """An SDK timeout of `seconds` (what the router's policy allows this attempt), else the
-        provider's own `timeout`."""
+    def timeout_for(self, seconds: float | None) -> urllib3.Timeout:
+        """A timeout of `seconds` (what the router's policy allows this attempt), else the
+        provider's own `timeout`: for connecting, and for each read."""
         seconds = max(0.001, seconds) if seconds is not None else self.settings.timeout
-        return httpx2.Timeout(seconds, connect=min(seconds, self.settings.connect_timeout))
+        return urllib3.Timeout(connect=min(seconds, self.settings.connect_timeout), read=seconds)
 
     @abstractmethod
     def complete(self, request: ChatRequest) -> ChatResponse: ...
@@ -217,6 +211,9 @@ class Provider(ABC, Generic[Client]):
             yield item
             watch.rearm(self.settings.idle_timeout)
         watch.done()
+        if watch.reason is not None:
+            # Cut off between reads: the body just looked ended (see stream_error for why).
+            raise ConnectionAbortedError(f"upstream response cut off ({watch.reason})")
 
     def unreadable(self, exc: Exception) -> UpstreamUnavailable:
         """An answer that is not the shape the upstream's API documents."""
@@ -257,16 +254,23 @@ AnyProvider = Provider[Any]  # a provider, whatever its SDK client
 
 
 def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider[Any]) -> RouterError:
-    """Map an exception raised by an official SDK (openai or anthropic, which share a shape) or
-    by httpx2 underneath it to a RouterError. Classified by type and status, never by text."""
+    """Map an exception raised by an official SDK (openai or anthropic, which share a shape), by
+    httpx2 underneath it, or by urllib3 on the fast path (upstream.py) to a RouterError.
+    Classified by type and status, never by text."""
     name = provider.name
     if isinstance(exc, RouterError):
         return exc
-    if isinstance(exc, (sdk.APITimeoutError, httpx2.TimeoutException)):
+    # urllib3's NewConnectionError (refused, unresolvable) is a ConnectTimeoutError by descent.
+    timed_out = isinstance(exc, (sdk.APITimeoutError, httpx2.TimeoutException)) or (
+        isinstance(exc, urllib3.exceptions.TimeoutError)
+        and not isinstance(exc, urllib3.exceptions.NewConnectionError)
+    )
+    if timed_out:
         return UpstreamTimeout(
             f"provider {name!r} did not answer within {provider.settings.timeout:g}s", name
         )
-    if isinstance(exc, (sdk.APIConnectionError, httpx2.TransportError)):
+    transport_errors = (httpx2.TransportError, urllib3.exceptions.HTTPError, OSError)
+    if isinstance(exc, (sdk.APIConnectionError, *transport_errors)):
         return UpstreamUnavailable(
             f"provider {name!r} could not be reached or dropped the connection "
             f"({_cause_name(exc)})",

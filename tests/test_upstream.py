@@ -1,0 +1,146 @@
+"""The fast path to an upstream (providers/upstream.py) and the watchdog's one entry per stream:
+requests go out as the SDK would send them, SSE is split as the format says, and a stream
+re-armed on every chunk is still cut off when it stalls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import anthropic
+import httpx2
+import openai
+import pytest
+from support import Simulator
+
+from ai_router.providers.upstream import UpstreamHTTP, UpstreamResponse, sse_data, status_error
+from ai_router.watchdog import Watchdog
+
+
+@pytest.fixture
+def client(http_url: str) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=http_url, timeout=15) as client:
+        yield client
+
+
+# --- what goes out -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "user_agent", "sdk_header"),
+    [("openai", "OpenAI/Python", "x-stainless-lang"), ("anthropic", "Anthropic/Python", "anthropic-version")],
+)
+def test_the_upstream_gets_the_headers_the_sdk_itself_sends(
+    client: httpx2.Client, simulator: Simulator, provider: str, user_agent: str, sdk_header: str
+) -> None:
+    for path, body in (
+        ("/generate", {"provider": provider, "prompt": "hi"}),
+        ("/stream", {"provider": provider, "prompt": "hi"}),
+    ):
+        response = client.post(path, json=body, headers={"x-request-id": f"fast-path-{path[1:]}"})
+        assert response.status_code == 200, response.text
+
+        headers = simulator.last_request()["headers"]
+        assert headers["user-agent"].startswith(user_agent)
+        assert sdk_header in headers
+        assert headers["content-type"] == "application/json"
+        assert headers["x-request-id"] == f"fast-path-{path[1:]}"
+        # A per-request hint of the SDK's, which would state its default, not our timeout.
+        assert "x-stainless-read-timeout" not in headers
+
+
+def test_headers_and_url_are_captured_from_the_sdk_client_without_sending_anything() -> None:
+    sdk_client = openai.OpenAI(api_key="sk-captured", base_url="http://127.0.0.1:9/v1")
+
+    upstream = UpstreamHTTP.of(openai, sdk_client, "/chat/completions")
+
+    assert upstream.url == "http://127.0.0.1:9/v1/chat/completions"
+    assert upstream._headers["authorization"] == "Bearer sk-captured"
+    assert "host" not in upstream._headers and "content-length" not in upstream._headers
+
+
+def test_an_error_status_raises_the_sdks_own_error_type() -> None:
+    sdk_client = anthropic.Anthropic(api_key="k", base_url="http://127.0.0.1:9")
+    upstream = UpstreamHTTP.of(anthropic, sdk_client, "/v1/messages")
+
+    class Raw:
+        status = 429
+        headers = {"retry-after": "3", "content-type": "application/json"}
+
+    error = status_error(
+        anthropic,
+        UpstreamResponse(Raw()),  # type: ignore[arg-type]
+        b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}',
+        upstream.url,
+    )
+
+    assert isinstance(error, anthropic.APIStatusError)
+    assert error.status_code == 429
+    assert error.response.headers["retry-after"] == "3"
+    assert "slow down" in str(error)
+
+
+# --- reading SSE -------------------------------------------------------------------------------
+
+
+def test_sse_data_yields_each_events_data_across_arbitrary_read_boundaries() -> None:
+    wire = b'data: {"a":1}\n\n: a comment\n\nevent: ping\ndata: {"b":2}\n\ndata: [DONE]\n\n'
+    for cut in range(1, len(wire)):
+        assert list(sse_data([wire[:cut], wire[cut:]])) == [b'{"a":1}', b'{"b":2}', b"[DONE]"]
+
+
+def test_sse_data_accepts_crlf_line_ends_even_split_between_reads() -> None:
+    wire = b"data: one\r\n\r\ndata: two\r\n\r\n"
+    for cut in range(1, len(wire)):
+        assert list(sse_data([wire[:cut], wire[cut:]])) == [b"one", b"two"]
+
+
+def test_sse_data_joins_multi_line_data_and_keeps_a_last_unterminated_event() -> None:
+    assert list(sse_data([b"data: first\ndata:second\n\ndata: tail"])) == [
+        b"first\nsecond",
+        b"tail",
+    ]
+
+
+# --- the watchdog ------------------------------------------------------------------------------
+
+
+class Response:
+    def __init__(self) -> None:
+        self.cut_at: float | None = None
+
+    def shut_down(self) -> None:
+        self.cut_at = time.monotonic()
+
+
+def test_a_stream_rearmed_on_every_chunk_keeps_one_heap_entry() -> None:
+    watchdog = Watchdog()
+    watch = watchdog.watch()
+    watch.attach(Response(), 30.0)
+
+    for _ in range(1000):
+        watch.pause()
+        watch.rearm(30.0)
+
+    assert len(watchdog._heap) == 1
+
+
+def test_a_rearmed_stream_is_cut_off_at_its_last_deadline_not_its_first() -> None:
+    watchdog = Watchdog()
+    watch = watchdog.watch()
+    response = Response()
+    started = time.monotonic()
+    watch.attach(response, 0.2)
+    while time.monotonic() - started < 0.5:  # chunks keep coming for 0.5 s
+        watch.pause()
+        watch.rearm(0.2)
+        time.sleep(0.02)
+    last_chunk = time.monotonic()
+
+    deadline = time.monotonic() + 3
+    while response.cut_at is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert response.cut_at is not None, "a stalled stream was never cut off"
+    assert watch.reason == "timeout"
+    assert 0.15 <= response.cut_at - last_chunk < 1.0
