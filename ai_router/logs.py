@@ -15,6 +15,8 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
+import orjson
+
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
@@ -39,7 +41,10 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        try:
+            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # what orjson refuses (an integer over 64 bits), json takes
+            return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 def configure_logging() -> None:

@@ -27,6 +27,7 @@ from ai_router.http_api import (
 )
 from ai_router.http_api.errors import error_body, error_headers, family_of, status_and_type
 from ai_router.http_api import lifecycle
+from ai_router.http_api.json_provider import OrjsonProvider
 from ai_router.http_api.limits import ConcurrencyLimit
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ai_router.http_api import state
@@ -42,6 +43,7 @@ MAX_REQUEST_ID_LENGTH = 128
 
 def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app = Flask("ai_router")
+    app.json = OrjsonProvider(app)
     # Werkzeug refuses bodies over this with 413 whether they are sized or chunked.
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.extensions[state.ROUTER_KEY] = router or Router.from_settings(settings)

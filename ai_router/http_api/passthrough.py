@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 
+import orjson
 from flask import Response
 
 from ai_router.errors import RouterError
@@ -95,7 +96,7 @@ def _note_usage(document: bytes, record: RequestRecord | None) -> None:
         return
     start = document.find(b"{")
     try:
-        data = json.loads(document[start:])
+        data = orjson.loads(document[start:])
     except ValueError:
         return
     usage = data.get("usage") or (data.get("message") or {}).get("usage")

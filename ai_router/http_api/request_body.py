@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
+import orjson
 from flask import request
 from pydantic import BaseModel, ValidationError
 
@@ -25,8 +25,8 @@ def read_json_object() -> dict[str, Any]:
     """The body as a plain JSON object, for requests relayed without a schema."""
     raw = _raw_body()
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
