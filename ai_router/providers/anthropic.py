@@ -81,7 +81,7 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
         tool_indexes: dict[int, int] = {}
         deadline = time.monotonic() + (request.timeout or self.settings.timeout)
         body = {**self._body(request), "stream": True}
-        response = self.open_stream(body, request.timeout, request.request_id)
+        response = self.send(body, request.timeout, request.request_id, stream=True)
         chunks = self.watched(response.iter_bytes(), response, watch, deadline - time.monotonic())
         try:
             for data in sse_data(chunks):

@@ -83,6 +83,12 @@ class RelayResponse:
         content_type = response.headers.get("content-type", "application/json")
         return cls(response.status_code, content_type, chunks(), response)
 
+    @classmethod
+    def whole(cls, response: UpstreamResponse) -> RelayResponse:
+        """An answer already read whole."""
+        content_type = response.headers.get("content-type", "application/json")
+        return cls(response.status_code, content_type, iter((response.content,)), response)
+
     def close(self) -> None:
         """Done with the upstream, whether or not its body was read. Idempotent."""
         close = getattr(self.chunks, "close", None)
@@ -137,27 +143,25 @@ class Provider(ABC, Generic[Client]):
         assert self._upstream is not None  # built whenever a key is set
         return self._upstream
 
-    def post(self, body: dict[str, Any], timeout: float | None, request_id: str) -> Any:
-        """A whole answer to `body` (sent to `chat_path`), decoded: an SDK error or a transport
-        failure is translated into a RouterError here."""
+    def send(
+        self, body: dict[str, Any], timeout: float | None, request_id: str, stream: bool = False
+    ) -> UpstreamResponse:
+        """`body` sent to `chat_path`; the answer's body read unless `stream` (the caller then
+        reads and closes it). An SDK error or a transport failure is translated here."""
         try:
-            response = self.upstream().post(
-                orjson.dumps(body), self.timeout_for(timeout), request_id
+            return self.upstream().post(
+                orjson.dumps(body), self.timeout_for(timeout), request_id, stream
             )
-            return orjson.loads(response.content)
         except Exception as exc:
             raise translate_sdk_error(exc, self.sdk, self) from exc
 
-    def open_stream(
-        self, body: dict[str, Any], timeout: float | None, request_id: str
-    ) -> UpstreamResponse:
-        """A streamed answer to `body`, its body unread: the caller reads and closes it."""
+    def post(self, body: dict[str, Any], timeout: float | None, request_id: str) -> Any:
+        """The whole answer to `body`, decoded."""
+        response = self.send(body, timeout, request_id)
         try:
-            return self.upstream().post(
-                orjson.dumps(body), self.timeout_for(timeout), request_id, stream=True
-            )
-        except Exception as exc:
-            raise translate_sdk_error(exc, self.sdk, self) from exc
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise self.unreadable(exc) from exc
 
     @property
     def api_key(self) -> str | None:
@@ -195,8 +199,13 @@ class Provider(ABC, Generic[Client]):
         (auth, base URL and error types still the SDK's)."""
         if not self.chat_path:
             raise NotImplementedError(f"{type(self).__name__} does not relay requests")
+        body = dict(request.body)
+        if body.get("stream") is not True:
+            # A whole answer, read at once and bounded by the read timeout, as complete() is:
+            # nothing to pass on as it arrives, so nothing to watch.
+            return RelayResponse.whole(self.send(body, request.timeout, request.request_id))
         deadline = time.monotonic() + (request.timeout or self.settings.timeout)
-        response = self.open_stream(dict(request.body), request.timeout, request.request_id)
+        response = self.send(body, request.timeout, request.request_id, stream=True)
         return RelayResponse.of(response, self, self.sdk, watch, deadline - time.monotonic())
 
     def watched(

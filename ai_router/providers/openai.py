@@ -71,7 +71,7 @@ class OpenAIProvider(Provider[openai.OpenAI]):
         usage = Usage()
         deadline = time.monotonic() + (request.timeout or self.settings.timeout)
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
-        response = self.open_stream(body, request.timeout, request.request_id)
+        response = self.send(body, request.timeout, request.request_id, stream=True)
         chunks = self.watched(response.iter_bytes(), response, watch, deadline - time.monotonic())
         try:
             for data in sse_data(chunks):
