@@ -57,7 +57,7 @@ class RequestRecord:
     _finished: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        self.span = tracing.tracer().start_span(
+        self.span = tracing.start_span(
             "ai_router.request",
             attributes={"ai_router.surface": self.surface, "ai_router.request_id": self.request_id},
         )
@@ -109,6 +109,8 @@ class RequestRecord:
 
 
     def _end_span(self, status: str) -> None:
+        if not self.span.is_recording():
+            return  # nothing is exported (tracing.py)
         attributes = {
             "ai_router.model_asked": self.model_asked,
             "ai_router.alias": self.alias,

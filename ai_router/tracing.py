@@ -1,22 +1,28 @@
 """OpenTelemetry spans: one per request, one per upstream attempt inside it.
 
 Exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the SDK reads the standard
-OTEL_* variables itself). When it is not set, the SDK is never loaded and the API's tracer is a
-no-op: a span costs a function call.
+OTEL_* variables itself). When it is not set, the SDK is never loaded and no span is made: the
+API's no-op tracer still cost about 14 us per span (timeit), on every request and attempt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Mapping
+from typing import ContextManager
 
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 TRACER_NAME = "ai_router"
+_exporting = False
 
 
 def configure_tracing(service: str) -> None:
     """Call once per process, after any fork (gunicorn workers call it when they load the app):
     the exporter's background thread does not survive a fork."""
+    global _exporting
     if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -28,10 +34,25 @@ def configure_tracing(service: str) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    _exporting = True
 
 
 def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
+
+
+def start_span(name: str, attributes: Mapping[str, AttributeValue]) -> trace.Span:
+    """A span to end later; the API's inert span when nothing is exported."""
+    if not _exporting:
+        return trace.INVALID_SPAN
+    return tracer().start_span(name, attributes=attributes)
+
+
+def current_span(name: str, attributes: Mapping[str, AttributeValue]) -> ContextManager[object]:
+    """A span current while the block runs; nothing at all when nothing is exported."""
+    if not _exporting:
+        return contextlib.nullcontext()
+    return tracer().start_as_current_span(name, attributes=attributes)
 
 
 def shutdown() -> None:

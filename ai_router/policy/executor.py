@@ -170,7 +170,7 @@ class Executor:
         lease = self.stats.lease(key)
         started = self._clock()
         try:
-            with tracing.tracer().start_as_current_span(
+            with tracing.current_span(
                 "ai_router.attempt",
                 attributes={"ai_router.target": key, "ai_router.timeout": timeout},
             ):
