@@ -57,6 +57,7 @@ STREAM_TOKENS = 64
 # Long streams, so that the per-chunk cost dwarfs the run-to-run noise of the per-stream cost.
 SLOPE_TOKENS = 256
 KNEE_P99_OVERHEAD_US = 10_000
+FLASK_FLOOR = "bare Flask relay"
 NOISY_CORES = 0.25  # other processes' CPU during a run above which its figures are marked *
 FIRST_TOKEN_TIMEOUT = 5.0  # capacity: a stream not answered by then counts as a failure
 DEFAULT_RESULTS = "/tmp/ai-router-bench-results.json"
@@ -337,7 +338,7 @@ class Bench:
 
     def start_servers(self) -> None:
         ports = self.ports
-        for name in ("upstream", "nginx", "http", "grpc", "floor"):
+        for name in ("upstream", "nginx", "http", "grpc", "floor", "flask"):
             ports[name] = free_port()
         upstream_url = f"http://127.0.0.1:{ports['upstream']}"
         python = sys.executable
@@ -389,12 +390,22 @@ class Bench:
         child = self.fleet.start("capacity-grpc", [*cli, "grpc"], ROUTER_CORE, env, unset=unset)
         capacity_children.append((child, grpc_port))
         self.capacity_grpc = (child, grpc_port)
+        # Its own (empty) settings file: run from the repository, gunicorn would load the router's.
+        floor_conf = self.workdir / "flask-floor.conf.py"
+        floor_conf.write_text("")
+        flask_floor = self.fleet.start(
+            "flask-floor",
+            [python, "-m", "gunicorn", "-c", str(floor_conf), "-k", "gevent", "-w", "1", "--chdir", str(HERE),
+             "-b", f"127.0.0.1:{ports['flask']}", "flask_floor:app"],
+            ROUTER_CORE,
+            {"UPSTREAM_URL": upstream_url},
+        )
         floor = self.fleet.start(
             "grpc-floor",
             [python, str(HERE / "grpc_floor.py"), "--port", str(ports["floor"]), "--upstream", f"{upstream_url}/v1", "--workers", "64"],
             ROUTER_CORE,
         )
-        for child, port in ((upstream, ports["upstream"]), (nginx, ports["nginx"]), (http, ports["http"]), (grpc_server, ports["grpc"]), (floor, ports["floor"]), *capacity_children):
+        for child, port in ((upstream, ports["upstream"]), (nginx, ports["nginx"]), (http, ports["http"]), (grpc_server, ports["grpc"]), (floor, ports["floor"]), (flask_floor, ports["flask"]), *capacity_children):
             self.fleet.wait_for_port(child, port)
         self._wait_http_ready(http, ports["http"])
         for child, port in self.capacity_http.values():
@@ -405,6 +416,7 @@ class Bench:
             "nginx": Group("nginx", nginx.popen.pid),
             "upstream": Group("upstream", upstream.popen.pid, with_children=False),
             "floor": Group("floor", floor.popen.pid, with_children=False),
+            "flask-floor": Group("flask-floor", flask_floor.popen.pid),
         }
         workers = children_of(http.popen.pid)
         if len(workers) != 1:
@@ -417,6 +429,7 @@ class Bench:
             "nginx_master": nginx.popen.pid,
             "upstream": upstream.popen.pid,
             "grpc_floor": floor.popen.pid,
+            "flask_floor": flask_floor.popen.pid,
         }
 
     def _wait_http_ready(self, child: Child, port: int) -> None:
@@ -636,17 +649,23 @@ http {{
         ]
         self.warm_up(ports["upstream"], "/v1/chat/completions", "direct-unary")
         self.warm_up(ports["nginx"], "/v1/chat/completions", "direct-unary")
+        self.warm_up(ports["flask"], "/v1/chat/completions", "direct-unary", 50)
+        flask_url = f"http://127.0.0.1:{ports['flask']}/v1/chat/completions"
         for _, url, body in surfaces:
             self.warm_up(ports["http"], url.removeprefix(router), body, 50)
         failed: set[str] = set()
         for step in self.mode.steps:
-            if step > 32 and len(failed) == len(surfaces):
+            if step > 32 and len(failed) == len(surfaces) + 1:
                 break  # past the knee of every surface: more load only queues
             self.wrk("http-unary", "direct", direct_url, "direct-unary", step, UNARY_TOKENS, "upstream")
             if step in (1, 32):
                 self.wrk("http-unary", "nginx", nginx_url, "direct-unary", step, UNARY_TOKENS, "nginx")
             direct = self.find("http-unary", "direct", step)
             assert direct is not None
+            if FLASK_FLOOR not in failed or step <= 32:
+                run = self.wrk(FLASK_FLOOR, "flask", flask_url, "direct-unary", step, UNARY_TOKENS, "flask-floor")
+                if run.errors or run.p99_us - direct.p99_us >= KNEE_P99_OVERHEAD_US:
+                    failed.add(FLASK_FLOOR)
             for surface, url, body in surfaces:
                 if surface in failed and step > 32:
                     continue
@@ -935,11 +954,11 @@ class Report:
             cpu = (long_.cpu_per_request_us - short.cpu_per_request_us) / span
         return latency, cpu, short, long_
 
-    def knee(self, surface: str, base_surface: str) -> tuple[Run | None, list[str]]:
+    def knee(self, surface: str, base_surface: str, target: str = "router") -> tuple[Run | None, list[str]]:
         steps = []
         best: Run | None = None
         for step in self.bench.mode.steps:
-            run, base = self.find(surface, "router", step), self.find(base_surface, "direct", step)
+            run, base = self.find(surface, target, step), self.find(base_surface, "direct", step)
             if run is None or base is None:
                 continue
             over = run.p99_us - base.p99_us
@@ -974,9 +993,17 @@ class Report:
         add_block = lines.extend
         add_block(self.latency_block(
             f"== HTTP unary ({UNARY_TOKENS} tokens): direct = POST upstream /v1/chat/completions; floor = nginx proxy_pass ==",
-            [("router /generate", "/generate", "router"), ("router /v1/chat/completions", "/v1/chat/completions", "router")],
+            [(FLASK_FLOOR, FLASK_FLOOR, "flask"), ("router /generate", "/generate", "router"),
+             ("router /v1/chat/completions", "/v1/chat/completions", "router")],
             "http-unary", "nginx", "req",
         ))
+        add(f"  ({FLASK_FLOOR}: scripts/bench/flask_floor.py, one gunicorn gevent worker relaying the bytes over "
+            "urllib3 with nothing else: what Flask, gunicorn and the upstream call cost before any work of the router's.)")
+        best, steps = self.knee(FLASK_FLOOR, "http-unary", "flask")
+        add(f"  {FLASK_FLOOR} knee (no errors, p99 overhead < 10 ms): " + (
+            f"c={best.concurrency}, {rate(best.rate)} per worker, CPU {us(best.cpu_per_request_us)}/req" if best else "none"
+        ) + "   [" + "; ".join(steps) + "]")
+        self.derived[f"knee {FLASK_FLOOR}"] = asdict(best) if best else None
         direct1 = self.find("http-unary", "direct", 1)
         for surface in ("/generate", "/v1/chat/completions"):
             best, steps = self.knee(surface, "http-unary")
@@ -1094,7 +1121,7 @@ class Report:
         add("")
 
         # Honesty about the machine
-        router_runs = [r for r in b.runs if r.target in ("router", "nginx", "floor")]
+        router_runs = [r for r in b.runs if r.target in ("router", "nginx", "floor", "flask")]
         busiest = max(router_runs, key=lambda r: r.loader_busy, default=None)
         busy = busiest.loader_busy if busiest else 0.0
         others = b.others_total / b.measured_wall if b.measured_wall else 0.0
