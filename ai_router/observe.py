@@ -144,10 +144,12 @@ def enter(record: RequestRecord) -> Callable[[], None]:
     attempts' spans. Returns the function that undoes it."""
     token = _current.set(record)
     id_token = request_id_var.set(record.request_id)
-    otel_token = otel_context.attach(trace.set_span_in_context(record.span))
+    recording = record.span.is_recording()  # else nothing is exported (tracing.py)
+    otel_token = otel_context.attach(trace.set_span_in_context(record.span)) if recording else None
 
     def leave() -> None:
-        otel_context.detach(otel_token)
+        if otel_token is not None:
+            otel_context.detach(otel_token)
         request_id_var.reset(id_token)
         _current.reset(token)
 
