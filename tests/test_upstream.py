@@ -144,3 +144,33 @@ def test_a_rearmed_stream_is_cut_off_at_its_last_deadline_not_its_first() -> Non
     assert response.cut_at is not None, "a stalled stream was never cut off"
     assert watch.reason == "timeout"
     assert 0.15 <= response.cut_at - last_chunk < 1.0
+
+
+# --- keep-alive --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/generate", {"provider": "openai", "prompt": "hi"}),
+        ("/stream", {"provider": "openai", "prompt": "hi"}),
+        ("/stream", {"provider": "anthropic", "prompt": "hi"}),
+        (
+            "/v1/chat/completions",
+            {"model": "openai/gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        ),
+    ],
+)
+def test_calls_one_after_another_reuse_one_upstream_connection(
+    client: httpx2.Client, simulator: Simulator, path: str, body: dict[str, object]
+) -> None:
+    ports = []
+    for _ in range(3):
+        response = client.post(path, json=body)
+        assert response.status_code == 200, response.text
+        assert b"error" not in response.content
+        ports.append(simulator.last_request()["client_port"])
+
+    # A stream read to its end (OpenAI's [DONE] included) gives its connection back; a new
+    # connection per call would be a TLS handshake per call against a real provider.
+    assert len(set(ports)) == 1, ports

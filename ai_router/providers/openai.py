@@ -73,10 +73,18 @@ class OpenAIProvider(Provider[openai.OpenAI]):
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
         response = self.send(body, request.timeout, request.request_id, stream=True)
         chunks = self.watched(response.iter_bytes(), response, watch, deadline - time.monotonic())
+        done = False  # [DONE] came: all that may follow is the end of the body
         try:
             for data in sse_data(chunks):
+                if done:
+                    continue
                 if data.startswith(b"[DONE]"):
-                    break
+                    # Read on to the end of the body, which follows at once, instead of leaving:
+                    # a body read to its end gives its connection back to the pool, and one
+                    # left unread takes it down, so the next call would pay for a new one (a
+                    # TLS handshake, with a real provider).
+                    done = True
+                    continue
                 chunk = orjson.loads(data)
                 if chunk.get("error"):
                     raise self.failed_mid_stream(chunk["error"])
@@ -101,7 +109,8 @@ class OpenAIProvider(Provider[openai.OpenAI]):
                     if choice.get("finish_reason"):
                         finish_reason = _finish_reason(choice["finish_reason"])
         except Exception as exc:
-            raise self.stream_error(exc, openai, watch) from exc
+            if not done:  # after [DONE] the answer is whole, however the body ends
+                raise self.stream_error(exc, openai, watch) from exc
         finally:
             chunks.close()
             response.close()

@@ -162,6 +162,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         self._recorded = state.record({"method": self.command, "path": self.path,
                                        "headers": headers,
+                                       # which connection it came on: tests see keep-alive
+                                       "client_port": self.client_address[1],
                                        "body": None if body is MALFORMED else body})
 
         route = ROUTES.get((self.command, path))
