@@ -253,7 +253,9 @@ class Provider(ABC, Generic[Client]):
         return translate_sdk_error(exc, sdk, self)
 
     def close(self) -> None:
-        """Release the SDK client's connections."""
+        """Release the upstream connections (the fast path's, and the SDK client's)."""
+        if self._upstream is not None:
+            self._upstream.close()
         if self._client is not None:
             close: Any = getattr(self._client, "close")
             close()

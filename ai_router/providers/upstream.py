@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import socket
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,7 +89,7 @@ class UpstreamHTTP:
         self._sdk = sdk
         self.url = url
         self._headers = headers
-        self._send, self._target = _opener(url)
+        self._send, self._target, self._close = _opener(url)
 
     @classmethod
     def of(cls, sdk: ModuleType, client: Any, path: str) -> UpstreamHTTP:
@@ -102,6 +102,10 @@ class UpstreamHTTP:
             and not name.lower().startswith(_SDK_TELEMETRY)
         }
         return cls(sdk, str(request.url), headers)
+
+    def close(self) -> None:
+        """Close the pooled connections (a reload replaces the router and its providers)."""
+        self._close()
 
     def post(
         self, body: bytes, timeout: urllib3.Timeout, request_id: str = "", stream: bool = False
@@ -182,19 +186,20 @@ def _data_of(event: bytes) -> bytes | None:
     return b"\n".join(line[1:] if line.startswith(b" ") else line for line in lines)
 
 
-def _opener(url: str) -> tuple[Any, str]:
-    """urllib3's `urlopen` for `url` and what to pass it: the upstream's own connection pool
-    and the path, or, when the environment names a proxy for it, a proxy manager and the URL."""
+def _opener(url: str) -> tuple[Any, str, Callable[[], None]]:
+    """urllib3's `urlopen` for `url`, what to pass it, and what closes its connections: the
+    upstream's own connection pool and the path, or, when the environment names a proxy for it,
+    a proxy manager and the URL."""
     parts = urlsplit(url)
     ca_certs = os.environ.get("SSL_CERT_FILE") or certifi.where()
     proxy = urllib.request.getproxies().get(parts.scheme)
     if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
         manager = urllib3.ProxyManager(proxy, maxsize=KEEPALIVE_CONNECTIONS, ca_certs=ca_certs)
-        return manager.urlopen, url
+        return manager.urlopen, url, manager.clear
     managers = urllib3.PoolManager(maxsize=KEEPALIVE_CONNECTIONS, ca_certs=ca_certs)
     pool = managers.connection_from_url(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    return pool.urlopen, target
+    return pool.urlopen, target, pool.close
 
 
 def _request_built_by(client: Any, path: str) -> httpx2.Request:
