@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -12,7 +11,6 @@ import orjson
 
 from ai_router.errors import InvalidRequest
 from ai_router.providers.base import Provider
-from ai_router.providers.upstream import sse_data
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -79,12 +77,10 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
         input_tokens = output_tokens = 0
         # Content-block index -> tool-call index: tool calls are counted apart from text blocks.
         tool_indexes: dict[int, int] = {}
-        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
         body = {**self._body(request), "stream": True}
-        response = self.send(body, request.timeout, request.request_id, stream=True)
-        chunks = self.watched(response.iter_bytes(), response, watch, deadline - time.monotonic())
+        events = self.events(body, request, watch)
         try:
-            for data in sse_data(chunks):
+            for data in events:
                 event = orjson.loads(data)
                 kind = event.get("type")
                 if kind == "content_block_delta":
@@ -120,10 +116,9 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
         except (KeyError, TypeError, AttributeError) as exc:
             raise self.unreadable(exc) from exc
         except Exception as exc:
-            raise self.stream_error(exc, anthropic, watch) from exc
+            raise self.stream_error(exc, watch) from exc
         finally:
-            chunks.close()
-            response.close()
+            events.close()
         yield ChatChunk(finish_reason=finish_reason, usage=Usage(input_tokens, output_tokens))
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:

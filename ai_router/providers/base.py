@@ -31,7 +31,12 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ai_router.providers.upstream import UpstreamHTTP, UpstreamResponse
+from ai_router.providers.upstream import (
+    UpstreamHTTP,
+    UpstreamResponse,
+    error_message,
+    sse_data,
+)
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 from ai_router.watchdog import Watch
 
@@ -65,23 +70,22 @@ class RelayResponse:
     def of(
         cls,
         response: UpstreamResponse,
+        chunks: Iterator[bytes],
         provider: Provider[Any],
-        sdk: ModuleType,
         watch: Watch,
-        first_chunk_seconds: float,
     ) -> RelayResponse:
-        def chunks() -> Iterator[bytes]:
+        """`response` being read as `chunks` (Provider.open_watched), failures translated."""
+
+        def relayed() -> Iterator[bytes]:
             try:
-                yield from provider.watched(
-                    response.iter_bytes(), response, watch, first_chunk_seconds
-                )
+                yield from chunks
             except Exception as exc:
-                raise provider.stream_error(exc, sdk, watch) from exc
+                raise provider.stream_error(exc, watch) from exc
             finally:
                 response.close()
 
         content_type = response.headers.get("content-type", "application/json")
-        return cls(response.status_code, content_type, chunks(), response)
+        return cls(response.status_code, content_type, relayed(), response)
 
     @classmethod
     def whole(cls, response: UpstreamResponse) -> RelayResponse:
@@ -131,11 +135,6 @@ class Provider(ABC, Generic[Client]):
             # The router retries (policy/retry.py); SDK retries would multiply with ours.
             max_retries=0,
         )
-
-    def client(self) -> Client:
-        self.require_key()
-        assert self._client is not None  # built whenever a key is set
-        return self._client
 
     def upstream(self) -> UpstreamHTTP:
         """Where chat bodies go, with the SDK client's headers and URL (see upstream.py)."""
@@ -204,9 +203,31 @@ class Provider(ABC, Generic[Client]):
             # A whole answer, read at once and bounded by the read timeout, as complete() is:
             # nothing to pass on as it arrives, so nothing to watch.
             return RelayResponse.whole(self.send(body, request.timeout, request.request_id))
-        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
-        response = self.send(body, request.timeout, request.request_id, stream=True)
-        return RelayResponse.of(response, self, self.sdk, watch, deadline - time.monotonic())
+        response, chunks = self.open_watched(body, request.timeout, request.request_id, watch)
+        return RelayResponse.of(response, chunks, self, watch)
+
+    def open_watched(
+        self, body: dict[str, Any], timeout: float | None, request_id: str, watch: Watch
+    ) -> tuple[UpstreamResponse, Generator[bytes, None, None]]:
+        """A streamed answer to `body`, and its bytes as they arrive, read under `watch`: the
+        first within the call's timeout, then none more than `stream_idle_timeout` apart."""
+        deadline = time.monotonic() + (timeout or self.settings.timeout)
+        response = self.send(body, timeout, request_id, stream=True)
+        chunks = self.watched(response.iter_bytes(), response, watch, deadline - time.monotonic())
+        return response, chunks
+
+    def events(
+        self, body: dict[str, Any], request: ChatRequest, watch: Watch
+    ) -> Generator[bytes, None, None]:
+        """The data of each server-sent event of a streamed answer to `body`, read under
+        `watch`; the upstream response is closed when they end or are closed. A failure
+        reaches the caller untranslated: pass it to `stream_error`."""
+        response, chunks = self.open_watched(body, request.timeout, request.request_id, watch)
+        try:
+            yield from sse_data(chunks)
+        finally:
+            chunks.close()
+            response.close()
 
     def watched(
         self, items: Iterable[Item], response: Any, watch: Watch, first_seconds: float
@@ -235,13 +256,12 @@ class Provider(ABC, Generic[Client]):
     def failed_mid_stream(self, error: Any) -> UpstreamUnavailable:
         """What an error event in a stream that had already answered 200 means; `error` is the
         event's error object."""
-        message = error.get("message") if isinstance(error, dict) else None
-        text = message if isinstance(message, str) and message else "an error event"
+        text = error_message(error) or "an error event"
         return UpstreamUnavailable(
             f"provider {self.name!r} failed mid-stream: {redact(text, self.api_key)}", self.name
         )
 
-    def stream_error(self, exc: Exception, sdk: ModuleType, watch: Watch) -> RouterError:
+    def stream_error(self, exc: Exception, watch: Watch) -> RouterError:
         """What a failure while reading a watched stream means: the watch knows whether it cut
         the stream off itself."""
         if watch.reason == "timeout":
@@ -250,7 +270,7 @@ class Provider(ABC, Generic[Client]):
             )
         if watch.reason == "cancelled":
             return Cancelled("the client went away; the upstream call was cut off")
-        return translate_sdk_error(exc, sdk, self)
+        return translate_sdk_error(exc, self.sdk, self)
 
     def close(self) -> None:
         """Release the upstream connections (the fast path's, and the SDK client's)."""
@@ -326,13 +346,7 @@ def _from_status(status: int, detail: str, exc: Any, name: str) -> UpstreamError
 
 
 def _upstream_message(exc: Any, provider: Provider[Any]) -> str:
-    body = getattr(exc, "body", None)
-    message = None
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict):
-            message = error.get("message")
-    text = message if isinstance(message, str) and message else type(exc).__name__
+    text = error_message(getattr(exc, "body", None)) or type(exc).__name__
     return redact(text, provider.api_key)
 
 

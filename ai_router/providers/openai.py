@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Generator
 from typing import Any
 
@@ -10,7 +9,6 @@ import openai
 import orjson
 
 from ai_router.providers.base import Provider
-from ai_router.providers.upstream import sse_data
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -69,13 +67,11 @@ class OpenAIProvider(Provider[openai.OpenAI]):
     def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
         finish_reason: FinishReason = "stop"
         usage = Usage()
-        deadline = time.monotonic() + (request.timeout or self.settings.timeout)
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
-        response = self.send(body, request.timeout, request.request_id, stream=True)
-        chunks = self.watched(response.iter_bytes(), response, watch, deadline - time.monotonic())
+        events = self.events(body, request, watch)
         done = False  # [DONE] came: all that may follow is the end of the body
         try:
-            for data in sse_data(chunks):
+            for data in events:
                 if done:
                     continue
                 if data.startswith(b"[DONE]"):
@@ -110,10 +106,9 @@ class OpenAIProvider(Provider[openai.OpenAI]):
                         finish_reason = _finish_reason(choice["finish_reason"])
         except Exception as exc:
             if not done:  # after [DONE] the answer is whole, however the body ends
-                raise self.stream_error(exc, openai, watch) from exc
+                raise self.stream_error(exc, watch) from exc
         finally:
-            chunks.close()
-            response.close()
+            events.close()
         yield ChatChunk(finish_reason=finish_reason, usage=usage)
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:

@@ -152,12 +152,19 @@ def status_error(
         body = orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
-    else:
-        detail = body.get("error", body) if isinstance(body, dict) else None
-        if isinstance(detail, dict) and isinstance(detail.get("message"), str):
-            message += f" - {detail['message']}"
+    detail = error_message(body)
+    if detail:
+        message += f" - {detail}"
     error: Exception = sdk.APIStatusError(message, response=as_httpx, body=body)
     return error
+
+
+def error_message(body: object) -> str | None:
+    """The message of an API error: of `{"error": {"message": ...}}` (both families' error
+    bodies) or of the error object itself (a stream's error event), when it has one."""
+    error = body.get("error", body) if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) and message else None
 
 
 def sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
