@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx2
 import pytest
 from support import (
     ANTHROPIC_TEST_KEY,
@@ -126,3 +127,10 @@ def http_server(router_env: dict[str, str], logs_dir: Path) -> Iterator[Process]
 @pytest.fixture(scope="session")
 def http_url(http_server: Process) -> str:
     return f"http://127.0.0.1:{http_server.port}"
+
+
+@pytest.fixture
+def client(http_url: str) -> Iterator[httpx2.Client]:
+    """An HTTP client of the session's router."""
+    with httpx2.Client(base_url=http_url, timeout=15) as client:
+        yield client

@@ -18,12 +18,6 @@ from ai_router.http_api.app import create_app
 PROVIDERS = ["openai", "anthropic"]
 
 
-@pytest.fixture
-def client(http_url: str) -> Iterator[httpx2.Client]:
-    with httpx2.Client(base_url=http_url, timeout=15) as client:
-        yield client
-
-
 def sse_events(response: httpx2.Response) -> Iterator[Any]:
     for line in response.iter_lines():
         if line.startswith("data: "):

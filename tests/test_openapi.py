@@ -116,12 +116,6 @@ def spec(served_document: dict[str, Any]) -> Spec:
     return Spec(served_document)
 
 
-@pytest.fixture
-def client(http_url: str) -> Iterator[httpx2.Client]:
-    with httpx2.Client(base_url=http_url, timeout=15) as client:
-        yield client
-
-
 def post_json(client: httpx2.Client, path: str, body: Any) -> httpx2.Response:
     content = body if isinstance(body, str) else json.dumps(body)
     return client.post(path, content=content, headers={"Content-Type": "application/json"})

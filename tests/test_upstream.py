@@ -5,7 +5,6 @@ re-armed on every chunk is still cut off when it stalls."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import anthropic
 import httpx2
@@ -15,12 +14,6 @@ from support import Simulator
 
 from ai_router.providers.upstream import UpstreamHTTP, UpstreamResponse, sse_data, status_error
 from ai_router.watchdog import Watchdog
-
-
-@pytest.fixture
-def client(http_url: str) -> Iterator[httpx2.Client]:
-    with httpx2.Client(base_url=http_url, timeout=15) as client:
-        yield client
 
 
 # --- what goes out -----------------------------------------------------------------------------
