@@ -968,6 +968,15 @@ class Report:
                 best = run
         return best, steps
 
+    def knee_line(
+        self, key: str, label: str, surface: str, base_surface: str, target: str = "router", per: str = "worker",
+    ) -> tuple[Run | None, str]:
+        """The knee of `surface` (kept in the JSON as "knee <key>") and its report line."""
+        best, steps = self.knee(surface, base_surface, target)
+        self.derived[f"knee {key}"] = asdict(best) if best else None
+        found = f"c={best.concurrency}, {rate(best.rate)} per {per}, CPU {us(best.cpu_per_request_us)}/req" if best else "none"
+        return best, f"  {label} knee (no errors, p99 overhead < 10 ms): {found}   [{'; '.join(steps)}]"
+
     def render(self) -> str:
         b = self.bench
         lines: list[str] = []
@@ -999,19 +1008,12 @@ class Report:
         ))
         add(f"  ({FLASK_FLOOR}: scripts/bench/flask_floor.py, one gunicorn gevent worker relaying the bytes over "
             "urllib3 with nothing else: what Flask, gunicorn and the upstream call cost before any work of the router's.)")
-        best, steps = self.knee(FLASK_FLOOR, "http-unary", "flask")
-        add(f"  {FLASK_FLOOR} knee (no errors, p99 overhead < 10 ms): " + (
-            f"c={best.concurrency}, {rate(best.rate)} per worker, CPU {us(best.cpu_per_request_us)}/req" if best else "none"
-        ) + "   [" + "; ".join(steps) + "]")
-        self.derived[f"knee {FLASK_FLOOR}"] = asdict(best) if best else None
+        add(self.knee_line(FLASK_FLOOR, FLASK_FLOOR, FLASK_FLOOR, "http-unary", "flask")[1])
         direct1 = self.find("http-unary", "direct", 1)
         for surface in ("/generate", "/v1/chat/completions"):
-            best, steps = self.knee(surface, "http-unary")
+            best, line = self.knee_line(surface, surface, surface, "http-unary")
+            add(line)
             one = self.find(surface, "router", 1)
-            add(f"  {surface} knee (no errors, p99 overhead < 10 ms): " + (
-                f"c={best.concurrency}, {rate(best.rate)} per worker, CPU {us(best.cpu_per_request_us)}/req" if best else "none"
-            ) + "   [" + "; ".join(steps) + "]")
-            self.derived[f"knee {surface}"] = asdict(best) if best else None
             p50 = self._overhead(one, direct1, "p50_us")
             p99 = self._overhead(one, direct1, "p99_us")
             add(self.target(f"HTTP {surface} overhead p50 at c=1", us(p50), "≤ 1 ms", None if p50 is None else p50 <= 1000))
@@ -1062,11 +1064,8 @@ class Report:
             "floor = bare grpcio relay (scripts/bench/grpc_floor.py) ==",
             [("router gRPC", "grpc-unary", "router")], "grpc-unary", "floor", "req",
         ))
-        best, steps = self.knee("grpc-unary", "grpc-unary")
-        add("  gRPC knee (no errors, p99 overhead < 10 ms): " + (
-            f"c={best.concurrency}, {rate(best.rate)} per process, CPU {us(best.cpu_per_request_us)}/req" if best else "none"
-        ) + "   [" + "; ".join(steps) + "]")
-        self.derived["knee grpc"] = asdict(best) if best else None
+        best, line = self.knee_line("grpc", "gRPC", "grpc-unary", "grpc-unary", per="process")
+        add(line)
         one, d1 = self.find("grpc-unary", "router", 1), self.find("grpc-unary", "direct", 1)
         over = self._overhead(one, d1, "p50_us")
         add(self.target("gRPC unary overhead p50 at c=1", us(over), "≤ 1.5 ms", None if over is None else over <= 1500))
