@@ -12,7 +12,7 @@ import openai
 import pytest
 from support import Simulator
 
-from ai_router.providers.upstream import UpstreamHTTP, UpstreamResponse, sse_data, status_error
+from ai_router.providers.upstream import UpstreamHTTP, sse_data, status_error
 from ai_router.watchdog import Watchdog
 
 
@@ -56,13 +56,16 @@ def test_an_error_status_raises_the_sdks_own_error_type() -> None:
     sdk_client = anthropic.Anthropic(api_key="k", base_url="http://127.0.0.1:9")
     upstream = UpstreamHTTP.of(anthropic, sdk_client, "/v1/messages")
 
-    class Raw:
-        status = 429
-        headers = {"retry-after": "3", "content-type": "application/json"}
+    class Answer:
+        status_code = 429
+        content_type = "application/json"
+
+        def header_items(self) -> list[tuple[str, str]]:
+            return [("retry-after", "3"), ("content-type", "application/json")]
 
     error = status_error(
         anthropic,
-        UpstreamResponse(Raw()),  # type: ignore[arg-type]
+        Answer(),  # type: ignore[arg-type]
         b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}',
         upstream.url,
     )

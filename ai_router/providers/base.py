@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
+import http.client
 import time
 
 import httpx2
@@ -31,12 +32,8 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ai_router.providers.upstream import (
-    UpstreamHTTP,
-    UpstreamResponse,
-    error_message,
-    sse_data,
-)
+from ai_router.providers.transport import Timeout, UpstreamResponse
+from ai_router.providers.upstream import UpstreamHTTP, error_message, sse_data
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 from ai_router.watchdog import Watch
 
@@ -84,14 +81,14 @@ class RelayResponse:
             finally:
                 response.close()
 
-        content_type = response.headers.get("content-type", "application/json")
-        return cls(response.status_code, content_type, relayed(), response)
+        return cls(response.status_code, response.content_type, relayed(), response)
 
     @classmethod
     def whole(cls, response: UpstreamResponse) -> RelayResponse:
         """An answer already read whole."""
-        content_type = response.headers.get("content-type", "application/json")
-        return cls(response.status_code, content_type, iter((response.content,)), response)
+        return cls(
+            response.status_code, response.content_type, iter((response.content,)), response
+        )
 
     def close(self) -> None:
         """Done with the upstream, whether or not its body was read. Idempotent."""
@@ -178,11 +175,11 @@ class Provider(ABC, Generic[Client]):
             raise ProviderNotConfigured(self.name, self.settings.api_key_env)
         return key
 
-    def timeout_for(self, seconds: float | None) -> urllib3.Timeout:
+    def timeout_for(self, seconds: float | None) -> Timeout:
         """A timeout of `seconds` (what the router's policy allows this attempt), else the
         provider's own `timeout`: for connecting, and for each read."""
         seconds = max(0.001, seconds) if seconds is not None else self.settings.timeout
-        return urllib3.Timeout(connect=min(seconds, self.settings.connect_timeout), read=seconds)
+        return Timeout(connect=min(seconds, self.settings.connect_timeout), read=seconds)
 
     @abstractmethod
     def complete(self, request: ChatRequest) -> ChatResponse: ...
@@ -286,13 +283,13 @@ AnyProvider = Provider[Any]  # a provider, whatever its SDK client
 
 def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider[Any]) -> RouterError:
     """Map an exception raised by an official SDK (openai or anthropic, which share a shape), by
-    httpx2 underneath it, or by urllib3 on the fast path (upstream.py) to a RouterError.
+    httpx2 underneath it, or by the fast path's transport (transport.py) to a RouterError.
     Classified by type and status, never by text."""
     name = provider.name
     if isinstance(exc, RouterError):
         return exc
     # urllib3's NewConnectionError (refused, unresolvable) is a ConnectTimeoutError by descent.
-    timed_out = isinstance(exc, (sdk.APITimeoutError, httpx2.TimeoutException)) or (
+    timed_out = isinstance(exc, (sdk.APITimeoutError, httpx2.TimeoutException, TimeoutError)) or (
         isinstance(exc, urllib3.exceptions.TimeoutError)
         and not isinstance(exc, urllib3.exceptions.NewConnectionError)
     )
@@ -300,7 +297,12 @@ def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider[Any]
         return UpstreamTimeout(
             f"provider {name!r} did not answer within {provider.settings.timeout:g}s", name
         )
-    transport_errors = (httpx2.TransportError, urllib3.exceptions.HTTPError, OSError)
+    transport_errors = (
+        httpx2.TransportError,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,  # geventhttpclient's, for an answer it cannot parse
+        OSError,
+    )
     if isinstance(exc, (sdk.APIConnectionError, *transport_errors)):
         return UpstreamUnavailable(
             f"provider {name!r} could not be reached or dropped the connection "

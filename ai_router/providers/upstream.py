@@ -10,76 +10,26 @@ for an error status, so errors are classified on one path (base.translate_sdk_er
 telemetry headers (x-stainless-*, describing the SDK's runtime and retries) are left out: the SDK
 does not send these requests, and each header costs the fast path about 5 us.
 
-The bytes go over urllib3, not the SDKs' httpx2. Measured in one gunicorn gevent worker relaying
-to a local upstream (wrk, 4 s): httpx2 697 req/s at one connection and 533 at 32, urllib3 1,027
-and 1,587. httpx2's pool walks every connection, polling each idle one's socket, twice per
-request, so its cost grows with the concurrency; urllib3's is a LIFO queue. Proxies are taken
-from the environment (HTTPS_PROXY, NO_PROXY, ...) and certificates from SSL_CERT_FILE or certifi,
-as httpx2 did.
+The bytes do not go over the SDKs' httpx2 either (transport.py says what carries them).
+Measured in one gunicorn gevent worker relaying to a local upstream (wrk, 4 s): httpx2 697 req/s
+at one connection and 533 at 32, urllib3 1,027 and 1,587. httpx2's pool walks every connection,
+polling each idle one's socket, twice per request, so its cost grows with the concurrency.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit
 
-import certifi
 import httpx2
 import orjson
-import urllib3
 
-# Headers that belong to one request, not to every request: urllib3 sets them.
+from ai_router.providers.transport import Timeout, UpstreamResponse, transport_for
+
+# Headers that belong to one request, not to every request: the transport sets them.
 _PER_REQUEST_HEADERS = frozenset({"host", "content-length"})
 _SDK_TELEMETRY = "x-stainless-"
-# Idle connections kept per upstream. Beyond it a connection is closed after its call, which
-# urllib3 logs as a warning (silenced in logs.py): the router bounds its concurrency itself.
-KEEPALIVE_CONNECTIONS = 1000
-READ_SIZE = 65536
-
-
-class UpstreamResponse:
-    """An answer being read: status, headers, the body as it arrives."""
-
-    def __init__(self, raw: urllib3.BaseHTTPResponse) -> None:
-        self._raw = raw
-        self.status_code = raw.status
-        self.headers = raw.headers
-
-    @property
-    def content(self) -> bytes:
-        return self._raw.data
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        """The body's bytes as they arrive: one HTTP chunk at a time when chunked (as SSE
-        streams are), else whatever each socket read brings."""
-        raw: Any = self._raw
-        if raw.chunked and raw.supports_chunked_reads():
-            yield from raw.read_chunked(decode_content=True)
-            return
-        while data := raw.read1(READ_SIZE):
-            yield data
-
-    def shut_down(self) -> None:
-        """Cut the connection off from another thread: the reader wakes with an error or EOF."""
-        connection: Any = getattr(self._raw, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is None:
-            self.close()
-            return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
-
-    def close(self) -> None:
-        """Done with the answer: a body read to its end has already given its connection back
-        to the pool; one left unread takes its connection down with it. Idempotent."""
-        self._raw.close()
 
 
 class UpstreamHTTP:
@@ -89,7 +39,7 @@ class UpstreamHTTP:
         self._sdk = sdk
         self.url = url
         self._headers = headers
-        self._send, self._target, self._close = _opener(url)
+        self._transport = transport_for(url, headers)
 
     @classmethod
     def of(cls, sdk: ModuleType, client: Any, path: str) -> UpstreamHTTP:
@@ -105,27 +55,16 @@ class UpstreamHTTP:
 
     def close(self) -> None:
         """Close the pooled connections (a reload replaces the router and its providers)."""
-        self._close()
+        self._transport.close()
 
     def post(
-        self, body: bytes, timeout: urllib3.Timeout, request_id: str = "", stream: bool = False
+        self, body: bytes, timeout: Timeout, request_id: str = "", stream: bool = False
     ) -> UpstreamResponse:
         """Send `body` (JSON). The answer's body is read unless `stream`, in which case the
         caller reads and closes it. An error status raises the SDK's APIStatusError, as the
-        SDK would; connection failures and timeouts raise urllib3's errors."""
-        headers = {**self._headers, "x-request-id": request_id} if request_id else self._headers
-        raw = self._send(
-            "POST",
-            self._target,
-            body=body,
-            headers=headers,
-            timeout=timeout,
-            retries=False,  # the router retries (policy/retry.py)
-            redirect=False,
-            preload_content=not stream,
-            decode_content=True,
-        )
-        response = UpstreamResponse(raw)
+        SDK would; connection failures and timeouts raise the transport's errors."""
+        extra = {"x-request-id": request_id} if request_id else {}
+        response = self._transport.post(body, extra, timeout, stream)
         if response.status_code >= 400:
             try:
                 content = response.content
@@ -142,7 +81,7 @@ def status_error(
     (and, like the SDK's, an httpx2.Response to read the status and headers from)."""
     as_httpx = httpx2.Response(
         response.status_code,
-        headers=list(response.headers.items()),
+        headers=response.header_items(),
         content=content,
         request=httpx2.Request("POST", url),
     )
@@ -191,22 +130,6 @@ def _data_of(event: bytes) -> bytes | None:
     if not lines:
         return None
     return b"\n".join(line[1:] if line.startswith(b" ") else line for line in lines)
-
-
-def _opener(url: str) -> tuple[Any, str, Callable[[], None]]:
-    """urllib3's `urlopen` for `url`, what to pass it, and what closes its connections: the
-    upstream's own connection pool and the path, or, when the environment names a proxy for it,
-    a proxy manager and the URL."""
-    parts = urlsplit(url)
-    ca_certs = os.environ.get("SSL_CERT_FILE") or certifi.where()
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
-        manager = urllib3.ProxyManager(proxy, maxsize=KEEPALIVE_CONNECTIONS, ca_certs=ca_certs)
-        return manager.urlopen, url, manager.clear
-    managers = urllib3.PoolManager(maxsize=KEEPALIVE_CONNECTIONS, ca_certs=ca_certs)
-    pool = managers.connection_from_url(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    return pool.urlopen, target, pool.close
 
 
 def _request_built_by(client: Any, path: str) -> httpx2.Request:

@@ -1007,7 +1007,7 @@ class Report:
             "http-unary", "nginx", "req",
         ))
         add(f"  ({FLASK_FLOOR}: scripts/bench/flask_floor.py, one gunicorn gevent worker relaying the bytes over "
-            "urllib3 with nothing else: what Flask, gunicorn and the upstream call cost before any work of the router's.)")
+            "geventhttpclient (as the router does) with nothing else: what Flask, gunicorn and the upstream call cost before any work of the router's.)")
         add(self.knee_line(FLASK_FLOOR, FLASK_FLOOR, FLASK_FLOOR, "http-unary", "flask")[1])
         direct1 = self.find("http-unary", "direct", 1)
         for surface in ("/generate", "/v1/chat/completions"):

@@ -1,0 +1,174 @@
+"""The fast path's transports (providers/transport.py): geventhttpclient under gevent, urllib3 in
+threads. Each is driven here in-process against the simulator (gevent's sockets work unpatched in
+this thread), and both must behave the same: whole answers and streams as they arrive, kept-alive
+connections, timeouts and cut-offs that the router can classify, proxies from the environment."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import openai
+import pytest
+from support import Simulator
+
+from ai_router.config import ProviderSettings
+from ai_router.errors import UpstreamTimeout, UpstreamUnavailable
+from ai_router.providers.base import translate_sdk_error
+from ai_router.providers.gevent_transport import GeventTransport
+from ai_router.providers.openai import OpenAIProvider
+from ai_router.providers.transport import Timeout, Transport, Urllib3Transport
+
+Make = Callable[[str, dict[str, str]], Transport]
+TRANSPORTS: dict[str, Make] = {"gevent": GeventTransport, "urllib3": Urllib3Transport}
+HEADERS = {"authorization": "Bearer sk-transport", "content-type": "application/json"}
+BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"one two three four"}]}'
+STREAM_BODY = BODY[:-1] + b',"stream":true}'
+TIMEOUT = Timeout(connect=5, read=10)
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def make(request: pytest.FixtureRequest) -> Make:
+    return TRANSPORTS[request.param]
+
+
+@pytest.fixture
+def transport(make: Make, simulator: Simulator) -> Iterator[Transport]:
+    transport = make(f"{simulator.url}/v1/chat/completions", HEADERS)
+    yield transport
+    transport.close()
+
+
+def classified(exc: Exception) -> Exception:
+    settings = ProviderSettings(name="openai", default_model="gpt-4o-mini", api_key_env="UNSET")
+    provider = OpenAIProvider(settings)
+    return translate_sdk_error(exc, openai, provider)
+
+
+def test_a_whole_answer_comes_back_with_its_status_type_and_the_headers_sent(
+    transport: Transport, simulator: Simulator
+) -> None:
+    response = transport.post(BODY, {"x-request-id": "rid-1"}, TIMEOUT, stream=False)
+
+    assert response.status_code == 200
+    assert response.content_type.startswith("application/json")
+    assert b'"chat.completion"' in response.content
+    assert dict(response.header_items())["x-request-id"].startswith("req_sim_")
+    sent = simulator.last_request()
+    assert sent["headers"]["authorization"] == "Bearer sk-transport"
+    assert sent["headers"]["x-request-id"] == "rid-1"
+    assert sent["headers"]["content-length"] == str(len(BODY))
+    assert sent["body"]["messages"][0]["content"] == "one two three four"
+
+
+def test_calls_one_after_another_share_one_connection(
+    transport: Transport, simulator: Simulator
+) -> None:
+    ports = set()
+    for body, stream in ((BODY, False), (STREAM_BODY, True), (BODY, False)):
+        response = transport.post(body, {}, TIMEOUT, stream)
+        b"".join(response.iter_bytes()) if stream else response.content
+        response.close()
+        ports.add(simulator.last_request()["client_port"])
+
+    assert len(ports) == 1
+
+
+def test_a_streamed_body_is_handed_on_as_it_arrives(
+    transport: Transport, simulator: Simulator
+) -> None:
+    simulator.set(token_rate=10)  # the four tokens and the end take about half a second
+    started = time.monotonic()
+    response = transport.post(STREAM_BODY, {}, TIMEOUT, stream=True)
+    chunks = response.iter_bytes()
+
+    first = next(chunks)
+    first_at = time.monotonic() - started
+    rest = b"".join(chunks)
+    ended_at = time.monotonic() - started
+
+    assert first.startswith(b"data: ")
+    assert rest.rstrip().endswith(b"data: [DONE]")
+    assert ended_at - first_at > 0.25, "the first bytes waited for the end of the stream"
+
+
+def test_a_stream_shut_down_from_another_thread_wakes_its_reader_at_once(
+    transport: Transport, simulator: Simulator
+) -> None:
+    simulator.set(ttft=30)
+    response = transport.post(STREAM_BODY, {}, TIMEOUT, stream=True)
+    threading.Timer(0.2, response.shut_down).start()
+    started = time.monotonic()
+
+    with pytest.raises(Exception) as caught:
+        for _ in response.iter_bytes():
+            pass
+    response.close()
+
+    assert time.monotonic() - started < 5
+    assert isinstance(classified(caught.value), UpstreamUnavailable)
+
+
+def test_an_upstream_slower_than_the_read_timeout_is_a_timeout(
+    transport: Transport, simulator: Simulator
+) -> None:
+    simulator.set(latency=3)
+
+    with pytest.raises(Exception) as caught:
+        transport.post(BODY, {}, Timeout(connect=5, read=0.3), stream=False)
+
+    assert isinstance(classified(caught.value), UpstreamTimeout)
+
+
+def test_a_refused_connection_is_unavailable(make: Make) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    transport = make(f"http://127.0.0.1:{port}/v1/chat/completions", HEADERS)
+
+    with pytest.raises(Exception) as caught:
+        transport.post(BODY, {}, TIMEOUT, stream=False)
+
+    assert isinstance(classified(caught.value), UpstreamUnavailable)
+
+
+def test_a_plain_http_upstream_goes_through_the_environments_proxy_with_its_credentials(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = socket.socket()
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen()
+    heads: list[bytes] = []
+
+    def answer_once() -> None:
+        connection, _ = proxy.accept()
+        with connection:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += connection.recv(65536)
+            heads.append(head)
+            body = b'{"proxied":true}'
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+
+    threading.Thread(target=answer_once, daemon=True).start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:p%40ss@127.0.0.1:{proxy.getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    transport = make("http://upstream.example:8080/v1/chat/completions", HEADERS)
+    try:
+        response = transport.post(BODY, {}, TIMEOUT, stream=False)
+    finally:
+        transport.close()
+        proxy.close()
+
+    assert response.content == b'{"proxied":true}'
+    request_line, *header_lines = heads[0].decode("latin-1").split("\r\n")
+    assert request_line == "POST http://upstream.example:8080/v1/chat/completions HTTP/1.1"
+    headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in header_lines if line)}
+    assert headers["proxy-authorization"] == "Basic dXNlcjpwQHNz"  # user:p@ss
+    assert headers["authorization"] == "Bearer sk-transport"
