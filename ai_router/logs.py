@@ -63,7 +63,6 @@ def configure_logging() -> None:
     root.setLevel(level)
     # The SDKs' HTTP client logs every request at INFO; that is noise at a gateway's volume.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 # gunicorn's own loggers (master and workers), in the same format. Its access log is off: the
@@ -77,8 +76,5 @@ GUNICORN_LOGCONFIG: dict[str, Any] = {
     "loggers": {
         "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "httpx2": {"level": "WARNING"},
-        # Its one warning says a connection beyond the pool's size was closed after its call,
-        # which is intended (providers/upstream.py, KEEPALIVE_CONNECTIONS).
-        "urllib3.connectionpool": {"level": "ERROR"},
     },
 }

@@ -28,7 +28,7 @@ Reason = Literal["timeout", "cancelled"]
 
 
 class Interruptible(Protocol):
-    """An upstream response being read (providers/upstream.py's UpstreamResponse)."""
+    """An upstream response being read (providers/transport.py's UpstreamResponse)."""
 
     def shut_down(self) -> None:
         """Shut its socket down, from any thread: the reader gets an error or EOF at once."""

@@ -1,7 +1,8 @@
-"""The fast path's transports (providers/transport.py): geventhttpclient under gevent, urllib3 in
-threads. Each is driven here in-process against the simulator (gevent's sockets work unpatched in
-this thread), and both must behave the same: whole answers and streams as they arrive, kept-alive
-connections, timeouts and cut-offs that the router can classify, proxies from the environment."""
+"""The fast path's transport (providers/transport.py): one geventhttpclient pool per upstream
+under gevent, one per thread in threads. Both shapes are driven here in-process against the
+simulator (gevent's sockets work unpatched, in each thread's own hub), and must behave the same:
+whole answers and streams as they arrive, kept-alive connections, timeouts and cut-offs that the
+router can classify, proxies from the environment."""
 
 from __future__ import annotations
 
@@ -17,12 +18,11 @@ from support import Simulator
 from ai_router.config import ProviderSettings
 from ai_router.errors import UpstreamTimeout, UpstreamUnavailable
 from ai_router.providers.base import translate_sdk_error
-from ai_router.providers.gevent_transport import GeventTransport
 from ai_router.providers.openai import OpenAIProvider
-from ai_router.providers.transport import Timeout, Transport, Urllib3Transport
+from ai_router.providers.transport import PerThread, PooledTransport, Timeout, Transport
 
 Make = Callable[[str, dict[str, str]], Transport]
-TRANSPORTS: dict[str, Make] = {"gevent": GeventTransport, "urllib3": Urllib3Transport}
+TRANSPORTS: dict[str, Make] = {"pooled": PooledTransport, "per-thread": PerThread}
 HEADERS = {"authorization": "Bearer sk-transport", "content-type": "application/json"}
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"one two three four"}]}'
 STREAM_BODY = BODY[:-1] + b',"stream":true}'
@@ -172,3 +172,31 @@ def test_a_plain_http_upstream_goes_through_the_environments_proxy_with_its_cred
     headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in header_lines if line)}
     assert headers["proxy-authorization"] == "Basic dXNlcjpwQHNz"  # user:p@ss
     assert headers["authorization"] == "Bearer sk-transport"
+
+
+def test_in_threads_each_thread_keeps_a_connection_of_its_own(simulator: Simulator) -> None:
+    transport = PerThread(f"{simulator.url}/v1/chat/completions", HEADERS)
+    start = threading.Barrier(3)
+    statuses: list[int] = []
+
+    def calls(thread: int) -> None:
+        start.wait()
+        for call in range(3):
+            response = transport.post(BODY, {"x-request-id": f"{thread}-{call}"}, TIMEOUT, False)
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=calls, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    transport.close()
+
+    assert statuses == [200] * 9
+    ports: dict[str, set[int]] = {}
+    for request in simulator.requests():
+        thread = request["headers"]["x-request-id"].split("-")[0]
+        ports.setdefault(thread, set()).add(request["client_port"])
+    assert sorted(ports) == ["0", "1", "2"]
+    assert all(len(used) == 1 for used in ports.values()), ports
+    assert len(set.union(*ports.values())) == 3

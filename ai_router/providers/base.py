@@ -18,7 +18,6 @@ import time
 
 import httpx2
 import orjson
-import urllib3
 
 from ai_router.config import ProviderSettings
 from ai_router.errors import (
@@ -288,21 +287,12 @@ def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider[Any]
     name = provider.name
     if isinstance(exc, RouterError):
         return exc
-    # urllib3's NewConnectionError (refused, unresolvable) is a ConnectTimeoutError by descent.
-    timed_out = isinstance(exc, (sdk.APITimeoutError, httpx2.TimeoutException, TimeoutError)) or (
-        isinstance(exc, urllib3.exceptions.TimeoutError)
-        and not isinstance(exc, urllib3.exceptions.NewConnectionError)
-    )
-    if timed_out:
+    if isinstance(exc, (sdk.APITimeoutError, httpx2.TimeoutException, TimeoutError)):
         return UpstreamTimeout(
             f"provider {name!r} did not answer within {provider.settings.timeout:g}s", name
         )
-    transport_errors = (
-        httpx2.TransportError,
-        urllib3.exceptions.HTTPError,
-        http.client.HTTPException,  # geventhttpclient's, for an answer it cannot parse
-        OSError,
-    )
+    # http.client's HTTPException: geventhttpclient's, for an answer that is not HTTP.
+    transport_errors = (httpx2.TransportError, http.client.HTTPException, OSError)
     if isinstance(exc, (sdk.APIConnectionError, *transport_errors)):
         return UpstreamUnavailable(
             f"provider {name!r} could not be reached or dropped the connection "

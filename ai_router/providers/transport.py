@@ -1,19 +1,20 @@
 """How the fast path's bytes reach an upstream: a keep-alive pool of connections to one URL.
 
-Two implementations, one per kind of process, chosen by `transport_for`:
+The bytes go over geventhttpclient: a pool of gevent sockets (an idle one checked before it is
+reused) and llhttp, a C parser. This module writes the request head itself, rendered once since
+the SDK's headers never change, and sends it with the body in one write; and it reads the body
+as it arrives. Measured against urllib3, which carried them before: one call to a local upstream
+cost 270 us of CPU on urllib3 and 115 us here (in-process, 3,000 calls). urllib3 adds its own
+request and response objects to http.client's, parses headers with email.parser, polls every
+pooled connection (16 us under gevent) and writes the head and the body in two sends.
 
-- Under gevent (the HTTP front door), geventhttpclient (gevent_transport.py): a pool of gevent
-  sockets and llhttp, a C parser. The request head is rendered once (the SDK's headers never
-  change) and goes out with the body in one write. One call to a local upstream cost 270 us of
-  CPU on urllib3 and 115 us on geventhttpclient (in-process, 3,000 calls); the router's
-  /v1/chat/completions at concurrency 4 (one gevent worker, wrk, the two alternated three times)
-  did 521/794/613 req/s on urllib3 and 698/866/772 on geventhttpclient.
-- In threads (the gRPC front door, not monkey-patched), urllib3: geventhttpclient's sockets
-  belong to one gevent hub, so they cannot be shared between threads.
+gevent sockets belong to the hub of the thread that made them. Under gevent (the HTTP front
+door) there is one hub, and one pool per upstream; in threads (the gRPC front door, which gevent
+does not patch) every thread has a hub of its own, and a pool of its own (PerThread).
 
-Both take proxies from the environment (HTTPS_PROXY, NO_PROXY, ...) and certificates from
-SSL_CERT_FILE or certifi, as the SDKs' httpx2 did; neither retries (the router does, in
-policy/retry.py).
+Proxies come from the environment (HTTPS_PROXY, NO_PROXY, ...) and certificates from
+SSL_CERT_FILE or certifi, as the SDKs' httpx2 did. Nothing is retried here (the router retries,
+in policy/retry.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import urllib.request
 from base64 import b64encode
 from collections.abc import Iterator, Mapping
@@ -29,12 +31,14 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import certifi
-import urllib3
+import gevent
+from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
+from geventhttpclient.response import HTTPConnectionClosed, HTTPSocketPoolResponse
 
-# Idle connections urllib3 keeps per upstream. Beyond it a connection is closed after its call,
-# which urllib3 logs as a warning (silenced in logs.py): the router bounds its concurrency itself.
-KEEPALIVE_CONNECTIONS = 1000
 READ_SIZE = 65536
+# A pool is also a semaphore on the calls in flight: sized far above any worker's open streams
+# (5,000 per worker is a target), so that the router's own limits decide who waits.
+POOL_SIZE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,41 +49,13 @@ class Timeout:
     read: float
 
 
-class UpstreamResponse(Protocol):
-    """An answer being read: status, headers, the body as it arrives."""
-
-    content_type: str
-
-    @property
-    def status_code(self) -> int: ...
-
-    @property
-    def content(self) -> bytes:
-        """The whole body (read to its end, if it was not)."""
-
-    def header_items(self) -> list[tuple[str, str]]:
-        """Every header, as (name, value) pairs."""
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        """The body's bytes as they arrive."""
-
-    def shut_down(self) -> None:
-        """Cut the connection off from another thread (or greenlet): the reader wakes with an
-        error or EOF at once."""
-
-    def close(self) -> None:
-        """Done with the answer: a body read to its end has already given its connection back
-        to the pool; one left unread takes its connection down with it. Idempotent."""
-
-
 class Transport(Protocol):
     def post(
         self, body: bytes, headers: Mapping[str, str], timeout: Timeout, stream: bool
     ) -> UpstreamResponse:
         """POST `body` with the transport's own headers and `headers`; the body of the answer
         is read whole unless `stream`. Connection failures raise OSError (TimeoutError when
-        out of time) or urllib3's errors; a malformed answer raises http.client's
-        HTTPException."""
+        out of time); an answer that is not HTTP raises http.client's HTTPException."""
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -88,11 +64,8 @@ class Transport(Protocol):
 def transport_for(url: str, headers: Mapping[str, str]) -> Transport:
     """The transport to `url` sending `headers` on every call, for this process."""
     if _gevent_patched():
-        # Imported only here: a process without gevent (the gRPC front door) never loads it.
-        from ai_router.providers.gevent_transport import GeventTransport
-
-        return GeventTransport(url, headers)
-    return Urllib3Transport(url, headers)
+        return PooledTransport(url, headers)
+    return PerThread(url, headers)
 
 
 def _gevent_patched() -> bool:
@@ -100,7 +73,174 @@ def _gevent_patched() -> bool:
     return monkey is not None and bool(monkey.is_module_patched("socket"))
 
 
-def proxy_for(url: str) -> str | None:
+class PerThread:
+    """A PooledTransport per thread. A thread makes one call at a time, so each keeps about one
+    connection per upstream alive."""
+
+    def __init__(self, url: str, headers: Mapping[str, str]) -> None:
+        self._url = url
+        self._headers = headers
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._transports: list[PooledTransport] = []
+
+    def post(
+        self, body: bytes, headers: Mapping[str, str], timeout: Timeout, stream: bool
+    ) -> UpstreamResponse:
+        transport: PooledTransport | None = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = self._local.transport = PooledTransport(self._url, self._headers)
+            with self._lock:
+                self._transports.append(transport)
+        return transport.post(body, headers, timeout, stream)
+
+    def close(self) -> None:
+        with self._lock:
+            for transport in self._transports:
+                transport.close()
+
+
+class PooledTransport:
+    """A connection pool for one upstream URL (through the environment's proxy, if it names
+    one), and the head every request to it starts with. Its sockets belong to the gevent hub
+    of the thread that made them: under gevent, one per process; in threads, one per thread
+    (PerThread)."""
+
+    def __init__(self, url: str, headers: Mapping[str, str]) -> None:
+        parts = urlsplit(url)
+        tls = parts.scheme == "https"
+        host = parts.hostname or ""
+        port = parts.port or (443 if tls else 80)
+        target = _target_of(url)
+        head_headers = {"Host": parts.netloc.rpartition("@")[2], **headers}
+        # No timeouts of the pool's own: each call sets its own (see `post`).
+        options: dict[str, Any] = {"size": POOL_SIZE, "connection_timeout": None}
+        connect_host, connect_port = host, port
+        proxy = _proxy_for(url)
+        if proxy:
+            proxy_parts = urlsplit(proxy)
+            connect_host, connect_port = proxy_parts.hostname or "", proxy_parts.port or 80
+            options["use_proxy"] = True
+            if proxy_parts.username is not None:
+                options["proxy_user"] = unquote(proxy_parts.username)
+                options["proxy_password"] = unquote(proxy_parts.password or "")
+            if not tls:
+                # A plain-HTTP proxy is sent the request itself, by its absolute URL, with its
+                # credentials; an HTTPS upstream is reached through a CONNECT tunnel instead.
+                target = url
+                head_headers.update(_proxy_authorization(proxy))
+        self._pool: ConnectionPool
+        if tls:
+            self._pool = SSLConnectionPool(
+                connect_host, connect_port, host, port, ssl_options={"ca_certs": _ca_certs()},
+                **options,
+            )  # fmt: skip
+        else:
+            self._pool = ConnectionPool(connect_host, connect_port, host, port, **options)
+        self._head = f"POST {target} HTTP/1.1\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in head_headers.items()
+        )
+
+    def post(
+        self, body: bytes, headers: Mapping[str, str], timeout: Timeout, stream: bool
+    ) -> UpstreamResponse:
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        head = f"{self._head}{extra}Content-Length: {len(body)}\r\n\r\n"
+        sock = None
+        with gevent.Timeout(timeout.connect, False):  # False: on time-out, just leave the block
+            sock = self._pool.get_socket()
+        if sock is None:
+            raise TimeoutError(f"no connection to the upstream within {timeout.connect:g}s")
+        try:
+            sock.settimeout(timeout.read)
+            # One write: head and body apart would cost the upstream a second read.
+            sock.sendall(head.encode("latin-1") + body)
+        except BaseException:
+            self._pool.release_socket(sock)
+            raise
+        response = UpstreamResponse(sock, self._pool)
+        if not stream:
+            response.read_whole()  # the connection goes back to the pool at once
+        return response
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._pool.close()
+
+
+class UpstreamResponse(HTTPSocketPoolResponse):
+    """An answer being read: its head read on creation (the connection released if that
+    fails), then its body as it arrives. The parser hands each piece of the body to `_on_body`;
+    `iter_bytes` passes them on, where geventhttpclient's own `read(n)` waits for n bytes."""
+
+    def __init__(self, sock: Any, pool: ConnectionPool) -> None:
+        self._pieces: list[bytes] = []
+        self._socket: Any = sock  # until the connection is released
+        self._content: bytes | None = None
+        super().__init__(sock, pool, block_size=READ_SIZE, method="POST")
+        content_type = self.info().get("content-type", "application/json")
+        self.content_type = content_type if isinstance(content_type, str) else content_type[0]
+
+    def _on_body(self, buf: bytearray) -> None:
+        self._pieces.append(bytes(buf))
+
+    def release(self) -> None:
+        self._socket = None
+        super().release()
+
+    def read_whole(self) -> bytes:
+        """The whole body (read to its end, if it was not)."""
+        if self._content is None:
+            self._content = b"".join(self.iter_bytes())
+        return self._content
+
+    @property
+    def content(self) -> bytes:
+        return self.read_whole()
+
+    def header_items(self) -> list[tuple[str, str]]:
+        """Every header, as (name, value) pairs."""
+        return list(self.info().items())
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body's bytes as they arrive."""
+        while True:
+            if self._pieces:
+                pieces, self._pieces = self._pieces, []
+                yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                continue
+            if self.message_complete:
+                return
+            sock = self._socket
+            if sock is None:
+                raise HTTPConnectionClosed("the answer was closed before its end")
+            try:
+                data = sock.recv(READ_SIZE)
+                if not data:
+                    raise HTTPConnectionClosed("the upstream closed the connection mid-answer")
+                self.feed(data)
+            except BaseException:
+                self.release()
+                raise
+
+    def shut_down(self) -> None:
+        """Cut the connection off from another thread (or greenlet): the reader wakes with an
+        error or EOF at once."""
+        sock = self._socket
+        if sock is None:
+            return  # finished: its connection may already be serving another call
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def close(self) -> None:
+        """Done with the answer: a body read to its end has already given its connection back
+        to the pool; one left unread takes its connection down with it. Idempotent."""
+        self.release()
+
+
+def _proxy_for(url: str) -> str | None:
     """The proxy the environment names for `url`, if any."""
     parts = urlsplit(url)
     proxy = urllib.request.getproxies().get(parts.scheme)
@@ -109,7 +249,7 @@ def proxy_for(url: str) -> str | None:
     return None
 
 
-def proxy_authorization(proxy: str) -> dict[str, str]:
+def _proxy_authorization(proxy: str) -> dict[str, str]:
     """The Proxy-Authorization header for the credentials in `proxy`'s URL, if it has any."""
     parts = urlsplit(proxy)
     if parts.username is None:
@@ -118,93 +258,10 @@ def proxy_authorization(proxy: str) -> dict[str, str]:
     return {"Proxy-Authorization": "Basic " + b64encode(credentials.encode()).decode("ascii")}
 
 
-def ca_certs() -> str:
+def _ca_certs() -> str:
     return os.environ.get("SSL_CERT_FILE") or certifi.where()
 
 
-def target_of(url: str) -> str:
+def _target_of(url: str) -> str:
     parts = urlsplit(url)
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
-# --- urllib3, in threads ------------------------------------------------------------------------
-
-
-class Urllib3Response:
-    def __init__(self, raw: urllib3.BaseHTTPResponse) -> None:
-        self._raw = raw
-        self.status_code = raw.status
-        self.content_type = raw.headers.get("content-type", "application/json")
-
-    @property
-    def content(self) -> bytes:
-        return self._raw.data
-
-    def header_items(self) -> list[tuple[str, str]]:
-        return list(self._raw.headers.items())
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        """One HTTP chunk at a time when chunked (as SSE streams are), else whatever each socket
-        read brings."""
-        raw: Any = self._raw
-        if raw.chunked and raw.supports_chunked_reads():
-            yield from raw.read_chunked(decode_content=True)
-            return
-        while data := raw.read1(READ_SIZE):
-            yield data
-
-    def shut_down(self) -> None:
-        connection: Any = getattr(self._raw, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is None:
-            self.close()
-            return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
-
-    def close(self) -> None:
-        self._raw.close()
-
-
-class Urllib3Transport:
-    """urllib3's pool for the upstream, or, when the environment names a proxy for it, a proxy
-    manager."""
-
-    def __init__(self, url: str, headers: Mapping[str, str]) -> None:
-        self._headers = dict(headers)
-        proxy = proxy_for(url)
-        if proxy:
-            manager = urllib3.ProxyManager(
-                proxy,
-                maxsize=KEEPALIVE_CONNECTIONS,
-                ca_certs=ca_certs(),
-                proxy_headers=proxy_authorization(proxy),
-            )
-            self._urlopen: Any = manager.urlopen
-            self._target = url
-            self._close = manager.clear
-        else:
-            managers = urllib3.PoolManager(maxsize=KEEPALIVE_CONNECTIONS, ca_certs=ca_certs())
-            pool = managers.connection_from_url(url)
-            self._urlopen, self._target, self._close = pool.urlopen, target_of(url), pool.close
-
-    def post(
-        self, body: bytes, headers: Mapping[str, str], timeout: Timeout, stream: bool
-    ) -> UpstreamResponse:
-        raw = self._urlopen(
-            "POST",
-            self._target,
-            body=body,
-            headers={**self._headers, **headers} if headers else self._headers,
-            timeout=urllib3.Timeout(connect=timeout.connect, read=timeout.read),
-            retries=False,
-            redirect=False,
-            preload_content=not stream,
-            decode_content=True,
-        )
-        return Urllib3Response(raw)
-
-    def close(self) -> None:
-        self._close()
