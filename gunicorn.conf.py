@@ -9,8 +9,6 @@ import os
 import platform
 import tempfile
 
-from gunicorn import glogging
-
 from ai_router.logs import GUNICORN_LOGCONFIG
 from ai_router.reload import snapshot_settings
 
@@ -25,7 +23,9 @@ platform.platform()
 _server = snapshot_settings().server
 
 bind = [f"{_server.host}:{_server.http_port}"]
-worker_class = "gevent"
+# gunicorn's gevent worker on gevent's own HTTP server, which is faster than gunicorn's parser,
+# which also applies `keepalive` below (ai_router/http_api/worker.py).
+worker_class = "ai_router.http_api.worker.Worker"
 # gunicorn's own WEB_CONCURRENCY, so benchmarks and containers can fix the worker count.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Open connections per worker, streams included: room above the router's own limit on
@@ -45,18 +45,6 @@ keepalive = 5
 # itself (with its id, model, status, latency, tokens), so gunicorn's access log stays off.
 logconfig_dict = GUNICORN_LOGCONFIG
 accesslog = None
-
-
-class NoAccessLogger(glogging.Logger):
-    """gunicorn's logger minus the access log. With logconfig_dict set, gunicorn formats an
-    access line for every request even though no handler writes it: about 4% of a worker's CPU
-    at full load (py-spy, `make bench` /generate at concurrency 16)."""
-
-    def access(self, resp, req, environ, request_time):
-        return None
-
-
-logger_class = NoAccessLogger
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Metrics: each worker writes its values to files in one directory, and /metrics (in any worker)
 # adds them up (prometheus_client's multiprocess mode). The directory is this server's own,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -147,6 +148,26 @@ def test_gunicorn_finishes_an_open_stream_on_sigterm(
               "after SIGTERM")
     finally:
         process.stop()
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_gunicorns_keepalive(http_url: str) -> None:
+    connection = http.client.HTTPConnection(http_url.removeprefix("http://"), timeout=15)
+    try:
+        for pause in (0.0, 1.0):  # a connection used again within keepalive stays open
+            time.sleep(pause)
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200 and not response.will_close
+        idle_since = time.monotonic()
+        assert connection.sock is not None
+        closed = connection.sock.recv(1) == b""  # waits for the server to close it
+        idle = time.monotonic() - idle_since
+    finally:
+        connection.close()
+
+    assert closed
+    assert 4.0 <= idle < 10.0, idle  # gunicorn.conf.py: keepalive = 5
 
 
 def test_an_invalid_config_stops_start_up_with_the_file_and_key(tmp_path: Path) -> None:

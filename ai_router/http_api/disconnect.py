@@ -23,9 +23,11 @@ _READ = 1  # libev's EV_READ
 
 def watch_client(on_hang_up: Callable[[], None]) -> Callable[[], None]:
     """Call `on_hang_up` when the current request's client closes its connection; returns the
-    function that stops watching. Only under gunicorn's gevent worker, which hands the client
-    socket over in the WSGI environ; elsewhere (a test client) it watches nothing."""
-    client = request.environ.get("gunicorn.socket")
+    function that stops watching. Only under gunicorn's gevent workers, which hand the client
+    socket over in the WSGI environ (the plain one as gunicorn.socket, the gevent.pywsgi one
+    the router runs, http_api/worker.py, as gunicorn.sock); elsewhere (a test client) it
+    watches nothing."""
+    client = request.environ.get("gunicorn.sock") or request.environ.get("gunicorn.socket")
     if client is None:
         return lambda: None
     import gevent  # only ever imported in the gevent worker
