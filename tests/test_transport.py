@@ -6,6 +6,7 @@ router can classify, proxies from the environment."""
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 import time
@@ -134,29 +135,38 @@ def test_a_refused_connection_is_unavailable(make: Make) -> None:
     assert isinstance(classified(caught.value), UpstreamUnavailable)
 
 
+def answer_once(answer: bytes) -> tuple[int, list[bytes]]:
+    """A server on a free port that reads one request head and sends `answer`; the port, and
+    the list the head will be in."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    heads: list[bytes] = []
+
+    def serve() -> None:
+        with listener:
+            connection, _ = listener.accept()
+            with connection:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += connection.recv(65536)
+                heads.append(head)
+                connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], heads
+
+
+def json_answer(body: bytes, *headers: bytes) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"".join(headers)
+    return head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
 def test_a_plain_http_upstream_goes_through_the_environments_proxy_with_its_credentials(
     make: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy = socket.socket()
-    proxy.bind(("127.0.0.1", 0))
-    proxy.listen()
-    heads: list[bytes] = []
-
-    def answer_once() -> None:
-        connection, _ = proxy.accept()
-        with connection:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += connection.recv(65536)
-            heads.append(head)
-            body = b'{"proxied":true}'
-            connection.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-            )
-
-    threading.Thread(target=answer_once, daemon=True).start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://user:p%40ss@127.0.0.1:{proxy.getsockname()[1]}")
+    port, heads = answer_once(json_answer(b'{"proxied":true}'))
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:p%40ss@127.0.0.1:{port}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     transport = make("http://upstream.example:8080/v1/chat/completions", HEADERS)
@@ -164,7 +174,6 @@ def test_a_plain_http_upstream_goes_through_the_environments_proxy_with_its_cred
         response = transport.post(BODY, {}, TIMEOUT, stream=False)
     finally:
         transport.close()
-        proxy.close()
 
     assert response.content == b'{"proxied":true}'
     request_line, *header_lines = heads[0].decode("latin-1").split("\r\n")
@@ -172,6 +181,26 @@ def test_a_plain_http_upstream_goes_through_the_environments_proxy_with_its_cred
     headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in header_lines if line)}
     assert headers["proxy-authorization"] == "Basic dXNlcjpwQHNz"  # user:p@ss
     assert headers["authorization"] == "Bearer sk-transport"
+
+
+def test_answers_are_asked_for_uncompressed_and_a_compressed_one_is_refused_clearly(
+    make: Make,
+) -> None:
+    gzipped = gzip.compress(b'{"id":"x"}')
+    port, heads = answer_once(json_answer(gzipped, b"Content-Encoding: gzip\r\n"))
+    # What the SDK's client would send: it decodes; the transport passes bytes on as they come.
+    sdk_headers = {**HEADERS, "accept-encoding": "gzip, deflate, br"}
+    transport = make(f"http://127.0.0.1:{port}/v1/chat/completions", sdk_headers)
+
+    with pytest.raises(Exception) as caught:
+        transport.post(BODY, {}, TIMEOUT, stream=False)
+    transport.close()
+
+    assert b"\r\nAccept-Encoding: identity\r\n" in heads[0]
+    assert b"gzip" not in heads[0]
+    error = classified(caught.value)
+    assert isinstance(error, UpstreamUnavailable)
+    assert "cannot read" in error.message and "'gzip'" in error.message
 
 
 def test_in_threads_each_thread_keeps_a_connection_of_its_own(simulator: Simulator) -> None:

@@ -38,6 +38,9 @@ def test_the_upstream_gets_the_api_headers_the_sdk_itself_would_send(
         assert sdk_header in headers
         assert headers["content-type"] == "application/json"
         assert headers["x-request-id"] == f"fast-path-{path[1:]}"
+        # The SDK's client asks for compressed answers and decodes them; the fast path relays
+        # bytes as they come, so it asks for them plain.
+        assert headers["accept-encoding"] == "identity"
         # The SDK's telemetry about its own runtime: the SDK does not send these requests.
         assert not [name for name in headers if name.startswith("x-stainless-")]
 

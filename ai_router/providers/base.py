@@ -31,7 +31,7 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ai_router.providers.transport import Timeout, UpstreamResponse
+from ai_router.providers.transport import HTTPConnectionClosed, Timeout, UpstreamResponse
 from ai_router.providers.upstream import UpstreamHTTP, error_message, sse_data
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 from ai_router.watchdog import Watch
@@ -291,8 +291,10 @@ def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider[Any]
         return UpstreamTimeout(
             f"provider {name!r} did not answer within {provider.settings.timeout:g}s", name
         )
-    # http.client's HTTPException: geventhttpclient's, for an answer that is not HTTP.
-    transport_errors = (httpx2.TransportError, http.client.HTTPException, OSError)
+    if isinstance(exc, http.client.HTTPException) and not isinstance(exc, HTTPConnectionClosed):
+        # The transport's (geventhttpclient's parser, or UnreadableAnswer): not HTTP it can read.
+        return provider.unreadable(exc)
+    transport_errors = (httpx2.TransportError, HTTPConnectionClosed, OSError)
     if isinstance(exc, (sdk.APIConnectionError, *transport_errors)):
         return UpstreamUnavailable(
             f"provider {name!r} could not be reached or dropped the connection "

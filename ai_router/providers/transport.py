@@ -27,13 +27,16 @@ import urllib.request
 from base64 import b64encode
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import certifi
 import gevent
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
-from geventhttpclient.response import HTTPConnectionClosed, HTTPSocketPoolResponse
+# Re-exported: the router tells a dropped connection from an answer it cannot read.
+from geventhttpclient.response import HTTPConnectionClosed as HTTPConnectionClosed
+from geventhttpclient.response import HTTPSocketPoolResponse
 
 READ_SIZE = 65536
 # A pool is also a semaphore on the calls in flight: sized far above any worker's open streams
@@ -112,7 +115,13 @@ class PooledTransport:
         host = parts.hostname or ""
         port = parts.port or (443 if tls else 80)
         target = _target_of(url)
-        head_headers = {"Host": parts.netloc.rpartition("@")[2], **headers}
+        # The SDK's client would ask for gzip, deflate or br and decode the answer; this
+        # transport passes bytes on as they come (streams above all), so it asks for them plain.
+        head_headers = {
+            "Host": parts.netloc.rpartition("@")[2],
+            **{name: value for name, value in headers.items() if name.lower() != "accept-encoding"},
+            "Accept-Encoding": "identity",
+        }
         # No timeouts of the pool's own: each call sets its own (see `post`).
         options: dict[str, Any] = {"size": POOL_SIZE, "connection_timeout": None}
         connect_host, connect_port = host, port
@@ -168,6 +177,10 @@ class PooledTransport:
         self._pool.close()
 
 
+class UnreadableAnswer(HTTPException):
+    """An answer the transport cannot pass on: one in a content coding it did not ask for."""
+
+
 class UpstreamResponse(HTTPSocketPoolResponse):
     """An answer being read: its head read on creation (the connection released if that
     fails), then its body as it arrives. The parser hands each piece of the body to `_on_body`;
@@ -180,6 +193,10 @@ class UpstreamResponse(HTTPSocketPoolResponse):
         super().__init__(sock, pool, block_size=READ_SIZE, method="POST")
         content_type = self.info().get("content-type", "application/json")
         self.content_type = content_type if isinstance(content_type, str) else content_type[0]
+        coding = self.info().get("content-encoding", "identity")
+        if not isinstance(coding, str) or coding.lower() != "identity":
+            self.release()
+            raise UnreadableAnswer(f"the answer came in the content coding {coding!r}, unasked")
 
     def _on_body(self, buf: bytearray) -> None:
         self._pieces.append(bytes(buf))
