@@ -79,7 +79,10 @@ def _events(
                 _note_usage(event, record)
                 if record is not None and _PIECE.search(event):
                     record.relayed_pieces += 1
-                yield rewrite(event) + b"\n\n"
+            if events:
+                # The events that came in one read go out in one write: they are all here now,
+                # and each write is a chunk (and a system call) of its own.
+                yield b"".join(rewrite(event) + b"\n\n" for event in events)
         if pending:
             yield rewrite(pending)
     except RouterError as error:
