@@ -391,11 +391,13 @@ class Bench:
         capacity_children.append((child, grpc_port))
         self.capacity_grpc = (child, grpc_port)
         # Its own (empty) settings file: run from the repository, gunicorn would load the router's.
+        # The router's worker class: gunicorn's gevent worker on gevent.pywsgi.
         floor_conf = self.workdir / "flask-floor.conf.py"
         floor_conf.write_text("")
         flask_floor = self.fleet.start(
             "flask-floor",
-            [python, "-m", "gunicorn", "-c", str(floor_conf), "-k", "gevent", "-w", "1", "--chdir", str(HERE),
+            [python, "-m", "gunicorn", "-c", str(floor_conf), "-k", "ai_router.http_api.worker.Worker",
+             "-w", "1", "--chdir", str(HERE),
              "-b", f"127.0.0.1:{ports['flask']}", "flask_floor:app"],
             ROUTER_CORE,
             {"UPSTREAM_URL": upstream_url},
@@ -1006,7 +1008,7 @@ class Report:
              ("router /v1/chat/completions", "/v1/chat/completions", "router")],
             "http-unary", "nginx", "req",
         ))
-        add(f"  ({FLASK_FLOOR}: scripts/bench/flask_floor.py, one gunicorn gevent worker relaying the bytes over "
+        add(f"  ({FLASK_FLOOR}: scripts/bench/flask_floor.py, one gunicorn gevent worker (the router's worker class) relaying the bytes over "
             "geventhttpclient (as the router does) with nothing else: what Flask, gunicorn and the upstream call cost before any work of the router's.)")
         add(self.knee_line(FLASK_FLOOR, FLASK_FLOOR, FLASK_FLOOR, "http-unary", "flask")[1])
         direct1 = self.find("http-unary", "direct", 1)
