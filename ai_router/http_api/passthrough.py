@@ -70,19 +70,28 @@ def _events(
     record: RequestRecord | None,
 ) -> Iterator[bytes]:
     pending = b""
+    first_piece_sent = False
     try:
         for data in relay.chunks:
             pending += data
             events = _EVENT_END.split(pending)
             pending = events.pop()
+            # The events that came in one read go out in one write: each write is a chunk (and
+            # a system call) of its own. Except the first piece of content, which goes out at
+            # once rather than after the rest of its read is rewritten: time to first token.
+            ready: list[bytes] = []
             for event in events:
                 _note_usage(event, record)
-                if record is not None and _PIECE.search(event):
-                    record.relayed_pieces += 1
-            if events:
-                # The events that came in one read go out in one write: they are all here now,
-                # and each write is a chunk (and a system call) of its own.
-                yield b"".join(rewrite(event) + b"\n\n" for event in events)
+                ready.append(rewrite(event) + b"\n\n")
+                if _PIECE.search(event):
+                    if record is not None:
+                        record.relayed_pieces += 1
+                    if not first_piece_sent:
+                        first_piece_sent = True
+                        yield b"".join(ready)
+                        ready = []
+            if ready:
+                yield b"".join(ready)
         if pending:
             yield rewrite(pending)
     except RouterError as error:

@@ -1,0 +1,46 @@
+"""Relaying a same-family stream (http_api/passthrough.py): what one upstream read becomes."""
+
+from __future__ import annotations
+
+import json
+
+from ai_router.http_api import passthrough
+from ai_router.providers.base import RelayResponse
+
+
+class Answer:
+    def close(self) -> None:
+        pass
+
+
+def event(delta: dict[str, object]) -> bytes:
+    chunk = {"object": "chat.completion.chunk", "model": "gpt-4o-mini", "choices": [{"delta": delta}]}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def writes_for(reads: list[bytes]) -> list[bytes]:
+    relay = RelayResponse(200, "text/event-stream", iter(reads), Answer())  # type: ignore[arg-type]
+    rewrite = passthrough._model_rewriter("openai")
+    return list(passthrough._events(relay, rewrite, lambda error: b"", None))
+
+
+def test_the_events_of_one_read_go_out_in_one_write_after_the_first_token() -> None:
+    role, first, second, third = (
+        event({"role": "assistant", "content": ""}),
+        event({"content": "one"}),
+        event({"content": "two"}),
+        event({"content": "three"}),
+    )
+
+    writes = writes_for([role + first + second, third + b"data: [DONE]\n\n"])
+
+    # The first token at once (with what came before it), the rest of its read in one write,
+    # and the next read in one write: every event, in order, its model rewritten.
+    assert len(writes) == 3
+    assert b'"one"' in writes[0] and b'"two"' not in writes[0]
+    assert b'"two"' in writes[1]
+    assert b'"three"' in writes[2] and writes[2].endswith(b"data: [DONE]\n\n")
+    relayed = b"".join(writes)
+    assert relayed.count(b'"model":"openai/gpt-4o-mini"') == 4
+    original = relayed.replace(b'"model":"openai/gpt-4o-mini"', b'"model": "gpt-4o-mini"')
+    assert original == role + first + second + third + b"data: [DONE]\n\n"
