@@ -7,14 +7,13 @@ max_tokens set) and knows nothing of front doors.
 
 from __future__ import annotations
 
+import http.client
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Generic, TypeVar
-
-import http.client
-import time
 
 import httpx2
 import orjson
