@@ -70,8 +70,10 @@ def test_calls_one_after_another_share_one_connection(
     ports = set()
     for body, stream in ((BODY, False), (STREAM_BODY, True), (BODY, False)):
         response = transport.post(body, {}, TIMEOUT, stream)
-        b"".join(response.iter_bytes()) if stream else response.content
+        # Read to its end, so the connection goes back to the pool.
+        answer = b"".join(response.iter_bytes()) if stream else response.content
         response.close()
+        assert answer.rstrip().endswith(b"[DONE]" if stream else b"}")
         ports.add(simulator.last_request()["client_port"])
 
     assert len(ports) == 1
