@@ -44,3 +44,12 @@ def test_the_events_of_one_read_go_out_in_one_write_after_the_first_token() -> N
     assert relayed.count(b'"model":"openai/gpt-4o-mini"') == 4
     original = relayed.replace(b'"model":"openai/gpt-4o-mini"', b'"model": "gpt-4o-mini"')
     assert original == role + first + second + third + b"data: [DONE]\n\n"
+
+
+def test_crlf_events_split_anywhere_between_reads_are_relayed_whole_with_lf_line_ends() -> None:
+    wire = event({"content": "one"}) + event({"content": "two"}) + b"data: [DONE]\n\n"
+    crlf = wire.replace(b"\n", b"\r\n")
+
+    for cut in range(1, len(crlf)):
+        relayed = b"".join(writes_for([crlf[:cut], crlf[cut:]]))
+        assert relayed.replace(b'"model":"openai/gpt-4o-mini"', b'"model": "gpt-4o-mini"') == wire

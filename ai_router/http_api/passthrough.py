@@ -7,7 +7,7 @@ for two things: the first `"model": "..."` of each JSON document (the whole body
 event), rewritten to `provider/<model>` so the client can send it back and reach the same place;
 and the `usage` of the documents that carry one, for metrics and the request's log line.
 Stream events are split on their blank-line boundaries so that a rewrite never straddles two
-network reads.
+network reads (an upstream's \r\n line ends come out as \n, which SSE reads the same).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from ai_router.http_api import sse
 from ai_router.http_api.errors import status_and_type
 from ai_router.observe import RequestRecord
 from ai_router.providers.base import RelayResponse
+from ai_router.providers.upstream import split_events
 from ai_router.types import Usage
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
 # An event carrying generated content: an OpenAI chunk with delta content or tool-call
 # arguments, or an Anthropic content_block_delta. Matched on bytes, without parsing the event.
 _PIECE = re.compile(
@@ -73,9 +73,7 @@ def _events(
     first_piece_sent = False
     try:
         for data in relay.chunks:
-            pending += data
-            events = _EVENT_END.split(pending)
-            pending = events.pop()
+            events, pending = split_events(pending + data)
             # The events that came in one read go out in one write: each write is a chunk (and
             # a system call) of its own. Except the first piece of content, which goes out at
             # once rather than after the rest of its read is rewritten: time to first token.
