@@ -16,6 +16,7 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ai_router.metrics import Metrics
 from ai_router.policy import balance, retry
 from ai_router.policy.cooldown import Cooldowns
 from ai_router.policy.executor import Executor, Plan, Target
@@ -272,3 +273,26 @@ def test_an_alias_skips_a_cooling_target_and_refuses_when_all_are_cooling() -> N
         executor.run(plan, Script(), None)
     # A direct request is never refused for a cooldown: it has nowhere else to go.
     assert executor.run(Plan("a/m", (a,)), Script(), None) == "a/m"
+
+
+def test_the_cooldown_gauge_shows_a_target_cooling_and_then_recovered() -> None:
+    clock = Clock()
+    settings = settings_from_mapping({"providers": {"a": {"type": "openai", "default_model": "m"}}}, {})
+    metrics = Metrics(settings)
+    cooldowns = Cooldowns(CooldownSettings(failures=1, window_seconds=60, seconds=30), clock)
+    executor = Executor(cooldowns, TargetStats(), metrics, random.Random(1), clock.sleep, clock)
+    plan = Plan("a/m", (make_target("a", max_retries=0),))
+
+    def shown() -> float | None:
+        return metrics.registry.get_sample_value(
+            "ai_router_cooldown_active", {"provider": "a", "model": "m"}
+        )
+
+    assert executor.run(plan, Script(), None) == "a/m"
+    assert shown() == 0
+    with pytest.raises(UpstreamUnavailable):
+        executor.run(plan, Script(a=[UpstreamUnavailable("down", "a", 500)]), None)
+    assert shown() == 1
+    clock.now += 31  # the cooldown is over; the next answer ends it
+    assert executor.run(plan, Script(), None) == "a/m"
+    assert shown() == 0

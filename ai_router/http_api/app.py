@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -41,8 +42,24 @@ REPLICA_HEADER = "X-AI-Router-Replica"
 MAX_REQUEST_ID_LENGTH = 128
 
 
+class RouterApp(Flask):
+    """Flask, remembering which functions are coroutine functions: Flask asks `ensure_sync` for
+    every hook and view of every request (eight a generation request here), and the answer,
+    from inspect.iscoroutinefunction, never changes for a function."""
+
+    def __init__(self, import_name: str) -> None:
+        super().__init__(import_name)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        sync = self._sync.get(func)
+        if sync is None:
+            sync = self._sync[func] = super().ensure_sync(func)
+        return sync
+
+
 def create_app(settings: Settings, router: Router | None = None) -> Flask:
-    app = Flask("ai_router")
+    app = RouterApp("ai_router")
     app.json = OrjsonProvider(app)
     # Werkzeug refuses bodies over this with 413 whether they are sized or chunked.
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes

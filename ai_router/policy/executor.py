@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,11 @@ class Executor:
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._clock = clock
+        # What the cooldown gauge last showed per target: it is set only on a change, as a
+        # multiprocess gauge write (a lock, a pid check, an mmap write) on every attempt costs
+        # about 2% of a request.
+        self._cooling_shown: dict[str, bool] = {}
+        self._shown_lock = threading.Lock()
 
     def run(self, plan: Plan, attempt: Attempt[Result], time_limit: float | None) -> Result:
         deadline = None if time_limit is None else self._clock() + time_limit
@@ -203,11 +209,17 @@ class Executor:
             self._metrics.fallbacks.labels(alias_label, provider, model, reason_of(error)).inc()
 
     def _show_cooldown(self, target: Target) -> None:
-        if self._metrics is not None:
+        if self._metrics is None:
+            return
+        with self._shown_lock:  # the check and the write together, or a race could leave it stale
+            cooling = self.cooldowns.cooling(target.key)
+            if self._cooling_shown.get(target.key) == cooling:
+                return
+            self._cooling_shown[target.key] = cooling
             gauge = self._metrics.cooldown.labels(
                 self._metrics.provider(target.provider.name), self._metrics.model(target.model)
             )
-            gauge.set(1 if self.cooldowns.cooling(target.key) else 0)
+            gauge.set(1 if cooling else 0)
 
 
 def reason_of(error: RouterError) -> str:
