@@ -11,10 +11,11 @@ the gRPC server is one process and serves its own registry on a port of its own.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.metrics import MetricWrapperBase
 
 from ai_router.config import Settings
 
@@ -33,6 +34,7 @@ class Metrics:
         self._aliases: set[str] = set()
         self._models: set[str] = set()
         self._keys: set[str] = set()
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
         self.learn(settings)
         r = self.registry
         self.requests = Counter(
@@ -124,17 +126,28 @@ class Metrics:
     def alias(self, name: str) -> str:
         return name if name in self._aliases else ""
 
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered. prometheus_client's `labels` converts, checks
+        and looks the values up under a lock on every call; a request sets seven series. The
+        label values are bounded (above), so this is too."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def observe_request(self, record: RequestRecord, status: str, latency: float) -> None:
         provider, model = self.provider(record.provider), self.model(record.model)
-        self.requests.labels(record.surface, self.alias(record.alias), provider, model, status).inc()
-        self.latency.labels(record.surface, provider, model).observe(latency)
+        surface = record.surface
+        self.child(self.requests, surface, self.alias(record.alias), provider, model, status).inc()
+        self.child(self.latency, surface, provider, model).observe(latency)
         if record.streamed and record.time_to_first_token is not None:
-            self.ttft.labels(record.surface, provider, model).observe(record.time_to_first_token)
+            self.child(self.ttft, surface, provider, model).observe(record.time_to_first_token)
         if record.usage is not None:
-            self.tokens.labels(provider, model, "input").inc(record.usage.input_tokens)
-            self.tokens.labels(provider, model, "output").inc(record.usage.output_tokens)
+            self.child(self.tokens, provider, model, "input").inc(record.usage.input_tokens)
+            self.child(self.tokens, provider, model, "output").inc(record.usage.output_tokens)
         if record.cost_usd:
-            self.cost.labels(self.key(record.key), provider, model).inc(record.cost_usd)
+            self.child(self.cost, self.key(record.key), provider, model).inc(record.cost_usd)
 
     def exposition(self) -> bytes:
         """The text exposition: every worker's values when in multiprocess mode."""

@@ -50,7 +50,7 @@ def install(app: Flask, limit: ConcurrencyLimit) -> None:
         except Overloaded:
             metrics.refused.labels(surface).inc()
             raise
-        in_flight = metrics.in_flight.labels(surface)
+        in_flight = metrics.child(metrics.in_flight, surface)
         in_flight.inc()
 
         def release() -> None:
