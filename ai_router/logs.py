@@ -19,6 +19,15 @@ import orjson
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
+# A log record gathers what the JSON line below never shows, at a cost: the caller's file and
+# line (a walk up the stack), and the thread's and process's names, where under gevent every
+# request is a greenlet of its own that `threading.current_thread()` first makes a thread object
+# for. The logging HOWTO's "Optimization" section names these switches. A request's log line, in
+# a new greenlet: about 30 us with them on, 12 off (timeit).
+logging._srcfile = None
+logging.logThreads = False
+logging.logMultiprocessing = False
+
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
