@@ -216,6 +216,37 @@ def test_stream_error_event_from_upstream_reaches_the_client(
     assert "mid-stream" in events[-1]["error"]["message"]
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_stream_event_that_is_not_json_ends_the_stream_saying_the_answer_is_unreadable(
+    client: httpx2.Client, simulator: Simulator, provider: str
+) -> None:
+    simulator.fail_next({"garbled_after_tokens": 1})
+
+    with client.stream("POST", "/stream", json={"provider": provider, "prompt": "a b"}) as r:
+        events = list(sse_events(r))
+
+    assert [e["content"] for e in events if isinstance(e, dict) and "content" in e]
+    error = events[-1]["error"]
+    assert error["type"] == "upstream_unavailable"
+    assert error["message"].startswith(
+        f"provider {provider!r} sent an answer the router cannot read (JSONDecodeError: "
+    )
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_answer_that_is_not_json_gets_502_saying_it_is_unreadable(
+    client: httpx2.Client, simulator: Simulator, provider: str
+) -> None:
+    simulator.fail_next({"garbled_after_tokens": 0})
+
+    response = client.post("/generate", json={"provider": provider, "prompt": "a b"})
+
+    assert response.status_code == 502
+    assert error_of(response)["message"].startswith(
+        f"provider {provider!r} sent an answer the router cannot read (JSONDecodeError: "
+    )
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -341,6 +342,31 @@ def test_error_event_mid_stream(control: httpx2.Client, oai: openai.OpenAI, ant:
             types.append(event.type)
     assert types == ["message_start", "content_block_start", "content_block_delta", "content_block_delta"]
     assert aerr.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+
+
+def test_garbled_data_mid_stream_and_as_a_whole_answer(
+    control: httpx2.Client, oai: openai.OpenAI, ant: anthropic.Anthropic
+) -> None:
+    add_faults(control, {"garbled_after_tokens": 1, "family": "openai"},
+               {"garbled_after_tokens": 1, "family": "anthropic"})
+
+    received: list[str] = []
+    with pytest.raises(json.JSONDecodeError):
+        for chunk in oai.chat.completions.create(model="m", messages=USER, stream=True):
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["", "Simulated"]
+    types: list[str] = []
+    with pytest.raises(json.JSONDecodeError):
+        for event in ant.messages.create(model="c", max_tokens=50, messages=USER, stream=True):
+            types.append(event.type)
+    assert types == ["message_start", "content_block_start", "content_block_delta"]
+
+    add_faults(control, {"garbled_after_tokens": 0})
+    raw = oai.chat.completions.with_raw_response.create(model="m", messages=USER)
+    assert raw.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(raw.http_response.content)
+    assert control.post("/_sim/faults", json={"faults": [{"garbled_after_tokens": 1, "status": 500}]}).status_code == 400
 
 
 def test_bad_faults_are_rejected_whole(control: httpx2.Client) -> None:

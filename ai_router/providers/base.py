@@ -293,6 +293,9 @@ def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider[Any]
     if isinstance(exc, http.client.HTTPException) and not isinstance(exc, HTTPConnectionClosed):
         # The transport's (geventhttpclient's parser, or UnreadableAnswer): not HTTP it can read.
         return provider.unreadable(exc)
+    if isinstance(exc, orjson.JSONDecodeError):
+        # A stream event (or a body) whose data is not the JSON the upstream's API documents.
+        return provider.unreadable(exc)
     transport_errors = (httpx2.TransportError, HTTPConnectionClosed, OSError)
     if isinstance(exc, (sdk.APIConnectionError, *transport_errors)):
         return UpstreamUnavailable(

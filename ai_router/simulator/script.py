@@ -71,8 +71,8 @@ class SimulatorSettings:
 class Fault:
     """One scripted misbehaviour, consumed by exactly one upstream request.
 
-    `delay` may accompany any other kind; of `status`, `reset_after_tokens` and
-    `error_event_after_tokens` at most one is set.
+    `delay` may accompany any other kind; of `status`, `reset_after_tokens`,
+    `error_event_after_tokens` and `garbled_after_tokens` at most one is set.
     """
 
     family: Family | None = None  # None: the next request of either family takes it
@@ -82,6 +82,9 @@ class Fault:
     message: str | None = None
     reset_after_tokens: int | None = None
     error_event_after_tokens: int | None = None
+    # After this many tokens, an event whose data is not JSON, then the end of the stream; a
+    # non-stream request gets a 200 whose body is not JSON.
+    garbled_after_tokens: int | None = None
 
     @classmethod
     def from_json(cls, obj: object) -> Fault:
@@ -113,13 +116,17 @@ class Fault:
             else _non_negative_int("reset_after_tokens", obj["reset_after_tokens"]),
             error_event_after_tokens=None if obj.get("error_event_after_tokens") is None
             else _non_negative_int("error_event_after_tokens", obj["error_event_after_tokens"]),
+            garbled_after_tokens=None if obj.get("garbled_after_tokens") is None
+            else _non_negative_int("garbled_after_tokens", obj["garbled_after_tokens"]),
         )
-        kinds = [k for k in (fault.status, fault.reset_after_tokens, fault.error_event_after_tokens)
-                 if k is not None]
+        kinds = [k for k in (fault.status, fault.reset_after_tokens, fault.error_event_after_tokens,
+                             fault.garbled_after_tokens) if k is not None]
         if len(kinds) > 1:
-            raise ValueError("a fault sets at most one of status, reset_after_tokens, error_event_after_tokens")
+            raise ValueError("a fault sets at most one of status, reset_after_tokens, "
+                             "error_event_after_tokens, garbled_after_tokens")
         if not kinds and fault.delay == 0:
-            raise ValueError("a fault needs delay, status, reset_after_tokens or error_event_after_tokens")
+            raise ValueError("a fault needs delay, status, reset_after_tokens, error_event_after_tokens "
+                             "or garbled_after_tokens")
         if fault.retry_after is not None and fault.status is None:
             raise ValueError("retry_after only goes with status")
         return fault

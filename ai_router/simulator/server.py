@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from .reply import BadRequest
 from .script import Fault, SimState, SimulatorSettings
-from .wire import ANTHROPIC, OPENAI, Turn, Wire
+from .wire import ANTHROPIC, GARBLED, OPENAI, Turn, Wire
 
 # Upstream endpoints: (method, path) -> (wire format, endpoint kind).
 ROUTES: dict[tuple[str, str], tuple[Wire, str]] = {
@@ -230,6 +230,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             status = self._wire.stream_error_status
             self._error(status, fault.message or f"Simulated error {status}")
             return True
+        if fault.garbled_after_tokens is not None:
+            self._send_raw(200, "application/json", GARBLED)
+            return True
         return False
 
     def _stream(self, turn: Turn, settings: SimulatorSettings, fault: Fault | None) -> None:
@@ -248,7 +251,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         tokens = turn.reply.pieces  # text tokens, or a tool call's argument pieces: paced and faulted alike
         cut = None
         if fault is not None:
-            cut = fault.reset_after_tokens if fault.reset_after_tokens is not None else fault.error_event_after_tokens
+            cuts = (fault.reset_after_tokens, fault.error_event_after_tokens, fault.garbled_after_tokens)
+            cut = next((n for n in cuts if n is not None), None)
         if cut is not None:
             tokens = tokens[:cut]  # fewer tokens than `cut`: the fault fires after the last one
         for i, token in enumerate(tokens):
@@ -262,6 +266,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.error_event_after_tokens is not None:
             self._write_chunk(wire.stream_error(fault.message))
+            self._end_chunks()
+            return
+        if fault is not None and fault.garbled_after_tokens is not None:
+            self._write_chunk(wire.garbled_event())
             self._end_chunks()
             return
         if not tokens:
@@ -315,9 +323,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     # ---- response helpers -------------------------------------------------------------------
 
     def _send_json(self, status: int, obj: object, extra: dict[str, str] | None = None) -> None:
-        data = json.dumps(obj).encode()
+        self._send_raw(status, "application/json", json.dumps(obj).encode(), extra)
+
+    def _send_raw(self, status: int, content_type: str, data: bytes,
+                  extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
         self.send_header(self._wire.request_id_header, self._request_id)
         for name, value in (extra or {}).items():

@@ -15,6 +15,10 @@ from .reply import Reply, anthropic_reply, openai_reply
 from .script import Family
 
 
+# What a `garbled_after_tokens` fault sends where JSON belongs: a document cut short.
+GARBLED = b'{"id": "garbled", "choices": [{"delta": {"content": "cut sh'
+
+
 def _dumps(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
@@ -42,6 +46,7 @@ class Wire(Protocol):
     def stream_token(self, turn: Turn, token: str) -> bytes: ...
     def stream_tail(self, turn: Turn) -> list[bytes]: ...
     def stream_error(self, message: str | None) -> bytes: ...
+    def garbled_event(self) -> bytes: ...
 
 
 class OpenAIWire:
@@ -122,6 +127,9 @@ class OpenAIWire:
     def stream_error(self, message: str | None) -> bytes:
         # No [DONE] after it: the SDK raises APIError on the chunk with an "error" key.
         return self._event(self.error_body(500, message or "The server had an error while processing your request."))
+
+    def garbled_event(self) -> bytes:
+        return b"data: " + GARBLED + b"\n\n"
 
     @staticmethod
     def _usage(r: Reply) -> dict[str, int]:
@@ -223,6 +231,9 @@ class AnthropicWire:
 
     def stream_error(self, message: str | None) -> bytes:
         return self._event("error", self.error_body(529, message or "Overloaded"))
+
+    def garbled_event(self) -> bytes:
+        return b"event: content_block_delta\ndata: " + GARBLED + b"\n\n"
 
     @staticmethod
     def _event(name: str, obj: object) -> bytes:
