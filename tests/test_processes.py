@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +169,42 @@ def test_an_idle_keep_alive_connection_is_closed_after_gunicorns_keepalive(http_
 
     assert closed
     assert 4.0 <= idle < 10.0, idle  # gunicorn.conf.py: keepalive = 5
+
+
+def raw_exchange(http_url: str, head: bytes) -> bytes:
+    """Send `head` (a request without a body) and read until the server closes or answers."""
+    host, _, port = http_url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = connection.recv(65536)
+            if not data:
+                break
+            answer += data
+        return answer
+
+
+def test_request_headers_reach_the_app_folded_lines_joined(http_url: str) -> None:
+    answer = raw_exchange(
+        http_url,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-ID: first\r\n part\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nX-Request-ID: first part\r\n" in answer
+
+
+@pytest.mark.parametrize(
+    "bad_headers",
+    [b"no colon\r\n", b"Host : x\r\n", b"".join(b"X-%d: v\r\n" % n for n in range(101))],
+    ids=["no colon", "space before colon", "101 headers"],
+)
+def test_a_request_with_malformed_headers_gets_400(http_url: str, bad_headers: bytes) -> None:
+    answer = raw_exchange(http_url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + bad_headers + b"\r\n")
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
 
 
 def test_an_invalid_config_stops_start_up_with_the_file_and_key(tmp_path: Path) -> None:
