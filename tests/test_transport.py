@@ -20,7 +20,13 @@ from ai_router.config import ProviderSettings
 from ai_router.errors import UpstreamTimeout, UpstreamUnavailable
 from ai_router.providers.base import translate_sdk_error
 from ai_router.providers.openai import OpenAIProvider
-from ai_router.providers.transport import PerThread, PooledTransport, Timeout, Transport
+from ai_router.providers.transport import (
+    FIRST_PARSE,
+    PerThread,
+    PooledTransport,
+    Timeout,
+    Transport,
+)
 
 Make = Callable[[str, dict[str, str]], Transport]
 TRANSPORTS: dict[str, Make] = {"pooled": PooledTransport, "per-thread": PerThread}
@@ -162,6 +168,28 @@ def answer_once(answer: bytes) -> tuple[int, list[bytes]]:
 def json_answer(body: bytes, *headers: bytes) -> bytes:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"".join(headers)
     return head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_a_burst_that_came_with_the_head_hands_on_its_start_first_then_the_rest(
+    make: Make,
+) -> None:
+    events = [b'data: {"n":%d,"pad":"%s"}\n\n' % (n, b"x" * 100) for n in range(100)]
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(event), event) for event in events)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    port, _ = answer_once(head + chunks + b"0\r\n\r\n")  # one write: one read, most likely
+    transport = make(f"http://127.0.0.1:{port}/v1/chat/completions", HEADERS)
+    try:
+        response = transport.post(STREAM_BODY, {}, TIMEOUT, stream=True)
+        pieces = list(response.iter_bytes())
+    finally:
+        transport.close()
+
+    # The start of the burst first, parsed alone (FIRST_PARSE bytes, head included), then the
+    # rest: every byte of the body, in order.
+    assert len(pieces) >= 2
+    assert len(pieces[0]) < FIRST_PARSE < len(b"".join(events))
+    assert b"".join(pieces) == b"".join(events)
+    assert response.message_complete
 
 
 def test_a_plain_http_upstream_goes_through_the_environments_proxy_with_its_credentials(
