@@ -213,6 +213,28 @@ def test_a_plain_http_upstream_goes_through_the_environments_proxy_with_its_cred
     assert headers["authorization"] == "Bearer sk-transport"
 
 
+def test_a_proxy_that_refuses_the_tunnel_is_unavailable_with_its_answer(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, heads = answer_once(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    transport = make("https://upstream.example/v1/chat/completions", HEADERS)
+
+    with pytest.raises(Exception) as caught:
+        transport.post(BODY, {}, TIMEOUT, stream=False)
+    transport.close()
+
+    assert heads[0].startswith(b"CONNECT upstream.example:443 HTTP/1.1\r\n")
+    error = classified(caught.value)
+    assert isinstance(error, UpstreamUnavailable)
+    assert error.message.startswith(
+        "provider 'openai' could not be reached: Proxy CONNECT failed: "
+        "HTTP/1.1 407 Proxy Authentication Required"
+    )
+
+
 def test_answers_are_asked_for_uncompressed_and_a_compressed_one_is_refused_clearly(
     make: Make,
 ) -> None:

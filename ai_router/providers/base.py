@@ -30,7 +30,12 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ai_router.providers.transport import HTTPConnectionClosed, Timeout, UpstreamResponse
+from ai_router.providers.transport import (
+    HTTPConnectionClosed,
+    Timeout,
+    UnreachableUpstream,
+    UpstreamResponse,
+)
 from ai_router.providers.upstream import UpstreamHTTP, error_message, sse_data
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 from ai_router.watchdog import Watch
@@ -296,6 +301,10 @@ def translate_sdk_error(exc: Exception, sdk: ModuleType, provider: Provider[Any]
     if isinstance(exc, orjson.JSONDecodeError):
         # A stream event (or a body) whose data is not the JSON the upstream's API documents.
         return provider.unreadable(exc)
+    if isinstance(exc, UnreachableUpstream):
+        return UpstreamUnavailable(
+            f"provider {name!r} could not be reached: {redact(str(exc), provider.api_key)}", name
+        )
     transport_errors = (httpx2.TransportError, HTTPConnectionClosed, OSError)
     if isinstance(exc, (sdk.APIConnectionError, *transport_errors)):
         return UpstreamUnavailable(

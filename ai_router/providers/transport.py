@@ -162,8 +162,11 @@ class PooledTransport:
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         head = f"{self._head}{extra}Content-Length: {len(body)}\r\n\r\n"
         sock = None
-        with gevent.Timeout(timeout.connect, False):  # False: on time-out, just leave the block
-            sock = self._pool.get_socket()
+        try:
+            with gevent.Timeout(timeout.connect, False):  # False: on time-out, leave the block
+                sock = self._pool.get_socket()
+        except RuntimeError as exc:  # how geventhttpclient's pool says it, see UnreachableUpstream
+            raise UnreachableUpstream(str(exc)) from exc
         if sock is None:
             raise TimeoutError(f"no connection to the upstream within {timeout.connect:g}s")
         try:
@@ -181,6 +184,11 @@ class PooledTransport:
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.close()
+
+
+class UnreachableUpstream(ConnectionError):
+    """No connection, for a reason the pool gives in words: a proxy that refused the CONNECT
+    tunnel (its status line), a name that resolved to no address, a pool closed at shutdown."""
 
 
 class UnreadableAnswer(HTTPException):
