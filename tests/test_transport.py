@@ -192,6 +192,26 @@ def test_a_burst_that_came_with_the_head_hands_on_its_start_first_then_the_rest(
     assert response.message_complete
 
 
+def test_an_interim_answer_read_with_the_final_one_and_its_burst_is_parsed_through(
+    make: Make,
+) -> None:
+    # An interim head that ends exactly where the first parse stops, the final one after it.
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\nX-Pad: "
+    early_hints = hints + b"p" * (FIRST_PARSE - len(hints) - 4) + b"\r\n\r\n"
+    assert len(early_hints) == FIRST_PARSE
+    body = b"data: " + b"y" * (2 * FIRST_PARSE) + b"\n\n"
+    final = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    final += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    port, _ = answer_once(early_hints + final)  # then it closes: a read past it finds nothing
+    transport = make(f"http://127.0.0.1:{port}/v1/chat/completions", HEADERS)
+    try:
+        response = transport.post(STREAM_BODY, {}, TIMEOUT, stream=True)
+        assert response.status_code == 200
+        assert b"".join(response.iter_bytes()) == body
+    finally:
+        transport.close()
+
+
 def test_a_plain_http_upstream_goes_through_the_environments_proxy_with_its_credentials(
     make: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:

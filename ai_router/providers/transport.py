@@ -215,13 +215,15 @@ class UpstreamResponse(HTTPSocketPoolResponse):
 
     def feed(self, data: str | bytes) -> None:
         """Parse `data`; of a read that ends the head, only FIRST_PARSE bytes for now."""
-        if self.headers_complete or len(data) <= FIRST_PARSE or isinstance(data, str):
+        if isinstance(data, str) or self.headers_complete or len(data) <= FIRST_PARSE:
             super().feed(data)
             return
         super().feed(data[:FIRST_PARSE])
-        if self.headers_complete:
+        if self.headers_complete and self.get_code() >= 200:
             self._unparsed = data[FIRST_PARSE:]
-        else:  # a head longer than that: parse on
+        else:
+            # A head longer than that, or only an interim 1xx answer's so far: parse on, since
+            # the head's reader (geventhttpclient's) would otherwise read the socket past it.
             super().feed(data[FIRST_PARSE:])
 
     def _on_body(self, buf: bytearray) -> None:
