@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 
+import flask
 import httpx2
 import pytest
 from support import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, Simulator, free_port
@@ -356,6 +357,48 @@ def test_unknown_paths_and_methods_are_json_errors(client: httpx2.Client) -> Non
 
     assert missing.status_code == 404 and error_of(missing)["type"] == "not_found"
     assert wrong_method.status_code == 405 and "GET /generate" in error_of(wrong_method)["message"]
+
+
+def _routing_app() -> Any:
+    settings = settings_from_mapping(
+        {"providers": {"openai": {"default_model": "m"}}}, {"OPENAI_API_KEY": OPENAI_TEST_KEY}
+    )
+    return create_app(settings)
+
+
+ROUTED = [
+    *[("POST", path) for path in ["/generate", "/stream", "/v1/chat/completions", "/v1/messages"]],
+    ("GET", "/v1/models"), ("GET", "/v1/models/openai/m"), ("HEAD", "/healthz"), ("OPTIONS", "/stream"),
+    ("GET", "/generate"), ("POST", "/generate/"), ("POST", "/v1//models"), ("GET", "/nowhere"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTED)
+def test_a_request_finds_the_rule_werkzeug_would_find(method: str, path: str) -> None:
+    app = _routing_app()
+    adapter = app.url_map.bind("localhost")
+    try:
+        expected: Any = adapter.match(path, method, return_rule=True)
+    except Exception as exc:  # noqa: BLE001  # the routing exception is the expectation
+        expected = type(exc)
+
+    with app.test_request_context(path, method=method) as context:
+        found = context.request.routing_exception
+        found = type(found) if found else (context.request.url_rule, context.request.view_args)
+
+    assert found == expected
+
+
+def test_an_exactly_routed_request_still_builds_urls_and_answers_options() -> None:
+    app = _routing_app()
+
+    with app.test_request_context("/v1/chat/completions", method="POST") as context:
+        assert context.request.endpoint == "openai_api.chat_completions"
+        assert flask.url_for("openai_api.get_model", model_id="openai/m") == "/v1/models/openai/m"
+    options = app.test_client().options("/v1/chat/completions")
+
+    assert options.status_code == 200
+    assert set(options.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
 
 
 # --- health ------------------------------------------------------------------------------------
