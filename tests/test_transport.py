@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,6 +85,29 @@ def test_calls_one_after_another_share_one_connection(
         ports.add(simulator.last_request()["client_port"])
 
     assert len(ports) == 1
+
+
+def test_a_connection_numbered_past_1024_is_kept_alive_too(
+    make: Make, simulator: Simulator
+) -> None:
+    # select() refuses a descriptor numbered past FD_SETSIZE (1024), and a worker holding
+    # thousands of client connections opens its upstream ones there. Their liveness check must
+    # still work, or every call pays for a new connection (a TLS handshake, with a real provider).
+    # In a fresh process, where nothing frees a low descriptor behind the test's back.
+    calls = f"""
+import os
+from ai_router.providers.transport import {make.__name__}, Timeout
+with open("/dev/null") as placeholder:
+    while os.dup(placeholder.fileno()) < 1100:
+        pass  # every descriptor below is taken
+transport = {make.__name__}({simulator.url + "/v1/chat/completions"!r}, {HEADERS!r})
+for _ in range(3):
+    transport.post({BODY!r}, {{}}, Timeout(connect=5, read=10), stream=False).close()
+"""
+    subprocess.run([sys.executable, "-c", calls], check=True, timeout=60)
+
+    ports = {request["client_port"] for request in simulator.requests()}
+    assert len(simulator.requests()) == 3 and len(ports) == 1
 
 
 def test_a_streamed_body_is_handed_on_as_it_arrives(

@@ -20,6 +20,7 @@ in policy/retry.py).
 from __future__ import annotations
 
 import os
+import select
 import socket
 import sys
 import threading
@@ -33,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 import certifi
 import gevent
+from gevent.monkey import get_original
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
 # Re-exported: the router tells a dropped connection from an answer it cannot read.
 from geventhttpclient.response import HTTPConnectionClosed as HTTPConnectionClosed
@@ -109,6 +111,40 @@ class PerThread:
                 transport.close()
 
 
+# poll(2) itself, even in a process whose select module gevent has patched.
+_poll: Any = get_original("select", "poll")
+
+
+class _LivenessByPoll:
+    """geventhttpclient checks that an idle pooled connection is still open with select(),
+    which refuses a descriptor numbered past FD_SETSIZE (1024): in a worker holding thousands
+    of client connections every upstream connection looked dead, and each call opened a new one
+    (a TLS handshake, with a real provider). poll(2) has no such limit; asked directly, rather
+    than through gevent's select, it does not yield to the event loop on every call either."""
+
+    def _is_socket_alive(self, sock: Any) -> bool:
+        if sock is None:
+            return False
+        try:
+            descriptor = sock.fileno()
+            if descriptor < 0:
+                return False
+            poller = _poll()
+            poller.register(descriptor, select.POLLIN)
+            # An idle connection has nothing to say: readable means closed, or out of step.
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
+
+
+class _Pool(_LivenessByPoll, ConnectionPool):
+    pass
+
+
+class _TLSPool(_LivenessByPoll, SSLConnectionPool):
+    pass
+
+
 class PooledTransport:
     """A connection pool for one upstream URL (through the environment's proxy, if it names
     one), and the head every request to it starts with. Its sockets belong to the gevent hub
@@ -146,12 +182,12 @@ class PooledTransport:
                 head_headers.update(_proxy_authorization(proxy))
         self._pool: ConnectionPool
         if tls:
-            self._pool = SSLConnectionPool(
+            self._pool = _TLSPool(
                 connect_host, connect_port, host, port, ssl_options={"ca_certs": _ca_certs()},
                 **options,
             )  # fmt: skip
         else:
-            self._pool = ConnectionPool(connect_host, connect_port, host, port, **options)
+            self._pool = _Pool(connect_host, connect_port, host, port, **options)
         self._head = f"POST {target} HTTP/1.1\r\n" + "".join(
             f"{name}: {value}\r\n" for name, value in head_headers.items()
         )
