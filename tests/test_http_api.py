@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -132,6 +133,16 @@ def test_the_request_id_is_returned_and_passed_upstream(
 
     assert response.headers["X-Request-ID"] == "req-42"
     assert simulator.last_request()["headers"]["x-request-id"] == "req-42"
+
+
+def test_a_request_without_an_id_is_given_a_fresh_one(client: httpx2.Client) -> None:
+    ids = [
+        client.post("/generate", json={"provider": "openai", "prompt": "x"}).headers["X-Request-ID"]
+        for _ in range(2)
+    ]
+
+    assert all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in ids), ids
+    assert ids[0] != ids[1]
 
 
 # --- /stream -----------------------------------------------------------------------------------

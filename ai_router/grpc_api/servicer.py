@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from typing import NoReturn
 
@@ -18,6 +17,7 @@ from ai_router.access.settings import KeySettings
 from ai_router.errors import RouterError
 from ai_router.grpc_api.convert import from_chunk, from_response, to_chat_request
 from ai_router.grpc_api.errors import status_code_for
+from ai_router.logs import new_request_id
 from ai_router.router import Router
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _request_id(request: pb.AIRequest, context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata():
         if key == REQUEST_ID_KEY and value:
             return str(value)
-    return request.request_id or uuid.uuid4().hex
+    return request.request_id or new_request_id()
 
 
 def _time_remaining(context: grpc.ServicerContext) -> float | None:

@@ -44,7 +44,8 @@ def install(app: Flask, limit: ConcurrencyLimit) -> None:
         record = observe.RequestRecord(surface, g.request_id, "", metrics, sink=gate.record_usage)
         g.record = record
         g.leave_record = observe.enter(record)
-        g.caller = gate.keyring.authenticate(_presented())
+        # Only a keyed router reads the key headers (werkzeug looks each one up afresh).
+        g.caller = gate.keyring.authenticate(_presented()) if gate.keyring.enabled else None
         try:
             release_slot = limit.acquire()
         except Overloaded:
