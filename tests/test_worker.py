@@ -1,10 +1,22 @@
-"""The HTTP worker's request-header reader (http_api/worker.py), which gevent.pywsgi consults."""
+"""The HTTP worker's handler (http_api/worker.py): the request-header reader gevent.pywsgi
+consults, and how an answer is written."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from typing import Any
 
-from ai_router.http_api.worker import MAX_HEADERS, MAX_LINE_BYTES, RequestHeaders
+import gevent.socket
+from gevent.pywsgi import WSGIServer
+
+from ai_router.http_api.worker import (
+    COALESCE_BYTES,
+    MAX_HEADERS,
+    MAX_LINE_BYTES,
+    Handler,
+    RequestHeaders,
+)
 
 
 def read(head: bytes) -> RequestHeaders:
@@ -54,3 +66,60 @@ def test_what_http_does_not_allow_is_a_status_not_fields() -> None:
     assert read(b"no colon here\r\n\r\n").status == "Invalid header line 'no colon here'"
     assert read(b"Space-Before : colon\r\n\r\n").status.startswith("Invalid header line")
     assert read(too_long).items() == []
+
+
+def serve_once(app: Any, request: bytes) -> tuple[list[bytes], bytes]:
+    """`request` answered by `app` on the worker's handler (gevent.pywsgi, in this thread's
+    hub): every write the handler made, and what the client read."""
+    writes: list[bytes] = []
+
+    class Recording(Handler):  # type: ignore[misc]
+        def _sendall(self, data: bytes) -> None:
+            writes.append(bytes(data))
+            super()._sendall(data)
+
+    server = WSGIServer(("127.0.0.1", 0), app, handler_class=Recording, log=None, error_log=None)
+    server.start()
+    try:
+        client = gevent.socket.create_connection(("127.0.0.1", server.server_port))
+        client.sendall(request)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+        client.close()
+    finally:
+        server.stop()
+    return writes, answer
+
+
+def stream_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+    start_response("200 OK", [("Content-Type", "text/event-stream")])
+    return iter([b"data: first\n\n", b"data: second\n\n"])
+
+
+GET = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+
+
+def test_a_streams_head_and_first_event_go_out_in_one_write() -> None:
+    writes, answer = serve_once(stream_app, GET)
+
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert writes[0].endswith(b"\r\n\r\nd\r\ndata: first\n\n\r\n")  # one chunk, framed
+    assert writes[1:] == [b"e\r\ndata: second\n\n\r\n", b"0\r\n\r\n"]
+    assert answer == b"".join(writes)
+
+
+def test_a_small_answer_goes_out_in_one_write_and_a_large_one_apart() -> None:
+    def answer_of(size: int) -> Any:
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            start_response("200 OK", [("Content-Length", str(size))])
+            return [b"x" * size]
+
+        return app
+
+    small_writes, small = serve_once(answer_of(100), GET)
+    large_writes, large = serve_once(answer_of(COALESCE_BYTES + 1), GET)
+
+    assert len(small_writes) == 1 and small.endswith(b"\r\n\r\n" + b"x" * 100)
+    assert len(large_writes) == 2 and large_writes[1] == b"x" * (COALESCE_BYTES + 1)
+    assert large.endswith(b"\r\n\r\n" + large_writes[1])
