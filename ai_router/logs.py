@@ -26,6 +26,7 @@ def new_request_id() -> str:
     (uuid.uuid4().hex costs four times as much: a UUID object made only to be printed)."""
     return secrets.token_hex(16)
 
+
 # A log record gathers what the JSON line below never shows, at a cost: the caller's file and
 # line (a walk up the stack), and the thread's and process's names, where under gevent every
 # request is a greenlet of its own that `threading.current_thread()` first makes a thread object
