@@ -40,7 +40,7 @@ from ai_router.router import Router
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
-REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"  # where WSGI puts that header
+REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")  # where WSGI puts it
 ANTHROPIC_REQUEST_ID_HEADER = "request-id"  # where the anthropic SDK looks for it
 REPLICA_HEADER = "X-AI-Router-Replica"
 MAX_REQUEST_ID_LENGTH = 128
