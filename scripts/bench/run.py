@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import json
 import os
+import platform
 import resource
 import shutil
 import signal
@@ -423,6 +424,7 @@ class Bench:
         workers = children_of(http.popen.pid)
         if len(workers) != 1:
             raise RuntimeError(f"expected one gunicorn worker (WEB_CONCURRENCY=1), found {workers}")
+        self.results["python"] = {"executable": sys.executable, "version": platform.python_version(), "compiler": platform.python_compiler()}
         self.results["processes"] = {
             "capacity": [child.popen.pid for child, _ in capacity_children],
             "router_http_arbiter": http.popen.pid,
@@ -995,6 +997,7 @@ class Report:
             "asyncio client for time to first token and the in-process gRPC baseline; grpc.aio for gRPC. "
             f"Runs: {mode.c1_seconds} s at c=1, {mode.seconds} s at c>1 (wrk); {mode.client_c1_seconds:g}/{mode.client_seconds:g} s (own clients)."
         )
+        add(f"Python: {sys.executable} ({platform.python_version()}, {platform.python_compiler()}), for every process of the bench's but nginx and wrk.")
         add("Overhead = router latency − direct latency at the same concurrency. Latencies are whole answers unless marked TTFT.")
         for note in b.notes:
             add("NOTE: " + note)
