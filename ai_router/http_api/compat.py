@@ -65,7 +65,8 @@ def handle(family: Family[Body]) -> Response:
     record = observe.current()
     if record is not None:
         record.model_asked = str(data.get("model", ""))
-    plan = router().plan(require_string(data, "model"))
+    serving = router()  # looked up once: each lookup goes through Flask's context proxies
+    plan = serving.plan(require_string(data, "model"))
     request_id: str = g.request_id
     stream = data.get("stream") is True
     parsed: list[Body] = []  # the schema-validated body, made once and only if needed
@@ -78,22 +79,22 @@ def handle(family: Family[Body]) -> Response:
     def attempt(target: Target, timeout: float, lease: Lease) -> _Relayed | ChatStream | ChatResponse:
         if target.provider.family == family.name:
             body = {**data, "model": target.model}
-            watch = router().watchdog.watch()
+            watch = serving.watchdog.watch()
             relay = target.provider.relay(RelayRequest(body, timeout, request_id), watch)
             lease.keep()
             return _Relayed(target, relay, lease, watch)
         if stream:
-            return router().stream_on(translated(target), target, timeout, lease)
-        return router().complete_on(translated(target), target, timeout, lease)
+            return serving.stream_on(translated(target), target, timeout, lease)
+        return serving.complete_on(translated(target), target, timeout, lease)
 
     # The reservation's estimate reads the raw messages: cautious, and no schema needed.
     input_tokens = estimate_from_text(json.dumps(data.get("messages", ""))) + estimate_from_text(
         json.dumps(data.get("system", ""))
     )
     max_output = _max_output(data)
-    meter = router().gate.admit(g.get("caller"), plan, input_tokens, max_output)
+    meter = serving.gate.admit(g.get("caller"), plan, input_tokens, max_output)
     try:
-        outcome = router().execute(plan, attempt, None)
+        outcome = serving.execute(plan, attempt, None)
     except BaseException:
         meter.settle("", "", None)
         raise

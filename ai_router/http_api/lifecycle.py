@@ -40,7 +40,8 @@ def install(app: Flask, limit: ConcurrencyLimit) -> None:
             if request.endpoint in KEYED_ENDPOINTS:
                 router().gate.keyring.authenticate(_presented())
             return
-        metrics, gate = router().metrics, router().gate
+        serving = router()
+        metrics, gate = serving.metrics, serving.gate
         record = observe.RequestRecord(surface, g.request_id, "", metrics, sink=gate.record_usage)
         g.record = record
         g.leave_record = observe.enter(record)
