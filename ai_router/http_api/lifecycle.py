@@ -13,7 +13,7 @@ from ai_router.access.pricing import format_usd
 from ai_router.errors import Overloaded
 from ai_router.http_api.limits import ConcurrencyLimit
 from ai_router.http_api.sse import StreamBody
-from ai_router.http_api.state import router
+from ai_router.http_api.state import request_globals, router
 
 # Flask endpoint -> the surface label of metrics and logs.
 SURFACES = {
@@ -35,18 +35,19 @@ def _presented() -> str | None:
 
 def install(app: Flask, limit: ConcurrencyLimit) -> None:
     def admit() -> None:
-        surface = SURFACES.get(request.endpoint or "")
+        endpoint = request.endpoint or ""
+        surface = SURFACES.get(endpoint)
         if surface is None:
-            if request.endpoint in KEYED_ENDPOINTS:
+            if endpoint in KEYED_ENDPOINTS:
                 router().gate.keyring.authenticate(_presented())
             return
-        serving = router()
+        serving, state = router(), request_globals()
         metrics, gate = serving.metrics, serving.gate
-        record = observe.RequestRecord(surface, g.request_id, "", metrics, sink=gate.record_usage)
-        g.record = record
-        g.leave_record = observe.enter(record)
+        record = observe.RequestRecord(surface, state.request_id, "", metrics, sink=gate.record_usage)
+        state.record = record
+        state.leave_record = observe.enter(record)
         # Only a keyed router reads the key headers (werkzeug looks each one up afresh).
-        g.caller = gate.keyring.authenticate(_presented()) if gate.keyring.enabled else None
+        state.caller = gate.keyring.authenticate(_presented()) if gate.keyring.enabled else None
         try:
             release_slot = limit.acquire()
         except Overloaded:
@@ -59,16 +60,17 @@ def install(app: Flask, limit: ConcurrencyLimit) -> None:
             release_slot()
             in_flight.dec()
 
-        g.release = _once(release)
+        state.release = _once(release)
 
     def finish_when_sent(response: Response) -> Response:
         # A stream is done when the server is done with its body; any other response is
         # complete in memory by now.
-        record: observe.RequestRecord | None = g.get("record")
-        release: Callable[[], None] | None = g.pop("release", None)
+        state = request_globals()
+        record: observe.RequestRecord | None = state.get("record")
+        release: Callable[[], None] | None = state.pop("release", None)
         if record is None:
             return response
-        status = "ok" if response.status_code < 400 else g.get("error_type", str(response.status_code))
+        status = "ok" if response.status_code < 400 else state.get("error_type", str(response.status_code))
 
         def done() -> None:
             if release is not None:

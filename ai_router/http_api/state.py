@@ -7,6 +7,7 @@ A live reload replaces the app's router; each request keeps the one it started w
 from __future__ import annotations
 
 from flask import current_app, g
+from flask.ctx import _AppCtxGlobals
 
 from ai_router.router import Router
 
@@ -19,6 +20,13 @@ def bind_router() -> None:
 
 def router() -> Router:
     found: Router = g.get("router") or current_app.extensions[ROUTER_KEY]
+    return found
+
+
+def request_globals() -> _AppCtxGlobals:
+    """This request's `g` itself, for a function that uses it several times: every access
+    through the `g` proxy finds the context anew (about 0.7 us each)."""
+    found: _AppCtxGlobals = g._get_current_object()
     return found
 
 
