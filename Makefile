@@ -5,8 +5,8 @@
 # pyenv's default (README, Performance). So Debian's is taken where it is installed and can make
 # a venv, else python3; `make PYTHON=...` picks another. After a change of interpreter,
 # `make clean` first: an existing venv is kept.
-OPTIMISED_PYTHON := $(shell /usr/bin/python3.11 -c 'import ensurepip' >/dev/null 2>&1 && echo /usr/bin/python3.11)
-PYTHON ?= $(or $(OPTIMISED_PYTHON),python3)
+# Looked for only when the venv is made (a recursive variable), not on every `make`.
+PYTHON ?= $(or $(shell /usr/bin/python3.11 -c 'import ensurepip' >/dev/null 2>&1 && echo /usr/bin/python3.11),python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
