@@ -997,7 +997,8 @@ class Report:
             "asyncio client for time to first token and the in-process gRPC baseline; grpc.aio for gRPC. "
             f"Runs: {mode.c1_seconds} s at c=1, {mode.seconds} s at c>1 (wrk); {mode.client_c1_seconds:g}/{mode.client_seconds:g} s (own clients)."
         )
-        add(f"Python: {sys.executable} ({platform.python_version()}, {platform.python_compiler()}), for every process of the bench's but nginx and wrk.")
+        python = b.results["python"]
+        add(f"Python: {python['executable']} ({python['version']}, {python['compiler']}), for every process of the bench's but nginx and wrk.")
         add("Overhead = router latency − direct latency at the same concurrency. Latencies are whole answers unless marked TTFT.")
         for note in b.notes:
             add("NOTE: " + note)
