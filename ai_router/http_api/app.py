@@ -18,7 +18,6 @@ from werkzeug.routing import MapAdapter, Rule
 
 from ai_router.config import Settings
 from ai_router.errors import InvalidRequest, NotFound, RequestTooLarge, RouterError
-from ai_router.logs import new_request_id
 from ai_router.http_api import (
     anthropic_api,
     anthropic_wire,
@@ -33,6 +32,7 @@ from ai_router.http_api.errors import error_body, error_headers, family_of, stat
 from ai_router.http_api import lifecycle
 from ai_router.http_api.json_provider import OrjsonProvider
 from ai_router.http_api.limits import ConcurrencyLimit
+from ai_router.logs import new_request_id
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ai_router.http_api import state
 from ai_router.router import Router
