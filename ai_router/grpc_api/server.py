@@ -21,6 +21,7 @@ from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
 from ai_router.config import ConfigError, Settings, load_settings
 from ai_router.grpc_api.servicer import AIRouterServicer
+from ai_router.heap import freeze_startup_objects, thaw
 from ai_router.router import Router
 from ai_router.tracing import configure_tracing
 from ai_router.tracing import shutdown as tracing_shutdown
@@ -58,6 +59,7 @@ class GrpcServer:
         router = Router.from_settings(settings, self.router.metrics)
         self.servicer.router = router
         self.router = router
+        thaw()  # so that the old router can be collected once its calls are done
         log.info("config reloaded from %s", settings.source)
 
     def stop(self) -> None:
@@ -122,6 +124,7 @@ def serve(settings: Settings) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
+    freeze_startup_objects()
     grpc_server.start()
     log.info("gRPC server listening on %s:%d", settings.server.host, grpc_server.port)
     while not stop_requested.is_set():

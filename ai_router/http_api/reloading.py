@@ -11,6 +11,7 @@ import signal
 from flask import Flask
 
 from ai_router.config import ConfigError, load_settings
+from ai_router.heap import thaw
 from ai_router.http_api import state
 from ai_router.router import Router
 
@@ -27,6 +28,7 @@ def reload_app(app: Flask) -> None:
         metrics = app.extensions[state.ROUTER_KEY].metrics
         metrics.learn(settings)
         state.replace_router(Router.from_settings(settings, metrics))
+    thaw()  # so that the old router can be collected once its requests are done
     log.info("config reloaded from %s", settings.source)
 
 

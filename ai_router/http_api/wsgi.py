@@ -1,5 +1,6 @@
 """The WSGI entry point gunicorn loads in each worker (after gevent has patched it)."""
 
+from ai_router.heap import freeze_startup_objects
 from ai_router.http_api.app import create_app
 from ai_router.http_api.reloading import reload_on_sighup
 from ai_router.logs import configure_logging
@@ -10,3 +11,4 @@ configure_logging()
 configure_tracing("http")
 app = create_app(worker_settings())
 reload_on_sighup(app)
+freeze_startup_objects()
