@@ -53,3 +53,16 @@ def test_crlf_events_split_anywhere_between_reads_are_relayed_whole_with_lf_line
     for cut in range(1, len(crlf)):
         relayed = b"".join(writes_for([crlf[:cut], crlf[cut:]]))
         assert relayed.replace(b'"model":"openai/gpt-4o-mini"', b'"model": "gpt-4o-mini"') == wire
+
+
+def test_a_model_name_with_escapes_is_rewritten_to_the_same_name_under_its_provider() -> None:
+    rewrite = passthrough._model_rewriter("openai")
+
+    # JSON escapes and non-ASCII in the upstream's name: the client reads back the same name.
+    document = b'{"id":"x","model": "gpt-\\u00e9\\"q\\"/\xc3\xa9","usage":{}}'
+    rewritten = rewrite(document)
+
+    assert json.loads(rewritten) == {"id": "x", "model": 'openai/gpt-\u00e9"q"/\u00e9', "usage": {}}
+    # Only the first "model" of a document is the answer's own.
+    nested = b'{"model":"a","choices":[{"model":"b"}]}'
+    assert json.loads(rewrite(nested)) == {"model": "openai/a", "choices": [{"model": "b"}]}

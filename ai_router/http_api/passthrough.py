@@ -12,7 +12,6 @@ network reads (an upstream's \r\n line ends come out as \n, which SSE reads the 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 
@@ -128,8 +127,8 @@ def _model_rewriter(provider: str) -> Callable[[bytes], bytes]:
     def replace(match: re.Match[bytes]) -> bytes:
         quoted = match.group(1)
         if quoted not in rewritten:
-            upstream_model = json.loads(b'"' + quoted + b'"')
-            rewritten[quoted] = b'"model":' + json.dumps(f"{provider}/{upstream_model}").encode()
+            upstream_model = orjson.loads(b'"' + quoted + b'"')
+            rewritten[quoted] = b'"model":' + orjson.dumps(f"{provider}/{upstream_model}")
         return rewritten[quoted]
 
     def rewrite(document: bytes) -> bytes:
