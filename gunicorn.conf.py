@@ -10,7 +10,7 @@ import platform
 import tempfile
 
 from ai_router.logs import GUNICORN_LOGCONFIG
-from ai_router.reload import snapshot_settings
+from ai_router.config_snapshot import snapshot_settings
 
 # The provider SDKs describe the platform in a header, and Python learns the processor type by
 # running `uname -p`: a fork. Forking a gevent worker in the middle of serving lets a copy of
@@ -24,8 +24,8 @@ _server = snapshot_settings().server
 
 bind = [f"{_server.host}:{_server.http_port}"]
 # gunicorn's gevent worker on gevent's own HTTP server, which is faster than gunicorn's parser,
-# which also applies `keepalive` below (ai_router/http_api/worker.py).
-worker_class = "ai_router.http_api.worker.Worker"
+# which also applies `keepalive` below (ai_router/http_api/server/worker.py).
+worker_class = "ai_router.http_api.server.worker.Worker"
 # gunicorn's own WEB_CONCURRENCY, so benchmarks and containers can fix the worker count.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Open connections per worker, streams included: room above the router's own limit on

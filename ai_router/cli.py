@@ -149,7 +149,7 @@ def _exec_gunicorn(path: str | None) -> NoReturn:
 
 def _gunicorn_command(path: str | None) -> list[str]:
     config = _gunicorn_config(path)
-    return [sys.executable, "-m", "gunicorn", "-c", config, "ai_router.http_api.wsgi:app"]
+    return [sys.executable, "-m", "gunicorn", "-c", config, "ai_router.http_api.server.wsgi:app"]
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from ai_router.access.settings import AuthSettings, Price, StateSettings
-from ai_router.providers import PROVIDER_TYPES
+from ai_router.providers.registry import PROVIDER_TYPES
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 LOOPBACK_HOST = "127.0.0.1"

@@ -11,16 +11,14 @@ the gRPC server is one process and serves its own registry on a port of its own.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.metrics import MetricWrapperBase
 
 from ai_router.config import Settings
-
-if TYPE_CHECKING:
-    from ai_router.observe import RequestRecord
+from ai_router.types import Usage
 
 OTHER = "other"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -136,18 +134,30 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
-    def observe_request(self, record: RequestRecord, status: str, latency: float) -> None:
-        provider, model = self.provider(record.provider), self.model(record.model)
-        surface = record.surface
-        self.child(self.requests, surface, self.alias(record.alias), provider, model, status).inc()
+    def observe_request(
+        self,
+        surface: str,
+        alias: str,
+        provider_name: str,
+        model_name: str,
+        status: str,
+        latency: float,
+        time_to_first_token: float | None,
+        usage: Usage | None,
+        key: str,
+        cost_usd: float | None,
+    ) -> None:
+        """One finished request: `time_to_first_token` is given for streams only."""
+        provider, model = self.provider(provider_name), self.model(model_name)
+        self.child(self.requests, surface, self.alias(alias), provider, model, status).inc()
         self.child(self.latency, surface, provider, model).observe(latency)
-        if record.streamed and record.time_to_first_token is not None:
-            self.child(self.ttft, surface, provider, model).observe(record.time_to_first_token)
-        if record.usage is not None:
-            self.child(self.tokens, provider, model, "input").inc(record.usage.input_tokens)
-            self.child(self.tokens, provider, model, "output").inc(record.usage.output_tokens)
-        if record.cost_usd:
-            self.child(self.cost, self.key(record.key), provider, model).inc(record.cost_usd)
+        if time_to_first_token is not None:
+            self.child(self.ttft, surface, provider, model).observe(time_to_first_token)
+        if usage is not None:
+            self.child(self.tokens, provider, model, "input").inc(usage.input_tokens)
+            self.child(self.tokens, provider, model, "output").inc(usage.output_tokens)
+        if cost_usd:
+            self.child(self.cost, self.key(key), provider, model).inc(cost_usd)
 
     def exposition(self) -> bytes:
         """The text exposition: every worker's values when in multiprocess mode."""

@@ -1,57 +1,40 @@
-"""Live reload: a validated snapshot of config.yaml that every process of a server loads from.
+"""Live reload: the router new requests get, replaced whole when the config changes.
 
-gunicorn reloads on SIGHUP by re-reading gunicorn.conf.py and replacing its workers gracefully
-(requests in flight finish on the old workers, with the old config). Its master validates the
-file and, only when it is valid, copies exactly the text it validated to the snapshot, which new
-workers load; an invalid file is logged and the snapshot, so the running config, stays. The gRPC
-process reloads in place on SIGHUP: a new Router takes new calls, calls in flight keep theirs.
+`LiveRouter.reload` is the one reload both servers call on SIGHUP: the gRPC process, and each
+gunicorn worker (`ai-router serve` validates the file first, then signals them). A new Router
+takes new requests; requests in flight finish on the one they started with; an invalid file is
+logged and changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-from pathlib import Path
+from collections.abc import Callable
 
-from ai_router.config import (
-    ConfigError,
-    Settings,
-    load_settings,
-    parse_config,
-    read_config_text,
-    settings_from_mapping,
-)
+from ai_router.config import ConfigError, Settings, load_settings
+from ai_router.heap import thaw
+from ai_router.router import Router
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VARIABLE = "AI_ROUTER_CONFIG_SNAPSHOT"
 
+class LiveRouter:
+    """The router of a server's new requests."""
 
-def snapshot_settings() -> Settings:
-    """For gunicorn's master, at start and on every SIGHUP: validate CONFIG_PATH and snapshot it;
-    when it is invalid on a reload, keep (and return) the last good snapshot. At start an
-    invalid file raises ConfigError: there is nothing to keep."""
-    source = os.environ.get("CONFIG_PATH") or "config.yaml"
-    snapshot = os.environ.get(SNAPSHOT_VARIABLE)
-    try:
-        text = read_config_text(source)
-        settings = settings_from_mapping(parse_config(text, source), os.environ, source)
-    except ConfigError as error:
-        if snapshot is None or not Path(snapshot).is_file():
-            raise
-        log.error("config rejected, the running config stays: %s", error)
-        return load_settings(snapshot)
-    if snapshot is None:
-        handle, snapshot = tempfile.mkstemp(prefix="ai-router-config-", suffix=".yaml")
-        os.close(handle)
-        os.environ[SNAPSHOT_VARIABLE] = snapshot  # inherited by the workers gunicorn forks
-    Path(snapshot).write_text(text, encoding="utf-8")
-    return settings
+    def __init__(self, router: Router) -> None:
+        self.current = router
 
-
-def worker_settings() -> Settings:
-    """For each gunicorn worker: the snapshot its master validated (or CONFIG_PATH, when run
-    without one)."""
-    return load_settings(os.environ.get(SNAPSHOT_VARIABLE) or None)
-
+    def reload(self, load: Callable[[], Settings] = load_settings) -> bool:
+        """Build a router from the config `load` reads and make it current; False (and the
+        reason logged) when the config is invalid. The old router is left to its requests."""
+        try:
+            settings = load()
+        except ConfigError as error:
+            log.error("config rejected, the running config stays: %s", error)
+            return False
+        metrics = self.current.metrics
+        metrics.learn(settings)
+        self.current = Router.from_settings(settings, metrics)
+        thaw()  # so that the old router can be collected once its requests are done
+        log.info("config reloaded from %s", settings.source)
+        return True

@@ -1,117 +1,54 @@
-"""The core: resolve a model name to a plan of targets, then run the call under the policy.
+"""The core: one metered call, the same for every front door.
 
-Front doors build a ChatRequest, call `Router.complete()` or `Router.stream()`, and translate the
-result or the RouterError back into their wire format. The /v1 endpoints, which may relay a body
-unparsed, call `Router.plan()` and `Router.execute()` with an attempt of their own. The router
-imports neither flask nor grpc.
+    plan     the model name -> its targets (an alias's, or one provider and model)
+    prepare  the request each target needs, in the router's types or relayed; checked here,
+             before any upstream is tried
+    admit    the caller's key may use the model, and its limits can take the request (reserve)
+    execute  the targets in the plan's order, retried and failed over (policy/executor.py)
+    settle   the real usage replaces the reservation; the answer carries its cost
+
+Front doors build a `Call` (call.py), make it with `Router.call`, and render the `Answer`
+(answers.py) or the RouterError in their wire format. The core imports neither flask nor grpc.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Mapping
+import importlib
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 
-from ai_router import observe
-from ai_router.access.gate import Gate, estimate_tokens
+from ai_router import wire
+from ai_router.access.gate import Gate, Meter
 from ai_router.access.settings import KeySettings
+from ai_router.answers import (
+    Account,
+    Answer,
+    ChatStream,
+    Completion,
+    Relayed,
+    RelayedStream,
+    json_of,
+)
+from ai_router.call import Call
 from ai_router.config import Settings
-from ai_router.metrics import Metrics
 from ai_router.errors import InvalidRequest, NotFound
+from ai_router.metrics import Metrics
 from ai_router.policy.cooldown import Cooldowns
-from ai_router.policy.executor import Attempt, Executor, Plan, Result, Target
+from ai_router.policy.executor import Executor, Plan, Target
 from ai_router.policy.stats import Lease, TargetStats
-from ai_router.providers import provider_class
-from ai_router.providers.base import AnyProvider
-from ai_router.types import ChatChunk, ChatRequest, ChatResponse, Usage
-from ai_router.watchdog import Watch, Watchdog
-
-
-class ChatStream:
-    """A stream of chunks and the resolved request it answers (provider, model filled in).
-    Its first chunk has already arrived. Closing it, or reading it to the end, closes the
-    upstream response and ends its lease on the target."""
-
-    def __init__(
-        self,
-        request: ChatRequest,
-        first: ChatChunk,
-        rest: Iterator[ChatChunk],
-        on_close: Callable[[], None],
-        watch: Watch,
-        record: observe.RequestRecord | None = None,
-    ) -> None:
-        self.request = request
-        self._record = record  # reading may happen outside the request's context: keep it
-        self._first: ChatChunk | None = first
-        self._rest = rest
-        self._on_close = on_close
-        self._watch = watch
-        self._closed = False
-        self._lock = threading.Lock()
-        self.relayed_tokens = 0  # text and tool-call pieces read so far, about one token each
-        self.usage: Usage | None = None
-
-    def on_close(self, callback: Callable[[], None]) -> None:
-        """Run `callback` too once the stream is closed."""
-        previous = self._on_close
-
-        def both() -> None:
-            try:
-                previous()
-            finally:
-                callback()
-
-        self._on_close = both
-
-    def __iter__(self) -> Iterator[ChatChunk]:
-        return self
-
-    def __next__(self) -> ChatChunk:
-        first, self._first = self._first, None
-        if first is not None:
-            return self._count(first)
-        try:
-            chunk = next(self._rest)
-        except BaseException:
-            self.close()
-            raise
-        return self._count(chunk)
-
-    def _count(self, chunk: ChatChunk) -> ChatChunk:
-        if chunk.delta or chunk.tool_call is not None:
-            self.relayed_tokens += 1
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-            if self._record is not None:
-                self._record.usage = chunk.usage
-        return chunk
-
-    def abort(self) -> None:
-        """Cut the upstream off now, from any thread, even while another is reading it (the
-        client went away); the reader then sees the stream end with Cancelled."""
-        self._watch.cancel()
-
-    def close(self) -> None:
-        """Stop early, from the thread reading: closes the upstream response. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        try:
-            close = getattr(self._rest, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._on_close()
+from ai_router.providers.base import Provider, RelayRequest
+from ai_router.providers.registry import PROVIDER_TYPES
+from ai_router.providers.transport import TransportFactory
+from ai_router.types import ChatRequest, ChatResponse, Usage
+from ai_router.upstream_watch import Watchdog
 
 
 class Router:
     def __init__(
         self,
         settings: Settings,
-        providers: Mapping[str, AnyProvider],
+        providers: Mapping[str, Provider],
         metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
@@ -122,85 +59,156 @@ class Router:
         self.watchdog = Watchdog()
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> Router:
-        providers = {
-            name: provider_class(provider.type)(provider)
-            for name, provider in settings.providers.items()
-        }
-        return cls(settings, providers, metrics)
+    def from_settings(
+        cls,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        connect: TransportFactory | None = None,
+    ) -> Router:
+        """The router of `settings`; `connect` makes the providers' transports (default: real
+        connection pools; a fake upstream in tests)."""
+        return cls(settings, build_providers(settings, connect), metrics)
 
     @property
-    def providers(self) -> Mapping[str, AnyProvider]:
+    def providers(self) -> Mapping[str, Provider]:
         return self._providers
 
     @property
     def settings(self) -> Settings:
         return self._settings
 
-    def complete(self, request: ChatRequest, caller: KeySettings | None = None) -> ChatResponse:
-        plan = self.plan(request.model, request.provider)
-        meter = self.gate.admit(caller, plan, estimate_tokens(request), request.max_tokens)
+    # --- the call ------------------------------------------------------------------------------
+
+    def call(
+        self, call: Call, caller: KeySettings | None = None, account: Account | None = None
+    ) -> Answer:
+        """Answer `call` for `caller` (None: keys are off). `account` is filled in as the call
+        goes, failures included; the answer carries it."""
+        account = account or Account()
+        plan = self.plan(call.model, call.provider)
+        if plan.is_alias:
+            account.alias = plan.name
+        self.gate.authorize(caller, plan.name)
+        prepared = self._prepare(call, plan)
+        meter = self.gate.reserve(caller, plan, call.input_tokens, call.max_output)
+        if caller is not None:
+            account.key = caller.name
+        attempt = partial(self._attempt, call, prepared, account)
         try:
-            response = self.execute(plan, partial(self.complete_on, request), request.timeout)
+            answer = self.executor.run(plan, attempt, call.timeout, account)
         except BaseException:
             meter.settle("", "", None)
             raise
-        cost = meter.settle(response.provider, response.model, response.usage)
-        _note_cost(cost)
-        return response
+        self._settle(answer, meter, call.input_tokens)
+        return answer
 
-    def stream(self, request: ChatRequest, caller: KeySettings | None = None) -> ChatStream:
-        """Open a stream: the call is retried and failed over until its first chunk arrives,
-        which the returned stream yields first; after that, never. The key's reservation is
-        settled when the stream closes, with the usage relayed until then."""
-        plan = self.plan(request.model, request.provider)
-        input_tokens = estimate_tokens(request)
-        meter = self.gate.admit(caller, plan, input_tokens, request.max_tokens)
-        try:
-            stream = self.execute(plan, partial(self.stream_on, request), request.timeout)
-        except BaseException:
-            meter.settle("", "", None)
-            raise
-
-        def settle() -> None:
-            usage = stream.usage or Usage(input_tokens, stream.relayed_tokens)
-            _note_cost(meter.settle(stream.request.provider, stream.request.model, usage), record)
-
-        record = observe.current()
-        stream.on_close(settle)
-        return stream
-
-    def complete_on(
-        self, request: ChatRequest, target: Target, timeout: float, lease: Lease
+    def complete(
+        self, request: ChatRequest, caller: KeySettings | None = None, account: Account | None = None
     ) -> ChatResponse:
-        """One attempt at a whole answer from `target`."""
-        response = target.provider.complete(self._for_target(request, target, timeout))
-        record = observe.current()
-        if record is not None:
-            record.usage = response.usage
-        return response
+        """`call` for a whole answer to a request in the router's types."""
+        answer = self.call(Call.of(request, stream=False), caller, account)
+        assert isinstance(answer, Completion)  # nothing is relayed to a request of our types
+        return answer.response
 
-    def stream_on(
-        self, request: ChatRequest, target: Target, timeout: float, lease: Lease
+    def stream(
+        self, request: ChatRequest, caller: KeySettings | None = None, account: Account | None = None
     ) -> ChatStream:
-        """One attempt at a stream from `target`, up to its first chunk; the stream then holds
-        the lease until it closes."""
-        resolved = self._for_target(request, target, timeout)
+        """`call` for a stream: retried and failed over until its first chunk arrives, which
+        the stream yields first; after that, never. Settled when it closes."""
+        answer = self.call(Call.of(request, stream=True), caller, account)
+        assert isinstance(answer, ChatStream)
+        return answer
+
+    def _prepare(self, call: Call, plan: Plan) -> dict[str, ChatRequest]:
+        """The request in the router's types for each provider of the plan that is not relayed."""
+        prepared: dict[str, ChatRequest] = {}
+        for target in plan.targets:
+            name = target.provider.name
+            if not _relayed(call, target) and name not in prepared:
+                prepared[name] = call.chat(name)
+        return prepared
+
+    def _attempt(
+        self,
+        call: Call,
+        prepared: Mapping[str, ChatRequest],
+        account: Account,
+        target: Target,
+        timeout: float,
+        lease: Lease,
+    ) -> Answer:
+        """One attempt on `target`, up to the point where bytes may reach the client: a whole
+        answer, or a stream's first chunk (relayed: the upstream's head)."""
+        if _relayed(call, target):
+            return self._relay_on(call, target, timeout, lease, account)
+        request = self._for_target(prepared[target.provider.name], target, timeout)
+        if not call.stream:
+            return Completion(target.provider.complete(request), account)
         watch = self.watchdog.watch()
-        chunks = target.provider.stream(resolved, watch)
+        chunks = iter(target.provider.stream(request, watch))
         try:
             first = next(chunks)
         except BaseException:
-            chunks.close()
+            getattr(chunks, "close", lambda: None)()
             raise
-        record = observe.current()
-        if record is not None:
-            record.first_token()
+        account.first_token()
         lease.keep()
-        return ChatStream(resolved, first, chunks, lease.release, watch, record)
+        stream = ChatStream(request, first, chunks, watch, account)
+        stream.on_close(lease.release)
+        return stream
 
-    def execute(self, plan: Plan, attempt: Attempt[Result], time_limit: float | None) -> Result:
-        return self.executor.run(plan, attempt, time_limit)
+    def _relay_on(
+        self, call: Call, target: Target, timeout: float, lease: Lease, account: Account
+    ) -> Relayed | RelayedStream:
+        assert call.relay is not None
+        body = {**call.relay.body, "model": target.model}
+        watch = self.watchdog.watch()
+        relay = target.provider.relay(RelayRequest(body, call.stream, timeout, call.request_id), watch)
+        if not call.stream:
+            try:
+                content = b"".join(relay.chunks)
+            finally:
+                relay.close()
+            counts = wire.FORMATS[call.relay.family].usage_counts(json_of(content))
+            return Relayed(relay.status, relay.content_type, content, counts, account)
+        lease.keep()
+        stream = RelayedStream(
+            relay.status, relay.content_type, relay.chunks, relay.close, watch,
+            wire.FORMATS[call.relay.family], account,
+        )  # fmt: skip
+        stream.on_close(lease.release)
+        return stream
+
+    def _settle(self, answer: Answer, meter: Meter, input_tokens: int) -> None:
+        account = answer.account
+
+        def settle(provider: str, model: str, usage: Usage) -> None:
+            account.settled(usage, meter.settle(provider, model, usage))
+
+        if isinstance(answer, Completion):
+            response = answer.response
+            settle(response.provider, response.model, response.usage)
+        elif isinstance(answer, Relayed):
+            settle(account.provider, account.model, _billed(answer.usage_counts, input_tokens, 0))
+        elif isinstance(answer, ChatStream):
+            stream = answer
+
+            def settle_stream() -> None:
+                usage = stream.usage or Usage(input_tokens, stream.relayed_tokens)
+                settle(stream.request.provider, stream.request.model, usage)
+
+            stream.on_close(settle_stream)
+        else:
+            relayed = answer
+            relayed.on_close(
+                lambda: settle(
+                    account.provider,
+                    account.model,
+                    _billed(relayed.usage_counts, input_tokens, relayed.pieces),
+                )
+            )
+
+    # --- names ---------------------------------------------------------------------------------
 
     def plan(self, model: str, provider_name: str = "") -> Plan:
         """What a model name denotes: an alias's targets, or the one provider and model."""
@@ -220,7 +228,7 @@ class Router:
         provider, upstream_model = self.target(model, provider_name)
         return Plan(model, (self._target(provider, upstream_model),))
 
-    def target(self, model: str, provider_name: str = "") -> tuple[AnyProvider, str]:
+    def target(self, model: str, provider_name: str = "") -> tuple[Provider, str]:
         """The provider and upstream model a model name (and optional provider name) denote."""
         provider_name, model = self._split_name(provider_name, model)
         provider = self._providers.get(provider_name)
@@ -249,6 +257,21 @@ class Router:
         ]
         return direct + list(self._settings.models)
 
+    # --- for the request scope -------------------------------------------------------------------
+
+    def authenticate(self, presented: str | None) -> KeySettings | None:
+        """The caller's key settings; None when no keys are configured. Raises Unauthenticated."""
+        return self.gate.keyring.authenticate(presented)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether requests must carry a router key."""
+        return self.gate.keyring.enabled
+
+    def record_usage(self, record: Mapping[str, object]) -> None:
+        """Append a finished request's record to the usage log, when one is configured."""
+        self.gate.record_usage(record)
+
     def readiness(self) -> dict[str, str | None]:
         """Each provider's reason for being unusable, or None when it is usable."""
         return {name: provider.unavailable_reason() for name, provider in self._providers.items()}
@@ -258,9 +281,11 @@ class Router:
             provider.close()
         self.gate.close()
 
+    # --- helpers -------------------------------------------------------------------------------
+
     @staticmethod
     def _target(
-        provider: AnyProvider,
+        provider: Provider,
         model: str,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -311,8 +336,25 @@ class Router:
         return ", ".join(self._providers)
 
 
+def build_providers(
+    settings: Settings, connect: TransportFactory | None = None
+) -> dict[str, Provider]:
+    """A provider per configured one, of its registered type (providers/registry.py)."""
+    providers: dict[str, Provider] = {}
+    for name, provider_settings in settings.providers.items():
+        module_name, _, class_name = PROVIDER_TYPES[provider_settings.type].partition(":")
+        provider_type = getattr(importlib.import_module(module_name), class_name)
+        extra = {} if connect is None else {"connect": connect}
+        providers[name] = provider_type(provider_settings, **extra)
+    return providers
 
-def _note_cost(cost: float, record: observe.RequestRecord | None = None) -> None:
-    record = record or observe.current()
-    if record is not None:
-        record.cost_usd = round(cost, 10)
+
+def _relayed(call: Call, target: Target) -> bool:
+    return call.relay is not None and target.provider.family == call.relay.family
+
+
+def _billed(counts: tuple[int | None, int | None] | None, input_tokens: int, pieces: int) -> Usage:
+    """What a relayed answer is billed at: the upstream's counts where it gave them; else the
+    input estimate, and for output the content pieces relayed (about one token each)."""
+    known_in, known_out = counts or (None, None)
+    return Usage(input_tokens if known_in is None else known_in, max(known_out or 0, pieces))

@@ -226,7 +226,7 @@ def test_an_invalid_config_stops_start_up_with_the_file_and_key(tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("module", "forbidden"),
-    [("ai_router.http_api.wsgi", "grpc"), ("ai_router.router", "flask")],
+    [("ai_router.http_api.server.wsgi", "grpc"), ("ai_router.router", "flask")],
 )
 def test_each_process_loads_only_what_it_serves(module: str, forbidden: str) -> None:
     # The gevent process must never import grpc; the core imports neither front door's library.

@@ -13,16 +13,14 @@ from ai_router.errors import InvalidRequest, NotFound, ProviderNotConfigured, Up
 from ai_router.providers.base import Provider
 from ai_router.router import Router
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
-from ai_router.watchdog import Watch
+from ai_router.upstream_watch import Watch
 
 HELLO = (Message("user", "hello"),)
 
 
-class FakeProvider(Provider[None]):
-    """Answers with the model it was asked for and records every request."""
-
-    def make_client(self, api_key: str, settings: ProviderSettings) -> None:
-        return None  # answers without an upstream
+class FakeProvider(Provider):
+    """Answers with the model it was asked for and records every request: the whole contract
+    a provider has to meet is `complete` and `stream`."""
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)

@@ -14,14 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-import openai
 import pytest
 from support import Simulator
 
-from ai_router.config import ProviderSettings
-from ai_router.errors import UpstreamTimeout, UpstreamUnavailable
-from ai_router.providers.base import translate_sdk_error
-from ai_router.providers.openai import OpenAIProvider
+from ai_router.errors import RouterError, UpstreamTimeout, UpstreamUnavailable
+from ai_router.providers import failures
 from ai_router.providers.transport import (
     FIRST_PARSE,
     PerThread,
@@ -50,10 +47,9 @@ def transport(make: Make, simulator: Simulator) -> Iterator[Transport]:
     transport.close()
 
 
-def classified(exc: Exception) -> Exception:
-    settings = ProviderSettings(name="openai", default_model="gpt-4o-mini", api_key_env="UNSET")
-    provider = OpenAIProvider(settings)
-    return translate_sdk_error(exc, openai, provider)
+def classified(exc: Exception) -> RouterError:
+    """What the router makes of a transport's failure (failures.py)."""
+    return failures.transport_error(failures.Upstream("openai", None, timeout=60), exc)
 
 
 def test_a_whole_answer_comes_back_with_its_status_type_and_the_headers_sent(

@@ -1,19 +1,22 @@
-"""The fast path to an upstream (providers/upstream.py) and the watchdog's one entry per stream:
-requests go out as the SDK would send them, SSE is split as the format says, and a stream
-re-armed on every chunk is still cut off when it stalls."""
+"""The path to an upstream (providers/upstream.py, failures.py) and the watchdog's one entry per
+stream: requests go out as the SDK would send them, error answers become the router's errors,
+SSE is split as the format says, and a stream re-armed on every chunk is still cut off when it
+stalls."""
 
 from __future__ import annotations
 
 import time
 
-import anthropic
 import httpx2
 import openai
 import pytest
 from support import Simulator
 
-from ai_router.providers.upstream import UpstreamHTTP, sse_data, status_error
-from ai_router.watchdog import Watchdog
+from ai_router.errors import UpstreamAuthFailed, UpstreamRateLimited, UpstreamRejected
+from ai_router.providers import failures
+from ai_router.providers.upstream import sdk_request_head
+from ai_router.upstream_watch import Watchdog
+from ai_router.wire.sse import event_data
 
 
 # --- what goes out -----------------------------------------------------------------------------
@@ -48,35 +51,36 @@ def test_the_upstream_gets_the_api_headers_the_sdk_itself_would_send(
 def test_headers_and_url_are_captured_from_the_sdk_client_without_sending_anything() -> None:
     sdk_client = openai.OpenAI(api_key="sk-captured", base_url="http://127.0.0.1:9/v1")
 
-    upstream = UpstreamHTTP.of(openai, sdk_client, "/chat/completions")
+    url, headers = sdk_request_head(sdk_client, "/chat/completions")
 
-    assert upstream.url == "http://127.0.0.1:9/v1/chat/completions"
-    assert upstream._headers["authorization"] == "Bearer sk-captured"
-    assert "host" not in upstream._headers and "content-length" not in upstream._headers
+    assert url == "http://127.0.0.1:9/v1/chat/completions"
+    assert headers["authorization"] == "Bearer sk-captured"
+    assert "host" not in headers and "content-length" not in headers
 
 
-def test_an_error_status_raises_the_sdks_own_error_type() -> None:
-    sdk_client = anthropic.Anthropic(api_key="k", base_url="http://127.0.0.1:9")
-    upstream = UpstreamHTTP.of(anthropic, sdk_client, "/v1/messages")
+UPSTREAM = failures.Upstream("anthropic", "sk-ant-secret", timeout=30)
 
-    class Answer:
-        status_code = 429
-        content_type = "application/json"
 
-        def header_items(self) -> list[tuple[str, str]]:
-            return [("retry-after", "3"), ("content-type", "application/json")]
+def test_an_error_status_becomes_the_routers_error_with_the_upstreams_message_and_wait() -> None:
+    body = b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}'
 
-    error = status_error(
-        anthropic,
-        Answer(),  # type: ignore[arg-type]
-        b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}',
-        upstream.url,
-    )
+    error = failures.status_error(UPSTREAM, 429, [("retry-after", "3")], body)
 
-    assert isinstance(error, anthropic.APIStatusError)
-    assert error.status_code == 429
-    assert error.response.headers["retry-after"] == "3"
-    assert "slow down" in str(error)
+    assert isinstance(error, UpstreamRateLimited)
+    assert (error.status, error.retry_after) == (429, 3.0)
+    assert error.message == "provider 'anthropic' is rate limiting the router (HTTP 429): slow down"
+
+
+def test_a_rejected_key_never_quotes_the_upstreams_text_and_a_rejection_redacts_the_key() -> None:
+    quoting = b'{"error":{"message":"key sk-ant-secret is invalid"}}'
+
+    refused = failures.status_error(UPSTREAM, 401, [], quoting)
+    rejected = failures.status_error(UPSTREAM, 400, [("retry-after-ms", "1500")], quoting)
+
+    assert isinstance(refused, UpstreamAuthFailed) and "secret" not in refused.message
+    assert isinstance(rejected, UpstreamRejected) and not rejected.retryable
+    assert "sk-ant-secret" not in rejected.message and "[redacted]" in rejected.message
+    assert rejected.retry_after == 1.5
 
 
 # --- reading SSE -------------------------------------------------------------------------------
@@ -85,17 +89,17 @@ def test_an_error_status_raises_the_sdks_own_error_type() -> None:
 def test_sse_data_yields_each_events_data_across_arbitrary_read_boundaries() -> None:
     wire = b'data: {"a":1}\n\n: a comment\n\nevent: ping\ndata: {"b":2}\n\ndata: [DONE]\n\n'
     for cut in range(1, len(wire)):
-        assert list(sse_data([wire[:cut], wire[cut:]])) == [b'{"a":1}', b'{"b":2}', b"[DONE]"]
+        assert list(event_data([wire[:cut], wire[cut:]])) == [b'{"a":1}', b'{"b":2}', b"[DONE]"]
 
 
 def test_sse_data_accepts_crlf_line_ends_even_split_between_reads() -> None:
     wire = b"data: one\r\n\r\ndata: two\r\n\r\n"
     for cut in range(1, len(wire)):
-        assert list(sse_data([wire[:cut], wire[cut:]])) == [b"one", b"two"]
+        assert list(event_data([wire[:cut], wire[cut:]])) == [b"one", b"two"]
 
 
 def test_sse_data_joins_multi_line_data_and_keeps_a_last_unterminated_event() -> None:
-    assert list(sse_data([b"data: first\ndata:second\n\ndata: tail"])) == [
+    assert list(event_data([b"data: first\ndata:second\n\ndata: tail"])) == [
         b"first\nsecond",
         b"tail",
     ]

@@ -1,4 +1,4 @@
-"""The HTTP worker's handler (http_api/worker.py): the request-header reader gevent.pywsgi
+"""The HTTP worker's handler (http_api/server/worker.py): the request-header reader gevent.pywsgi
 consults, and how an answer is written."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import gevent.socket
 from gevent.pywsgi import WSGIServer
 
-from ai_router.http_api.worker import (
+from ai_router.http_api.server.worker import (
     COALESCE_BYTES,
     MAX_HEADERS,
     MAX_LINE_BYTES,

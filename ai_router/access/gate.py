@@ -1,26 +1,23 @@
 """The gate every generation request passes: who is calling (front doors authenticate), may they
-use this model, and can their limits and budget take it (reserve); afterwards, what it cost
-(settle), reported on the request's record and, if configured, in the usage log."""
+use this model (authorize), and can their limits and budget take it (reserve); afterwards, what
+it cost (settle). And the usage log, when one is configured."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
+from collections.abc import Mapping
 
-from ai_router import observe
 from ai_router.access.keys import Keyring
 from ai_router.access.pricing import PriceTable
 from ai_router.access.settings import KeySettings
 from ai_router.access.store import Limits, QuotaStore, Reservation
 from ai_router.config import Settings
 from ai_router.policy.executor import Plan
-from ai_router.types import ChatRequest, Usage
+from ai_router.types import Usage
 
 log = logging.getLogger(__name__)
-
-CHARS_PER_TOKEN = 3  # a cautious estimate of a prompt's tokens before the provider counts them
 
 
 class Meter:
@@ -67,17 +64,16 @@ class Gate:
                 self._store = _open_store(self._settings)
             return self._store
 
-    def admit(
+    def authorize(self, key: KeySettings | None, model: str) -> None:
+        """Raises PermissionDenied unless `key` may use `model` (the name the client used)."""
+        self.keyring.authorize(key, model)
+
+    def reserve(
         self, key: KeySettings | None, plan: Plan, input_tokens: int, max_output: int | None
     ) -> Meter:
-        """Authorize `key` for the model the client named (`plan.name`) and reserve what the
-        request may use against its limits: `input_tokens` (an estimate) and `max_output`
-        (None: the largest default of the plan's providers). Raises PermissionDenied or
+        """Reserve what the request may use against the key's limits: `input_tokens` (an
+        estimate) and `max_output` (None: the largest default of the plan's providers). Raises
         LimitReached."""
-        self.keyring.authorize(key, plan.name)
-        record = observe.current()
-        if record is not None and key is not None:
-            record.key = key.name
         if key is None:
             return Meter(self, key, None)
         # Even a key without limits reserves: its spend is counted all the same.
@@ -95,26 +91,17 @@ class Gate:
         provider_type = provider_settings.type if provider_settings else provider
         return self.prices.cost(provider, provider_type, model, usage)
 
-    def record_usage(self, record: observe.RequestRecord) -> None:
-        """Append the request's usage record to the usage log, when one is configured."""
+    def record_usage(self, record: Mapping[str, object]) -> None:
+        """Append a request's usage record to the usage log, when one is configured."""
         if not self._usage_log:
             return
-        line = json.dumps(record.usage_record(), separators=(",", ":")) + "\n"
+        line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._usage_lock, open(self._usage_log, "a", encoding="utf-8") as log_file:
             log_file.write(line)
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
-
-
-def estimate_tokens(request: ChatRequest) -> int:
-    characters = len(request.system) + sum(len(m.text) for m in request.messages)
-    return math.ceil(characters / CHARS_PER_TOKEN) + len(request.messages)
-
-
-def estimate_from_text(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def _open_store(settings: Settings) -> QuotaStore:

@@ -7,7 +7,7 @@ import json
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router.errors import InvalidRequest
-from ai_router.requests import RawMessage, build_chat_request
+from ai_router.native_request import RawMessage, build_chat_request
 from ai_router.types import (
     ChatChunk,
     ChatRequest,

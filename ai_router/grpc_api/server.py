@@ -1,6 +1,10 @@
-"""Build the gRPC server (servicer, health, reflection), and run it with a graceful stop.
+"""Build the gRPC server (servicer, request scopes, health, reflection), and run it with a
+graceful stop.
 
 Building is separate from running so tests can start a real server on a free port in-process.
+The pool has a few threads more than AIRouter calls may take (RESERVED_THREADS), so that health
+checks and reflection are answered while the router is at its limit; AIRouter calls beyond it are
+refused by the request scope, RESOURCE_EXHAUSTED and counted, never queued.
 """
 
 from __future__ import annotations
@@ -19,48 +23,40 @@ from grpc_reflection.v1alpha import reflection
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
-from ai_router.config import ConfigError, Settings, load_settings
+from ai_router.config import Settings
+from ai_router.grpc_api.interceptor import ScopeInterceptor
 from ai_router.grpc_api.servicer import AIRouterServicer
-from ai_router.heap import freeze_startup_objects, thaw
+from ai_router.heap import freeze_startup_objects
+from ai_router.reload import LiveRouter
 from ai_router.router import Router
+from ai_router.scope import ConcurrencyLimit
 from ai_router.tracing import configure_tracing
 from ai_router.tracing import shutdown as tracing_shutdown
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AIRouter"].full_name
+RESERVED_THREADS = 4  # for health checks and reflection, beyond the AIRouter calls
 
 
 @dataclass
 class GrpcServer:
     server: grpc.Server
     health: health.HealthServicer
-    servicer: AIRouterServicer
-    router: Router
+    routers: LiveRouter
     port: int
     grace_seconds: float
     drain_seconds: float
+
+    @property
+    def router(self) -> Router:
+        """The router of new calls."""
+        return self.routers.current
 
     def start(self) -> None:
         self.server.start()
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-
-    def reload(self) -> None:
-        """Re-read config.yaml: new calls get a router built from it, calls in flight keep the
-        one they started with; an invalid file is logged and changes nothing. (server.* needs a
-        restart: ports and pools are fixed once listening.)"""
-        try:
-            settings = load_settings()
-        except ConfigError as error:
-            log.error("config rejected, the running config stays: %s", error)
-            return
-        self.router.metrics.learn(settings)
-        router = Router.from_settings(settings, self.router.metrics)
-        self.servicer.router = router
-        self.router = router
-        thaw()  # so that the old router can be collected once its calls are done
-        log.info("config reloaded from %s", settings.source)
 
     def stop(self) -> None:
         """Report NOT_SERVING at once and keep serving for `drain_seconds`, so health-checking
@@ -73,17 +69,22 @@ class GrpcServer:
 
 
 def build_server(settings: Settings, router: Router | None = None) -> GrpcServer:
-    router = router or Router.from_settings(settings)
+    routers = LiveRouter(router or Router.from_settings(settings))
     server_settings = settings.server
+    limit = server_settings.grpc_concurrency_limit
+    scopes = ScopeInterceptor(
+        SERVICE_NAME, routers, ConcurrencyLimit(limit), server_settings.replica_name
+    )
     server = grpc.server(
         ThreadPoolExecutor(
-            max_workers=server_settings.grpc_max_workers, thread_name_prefix="grpc-rpc"
+            max_workers=server_settings.grpc_max_workers + RESERVED_THREADS,
+            thread_name_prefix="grpc-rpc",
         ),
-        # Beyond this many RPCs at once, new ones get RESOURCE_EXHAUSTED instead of a queue.
-        maximum_concurrent_rpcs=server_settings.grpc_concurrency_limit,
+        interceptors=(scopes,),
+        # Beyond this many RPCs of any kind at once, grpc itself refuses them: no queue.
+        maximum_concurrent_rpcs=limit + RESERVED_THREADS,
     )
-    servicer = AIRouterServicer(router, server_settings.replica_name)
-    pb_grpc.add_AIRouterServicer_to_server(servicer, server)
+    pb_grpc.add_AIRouterServicer_to_server(AIRouterServicer(), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
@@ -98,8 +99,7 @@ def build_server(settings: Settings, router: Router | None = None) -> GrpcServer
     return GrpcServer(
         server,
         health_servicer,
-        servicer,
-        router,
+        routers,
         port,
         grace_seconds=server_settings.grpc_grace_seconds,
         drain_seconds=server_settings.grpc_drain_seconds,
@@ -132,7 +132,7 @@ def serve(settings: Settings) -> None:
         wake.clear()
         if reload_requested.is_set() and not stop_requested.is_set():
             reload_requested.clear()
-            grpc_server.reload()
+            grpc_server.routers.reload()
     log.info(
         "gRPC server stopping: NOT_SERVING for %gs, then in-flight RPCs have %gs",
         grpc_server.drain_seconds,

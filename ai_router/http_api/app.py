@@ -18,32 +18,23 @@ from werkzeug.routing import MapAdapter, Rule
 
 from ai_router.config import Settings
 from ai_router.errors import InvalidRequest, NotFound, RequestTooLarge, RouterError
-from ai_router.http_api import (
-    anthropic_api,
-    anthropic_wire,
-    health,
-    native,
-    openai_api,
-    openai_wire,
-    openapi,
-    usage_api,
-)
+from ai_router.http_api import health, native, scoped, state, usage_api
+from ai_router.http_api.docs import openapi
 from ai_router.http_api.errors import error_body, error_headers, family_of, status_and_type
-from ai_router.http_api import lifecycle
+from ai_router.http_api.headers import (
+    ANTHROPIC_REQUEST_ID_HEADER,
+    REPLICA_HEADER,
+    REQUEST_ID_ENVIRON,
+    REQUEST_ID_HEADER,
+)
 from ai_router.http_api.json_provider import OrjsonProvider
-from ai_router.http_api.limits import ConcurrencyLimit
-from ai_router.logs import new_request_id
+from ai_router.http_api.v1 import anthropic_api, anthropic_messages, openai_api, openai_chat
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ai_router.http_api import state
+from ai_router.reload import LiveRouter
 from ai_router.router import Router
+from ai_router.scope import ConcurrencyLimit, request_id_of
 
 log = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "X-Request-ID"
-REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")  # where WSGI puts it
-ANTHROPIC_REQUEST_ID_HEADER = "request-id"  # where the anthropic SDK looks for it
-REPLICA_HEADER = "X-AI-Router-Replica"
-MAX_REQUEST_ID_LENGTH = 128
 
 
 class RouterApp(Flask):
@@ -141,12 +132,11 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.json = OrjsonProvider(app)
     # Werkzeug refuses bodies over this with 413 whether they are sized or chunked.
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
-    app.extensions[state.ROUTER_KEY] = router or Router.from_settings(settings)
+    app.extensions[state.ROUTER_KEY] = LiveRouter(router or Router.from_settings(settings))
     app.register_blueprint(native.blueprint)
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(anthropic_api.blueprint)
     app.register_blueprint(usage_api.blueprint)
-    app.register_blueprint(openapi.blueprint)
     replica = settings.server.replica_name
 
     def name_replica(response: Response) -> Response:
@@ -157,8 +147,7 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.before_request(_assign_request_id)
     app.after_request(_return_request_id)
     app.after_request(name_replica)
-    limit = ConcurrencyLimit(settings.server.http_max_concurrent)
-    lifecycle.install(app, limit)
+    scoped.install(app, ConcurrencyLimit(settings.server.http_max_concurrent))
 
     def metrics() -> Response:
         return Response(state.router().metrics.exposition(), content_type=METRICS_CONTENT_TYPE)
@@ -168,12 +157,13 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.add_url_rule("/healthz", view_func=_healthz)
     app.add_url_rule("/readyz", view_func=_readyz)
+    # Last: the document it publishes describes the views registered before it.
+    app.register_blueprint(openapi.blueprint)
     return app
 
 
 def _assign_request_id() -> None:
-    given: str = request.environ.get(REQUEST_ID_ENVIRON, "")  # cheaper than request.headers
-    g.request_id = given[:MAX_REQUEST_ID_LENGTH] if given.isprintable() and given else new_request_id()
+    g.request_id = request_id_of(request.environ.get(REQUEST_ID_ENVIRON))  # not request.headers: cheaper
 
 
 def _return_request_id(response: Response) -> Response:
@@ -195,9 +185,9 @@ def _router_error(error: RouterError) -> tuple[Response, int, dict[str, str]]:
     family = _family()
     body: dict[str, Any]
     if family == "openai":
-        body = openai_wire.error_body(error, status)
+        body = openai_chat.error_body(error, status)
     elif family == "anthropic":
-        body = anthropic_wire.error_body(error, status)
+        body = anthropic_messages.error_body(error, status)
     else:
         body = error_body(error, request_id)
     return jsonify(body), status, error_headers(error)

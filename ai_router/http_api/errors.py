@@ -2,7 +2,8 @@
 
 The native API's error body has one stable shape:
 `{"error": {"type": ..., "message": ..., "param": ... | null, "request_id": ...}}`.
-Under /v1/ errors take the format of the API family instead (openai_wire.py, anthropic_wire.py).
+Under /v1/ errors take the format of the API family instead (v1/openai_chat.py,
+v1/anthropic_messages.py).
 """
 
 from __future__ import annotations

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from ai_router import observe
-from ai_router.observe import asked_name
 from ai_router.errors import RouterError
-from ai_router.http_api.errors import NativeError, error_body
 from ai_router.http_api import sse, streaming
+from ai_router.http_api.errors import NativeError, error_body
 from ai_router.http_api.request_body import parse_body
 from ai_router.http_api.response_model import ResponseModel
-from ai_router.requests import RawMessage, build_chat_request
-from ai_router.http_api.state import router
+from ai_router.http_api.scoped import metered
+from ai_router.native_request import RawMessage, build_chat_request
+from ai_router.scope import RequestScope, asked_name
 from ai_router.types import ChatChunk, ChatRequest, FinishReason, Usage
 
 blueprint = Blueprint("native", __name__)
@@ -95,8 +94,9 @@ class GenerateStreamEvent(RootModel[StreamDelta | StreamEnd | NativeError]):
 
 
 @blueprint.post("/generate")
-def generate() -> Response:
-    response = router().complete(_chat_request(), g.get("caller"))
+@metered("generate")
+def generate(scope: RequestScope) -> Response:
+    response = scope.complete(_chat_request(scope))
     return jsonify(
         GenerateResponse(
             content=response.content,
@@ -109,16 +109,17 @@ def generate() -> Response:
 
 
 @blueprint.post("/stream")
-def stream() -> Response:
-    chat_stream = router().stream(_chat_request(), g.get("caller"))
+@metered("stream")
+def stream(scope: RequestScope) -> Response:
+    chat_stream = scope.stream(_chat_request(scope))
     first = streaming.first_chunk(chat_stream)
-    request_id = g.request_id
+    request_id = scope.request_id
 
     def error_event(error: RouterError) -> bytes:
         return sse.encode(error_body(error, request_id))
 
     events = streaming.events(
-        first, chat_stream, _events, error_event, request_id, done=sse.DONE, record=observe.current()
+        first, chat_stream, _events, error_event, request_id, done=sse.DONE, record=scope.record
     )
     return sse.event_stream(events, chat_stream.abort, chat_stream.close)
 
@@ -133,11 +134,9 @@ def _events(chunk: ChatChunk) -> Iterator[bytes]:
         yield sse.encode(end.to_json())
 
 
-def _chat_request() -> ChatRequest:
+def _chat_request(scope: RequestScope) -> ChatRequest:
     body = parse_body(GenerateBody)
-    record = observe.current()
-    if record is not None:
-        record.model_asked = asked_name(body.provider, body.model)
+    scope.asked_for(asked_name(body.provider, body.model))
     stop = [body.stop] if isinstance(body.stop, str) else (body.stop or [])
     return build_chat_request(
         provider=body.provider,
@@ -151,5 +150,5 @@ def _chat_request() -> ChatRequest:
         top_k=body.top_k,
         stop=stop,
         parameters=body.parameters,
-        request_id=g.request_id,
+        request_id=scope.request_id,
     )

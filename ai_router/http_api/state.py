@@ -1,25 +1,32 @@
 """Where a request finds the app's router: in the app, never in a module global.
 
-A live reload replaces the app's router; each request keeps the one it started with (bound in
-`g` by `bind_router`, the app's first before-request function), so it never mixes two configs.
+The app holds a LiveRouter (reload.py); each request keeps the router that was current when it
+started (bound in `g` by `bind_router`, the app's first before-request function), so it never
+mixes two configs, whatever a reload does meanwhile.
 """
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import Flask, current_app, g
 from flask.ctx import _AppCtxGlobals
 
+from ai_router.reload import LiveRouter
 from ai_router.router import Router
 
 ROUTER_KEY = "ai_router.router"
 
 
+def live_router(app: Flask) -> LiveRouter:
+    found: LiveRouter = app.extensions[ROUTER_KEY]
+    return found
+
+
 def bind_router() -> None:
-    g.router = current_app.extensions[ROUTER_KEY]
+    g.router = live_router(current_app).current
 
 
 def router() -> Router:
-    found: Router = g.get("router") or current_app.extensions[ROUTER_KEY]
+    found: Router = g.get("router") or live_router(current_app).current
     return found
 
 
@@ -28,10 +35,3 @@ def request_globals() -> _AppCtxGlobals:
     through the `g` proxy finds the context anew (about 0.7 us each)."""
     found: _AppCtxGlobals = g._get_current_object()
     return found
-
-
-def replace_router(new: Router) -> Router:
-    """Make `new` the router of requests from now on; returns the one it replaces."""
-    old: Router = current_app.extensions[ROUTER_KEY]
-    current_app.extensions[ROUTER_KEY] = new
-    return old

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from ai_router.errors import RouterError
 from ai_router.http_api.errors import status_and_type
 from ai_router.observe import RequestRecord
-from ai_router.router import ChatStream
+from ai_router.answers import ChatStream
 from ai_router.types import ChatChunk
 
 log = logging.getLogger(__name__)

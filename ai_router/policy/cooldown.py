@@ -60,6 +60,14 @@ class Cooldowns:
             if state is not None and state.cooling_until is not None:
                 state.probing = True
 
+    def ended(self, key: str) -> None:
+        """An attempt ended without a verdict on the target (the request itself was at fault):
+        if it was the probe, the next attempt may probe instead."""
+        with self._lock:
+            state = self._states.get(key)
+            if state is not None:
+                state.probing = False
+
     def succeeded(self, key: str) -> None:
         with self._lock:
             self._states.pop(key, None)

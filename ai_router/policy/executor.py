@@ -26,12 +26,13 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ai_router import observe, tracing
+from ai_router import tracing
+from ai_router.answers import Account
 from ai_router.metrics import Metrics
 from ai_router.policy import balance, retry
 from ai_router.policy.cooldown import Cooldowns
 from ai_router.policy.stats import Lease, TargetStats
-from ai_router.providers.base import AnyProvider
+from ai_router.providers.base import Provider
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ Result = TypeVar("Result")
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    provider: AnyProvider
+    provider: Provider
     model: str
     timeout: float
     max_retries: int
@@ -86,18 +87,22 @@ class Executor:
         self._cooling_shown: dict[str, bool] = {}
         self._shown_lock = threading.Lock()
 
-    def run(self, plan: Plan, attempt: Attempt[Result], time_limit: float | None) -> Result:
+    def run(
+        self,
+        plan: Plan,
+        attempt: Attempt[Result],
+        time_limit: float | None,
+        account: Account | None = None,
+    ) -> Result:
+        """The first result of an attempt on the plan's targets; or the last failure, listing
+        every attempt. `account` learns each target tried and each failed attempt."""
         deadline = None if time_limit is None else self._clock() + time_limit
-        outcomes: list[str] = []
-        record = observe.current()
-        if record is not None and plan.is_alias:
-            record.alias = plan.name
+        account = account or Account()
+        outcomes = account.attempts
         last_error: RouterError | None = None
         order = self._order(plan)
         for position, target in enumerate(order):
-            if record is not None:
-                record.answered_by(target.provider.name, target.model)
-                record.attempts = outcomes
+            account.answered_by(target.provider.name, target.model)
             try:
                 return self._run_target(target, attempt, deadline, outcomes)
             except RouterError as error:
@@ -186,9 +191,12 @@ class Executor:
             if error.provider_side:
                 self.cooldowns.failed(key)
                 self._show_cooldown(target)
+            else:
+                self.cooldowns.ended(key)  # the request's fault: it says nothing of the target
             raise
         except BaseException:
             lease.release()
+            self.cooldowns.ended(key)
             raise
         if not lease.kept:
             lease.release()

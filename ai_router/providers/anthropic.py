@@ -1,16 +1,17 @@
-"""Anthropic's Messages API, through the official `anthropic` SDK."""
+"""Anthropic's Messages API (wire/anthropic_messages.py), with the headers of the official
+`anthropic` SDK's client."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anthropic
 import orjson
 
-from ai_router.errors import InvalidRequest
-from ai_router.providers.base import Provider
+from ai_router.errors import InvalidRequest, RouterError
+from ai_router.providers.http_provider import HTTPProvider
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -24,31 +25,17 @@ from ai_router.types import (
     ToolChoice,
     Usage,
 )
-from ai_router.watchdog import Watch
+from ai_router.upstream_watch import Watch
+from ai_router.wire import anthropic_messages as wire
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
-MESSAGES_PATH = "/v1/messages"
-MAX_TEMPERATURE = 1.0  # Anthropic's range is 0-1; OpenAI's 0-2 is clamped, as clients expect
-
-_FINISH_REASONS: dict[str, FinishReason] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
 _TOOL_CHOICE_TYPES = {"auto": "auto", "none": "none", "required": "any", "tool": "tool"}
 
 
-class AnthropicProvider(Provider[anthropic.Anthropic]):
-    family = "anthropic"
-
-    sdk = anthropic
+class AnthropicProvider(HTTPProvider):
+    family = wire.FAMILY
     client_class = anthropic.Anthropic
-    default_base_url = DEFAULT_BASE_URL
-    chat_path = MESSAGES_PATH
+    default_base_url = wire.DEFAULT_BASE_URL
+    chat_path = wire.MESSAGES_PATH
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         message = self.post(self._body(request), request.timeout, request.request_id)
@@ -63,7 +50,7 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
             usage = message["usage"]
             return ChatResponse(
                 content=text,
-                finish_reason=_finish_reason(message.get("stop_reason")),
+                finish_reason=wire.finish_reason(message.get("stop_reason")),
                 usage=Usage(usage["input_tokens"], usage["output_tokens"]),
                 provider=self.name,
                 model=request.model,
@@ -72,7 +59,7 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
         except (KeyError, TypeError, AttributeError) as exc:
             raise self.unreadable(exc) from exc
 
-    def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
+    def stream(self, request: ChatRequest, watch: Watch) -> Iterator[ChatChunk]:
         finish_reason: FinishReason = "stop"
         input_tokens = output_tokens = 0
         # Content-block index -> tool-call index: tool calls are counted apart from text blocks.
@@ -83,7 +70,7 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
             for data in events:
                 event = orjson.loads(data)
                 kind = event.get("type")
-                if kind == "content_block_delta":
+                if kind == wire.CONTENT_BLOCK_DELTA:
                     delta = event["delta"]
                     if delta.get("type") == "text_delta" and delta.get("text"):
                         yield ChatChunk(delta=delta["text"])
@@ -93,7 +80,7 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
                                 tool_indexes[event["index"]], arguments=delta["partial_json"]
                             )
                         )
-                elif kind == "content_block_start":
+                elif kind == wire.CONTENT_BLOCK_START:
                     block = event["content_block"]
                     if block.get("type") == "tool_use":
                         tool_indexes[event["index"]] = len(tool_indexes)
@@ -102,21 +89,21 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
                                 tool_indexes[event["index"]], id=block["id"], name=block["name"]
                             )
                         )
-                elif kind == "message_start":
+                elif kind == wire.MESSAGE_START:
                     input_tokens = event["message"]["usage"]["input_tokens"]
-                elif kind == "message_delta":
+                elif kind == wire.MESSAGE_DELTA:
                     # Counts are cumulative, so the last message_delta holds the totals.
                     usage = event.get("usage") or {}
                     output_tokens = usage.get("output_tokens") or output_tokens
                     if usage.get("input_tokens") is not None:
                         input_tokens = usage["input_tokens"]
-                    finish_reason = _finish_reason((event.get("delta") or {}).get("stop_reason"))
-                elif kind == "error":
+                    finish_reason = wire.finish_reason((event.get("delta") or {}).get("stop_reason"))
+                elif kind == wire.ERROR:
                     raise self.failed_mid_stream(event.get("error"))
-        except (KeyError, TypeError, AttributeError) as exc:
+        except RouterError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise self.unreadable(exc) from exc
-        except Exception as exc:
-            raise self.stream_error(exc, watch) from exc
         finally:
             events.close()
         yield ChatChunk(finish_reason=finish_reason, usage=Usage(input_tokens, output_tokens))
@@ -147,7 +134,7 @@ class AnthropicProvider(Provider[anthropic.Anthropic]):
         if request.user:
             body["metadata"] = {"user_id": request.user}
         if sampling.temperature is not None:
-            body["temperature"] = min(sampling.temperature, MAX_TEMPERATURE)
+            body["temperature"] = min(sampling.temperature, wire.MAX_TEMPERATURE)
         if sampling.top_p is not None:
             body["top_p"] = sampling.top_p
         if sampling.top_k is not None:
@@ -227,7 +214,3 @@ def _tool_choice(choice: ToolChoice | None, parallel: bool | None) -> dict[str, 
     if parallel is False and out["type"] != "none":
         out["disable_parallel_tool_use"] = True
     return out
-
-
-def _finish_reason(reason: str | None) -> FinishReason:
-    return _FINISH_REASONS.get(reason or "end_turn", "stop")

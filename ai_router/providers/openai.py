@@ -1,14 +1,16 @@
-"""OpenAI and any OpenAI-compatible server, through the official `openai` SDK."""
+"""OpenAI and any OpenAI-compatible server: Chat Completions (wire/openai_chat.py), with the
+headers of the official `openai` SDK's client."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Iterator
 from typing import Any
 
 import openai
 import orjson
 
-from ai_router.providers.base import Provider
+from ai_router.errors import RouterError
+from ai_router.providers.http_provider import HTTPProvider
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -22,26 +24,16 @@ from ai_router.types import (
     ToolChoice,
     Usage,
 )
-from ai_router.watchdog import Watch
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-CHAT_PATH = "/chat/completions"
-
-_FINISH_REASONS: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-}
+from ai_router.upstream_watch import Watch
+from ai_router.wire import openai_chat as wire
+from ai_router.wire.sse import DONE_DATA
 
 
-class OpenAIProvider(Provider[openai.OpenAI]):
-    family = "openai"
-    sdk = openai
+class OpenAIProvider(HTTPProvider):
+    family = wire.FAMILY
     client_class = openai.OpenAI
-    default_base_url = DEFAULT_BASE_URL
-    chat_path = CHAT_PATH
+    default_base_url = wire.DEFAULT_BASE_URL
+    chat_path = wire.CHAT_PATH
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         completion = self.post(self._body(request), request.timeout, request.request_id)
@@ -55,8 +47,8 @@ class OpenAIProvider(Provider[openai.OpenAI]):
             )
             return ChatResponse(
                 content=message.get("content") or "",
-                finish_reason=_finish_reason(choice.get("finish_reason")),
-                usage=_usage(completion.get("usage")),
+                finish_reason=wire.finish_reason(choice.get("finish_reason")),
+                usage=wire.usage(completion),
                 provider=self.name,
                 model=request.model,
                 tool_calls=tool_calls,
@@ -64,7 +56,7 @@ class OpenAIProvider(Provider[openai.OpenAI]):
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self.unreadable(exc) from exc
 
-    def stream(self, request: ChatRequest, watch: Watch) -> Generator[ChatChunk, None, None]:
+    def stream(self, request: ChatRequest, watch: Watch) -> Iterator[ChatChunk]:
         finish_reason: FinishReason = "stop"
         usage = Usage()
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
@@ -74,7 +66,7 @@ class OpenAIProvider(Provider[openai.OpenAI]):
             for data in events:
                 if done:
                     continue
-                if data.startswith(b"[DONE]"):
+                if data.startswith(DONE_DATA):
                     # Read on to the end of the body, which follows at once, instead of leaving:
                     # a body read to its end gives its connection back to the pool, and one
                     # left unread takes it down, so the next call would pay for a new one (a
@@ -87,7 +79,7 @@ class OpenAIProvider(Provider[openai.OpenAI]):
                 # With include_usage the usage arrives in its own last chunk, after the one
                 # carrying finish_reason: both are folded into our single closing chunk.
                 if chunk.get("usage"):
-                    usage = _usage(chunk["usage"])
+                    usage = wire.usage(chunk)
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") or {}
                     if delta.get("content"):
@@ -103,10 +95,12 @@ class OpenAIProvider(Provider[openai.OpenAI]):
                             )
                         )
                     if choice.get("finish_reason"):
-                        finish_reason = _finish_reason(choice["finish_reason"])
-        except Exception as exc:
+                        finish_reason = wire.finish_reason(choice["finish_reason"])
+        except RouterError:
             if not done:  # after [DONE] the answer is whole, however the body ends
-                raise self.stream_error(exc, watch) from exc
+                raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise self.unreadable(exc) from exc
         finally:
             events.close()
         yield ChatChunk(finish_reason=finish_reason, usage=usage)
@@ -190,16 +184,3 @@ def _tool_choice(choice: ToolChoice) -> Any:
     if choice.mode == "tool":
         return {"type": "function", "function": {"name": choice.name}}
     return choice.mode
-
-
-def _finish_reason(reason: str | None) -> FinishReason:
-    return _FINISH_REASONS.get(reason or "stop", "stop")
-
-
-def _usage(usage: Any) -> Usage:
-    if not usage:
-        return Usage()
-    return Usage(
-        input_tokens=usage.get("prompt_tokens") or 0,
-        output_tokens=usage.get("completion_tokens") or 0,
-    )

@@ -1,12 +1,8 @@
-"""How the fast path's bytes reach an upstream: a keep-alive pool of connections to one URL.
+"""How the bytes reach an upstream: a keep-alive pool of connections to one URL.
 
 The bytes go over geventhttpclient: a pool of gevent sockets (an idle one checked before it is
-reused) and llhttp, a C parser. This module writes the request head itself, rendered once since
-the SDK's headers never change, and sends it with the body in one write; and it reads the body
-as it arrives. Measured against urllib3, which carried them before: one call to a local upstream
-cost 270 us of CPU on urllib3 and 115 us here (in-process, 3,000 calls). urllib3 adds its own
-request and response objects to http.client's, parses headers with email.parser, polls every
-pooled connection (16 us under gevent) and writes the head and the body in two sends.
+reused) and llhttp, a C parser, for the answers. The request head is rendered once (the SDK's
+headers never change) and sent with the body in one write; the body is read as it arrives.
 
 gevent sockets belong to the hub of the thread that made them. Under gevent (the HTTP front
 door) there is one hub, and one pool per upstream; in threads (the gRPC front door, which gevent
@@ -14,7 +10,7 @@ does not patch) every thread has a hub of its own, and a pool of its own (PerThr
 
 Proxies come from the environment (HTTPS_PROXY, NO_PROXY, ...) and certificates from
 SSL_CERT_FILE or certifi, as the SDKs' httpx2 did. Nothing is retried here (the router retries,
-in policy/retry.py).
+in policy/retry.py). Measurements behind these choices: docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ import sys
 import threading
 import urllib.request
 from base64 import b64encode
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, Protocol
@@ -60,16 +56,45 @@ class Timeout:
     read: float
 
 
+class Answer(Protocol):
+    """An upstream's answer being read: its head is in, its body is read whole (`content`) or
+    as it arrives (`iter_bytes`)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    def header_items(self) -> list[tuple[str, str]]: ...
+
+    def iter_bytes(self) -> Iterator[bytes]: ...
+
+    def shut_down(self) -> None:
+        """Cut the connection off from any thread: the reader wakes with an error or EOF."""
+
+    def close(self) -> None:
+        """Done with the answer, read or not. Idempotent."""
+
+
 class Transport(Protocol):
     def post(
         self, body: bytes, headers: Mapping[str, str], timeout: Timeout, stream: bool
-    ) -> UpstreamResponse:
+    ) -> Answer:
         """POST `body` with the transport's own headers and `headers`; the body of the answer
         is read whole unless `stream`. Connection failures raise OSError (TimeoutError when
         out of time); an answer that is not HTTP raises http.client's HTTPException."""
 
     def close(self) -> None:
         """Close the pooled connections."""
+
+
+# Makes the transport to a URL that sends the given headers on every call: `transport_for`, or a
+# fake one in tests (fake_transport.py).
+TransportFactory = Callable[[str, Mapping[str, str]], Transport]
 
 
 def transport_for(url: str, headers: Mapping[str, str]) -> Transport:
@@ -118,9 +143,8 @@ _poll: Any = get_original("select", "poll")
 class _LivenessByPoll:
     """geventhttpclient checks that an idle pooled connection is still open with select(),
     which refuses a descriptor numbered past FD_SETSIZE (1024): in a worker holding thousands
-    of client connections every upstream connection looked dead, and each call opened a new one
-    (a TLS handshake, with a real provider). poll(2) has no such limit; asked directly, rather
-    than through gevent's select, it does not yield to the event loop on every call either."""
+    of client connections every upstream connection looked dead. poll(2) has no such limit;
+    asked directly, rather than through gevent's select, it does not yield to the loop."""
 
     def _is_socket_alive(self, sock: Any) -> bool:
         if sock is None:

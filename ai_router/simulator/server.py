@@ -28,15 +28,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from ai_router.wire import anthropic_messages, openai_chat
+
 from .reply import BadRequest
 from .script import Fault, SimState, SimulatorSettings
 from .wire import ANTHROPIC, GARBLED, OPENAI, Turn, Wire
 
 # Upstream endpoints: (method, path) -> (wire format, endpoint kind).
 ROUTES: dict[tuple[str, str], tuple[Wire, str]] = {
-    ("POST", "/v1/chat/completions"): (OPENAI, "complete"),
+    ("POST", "/v1" + openai_chat.CHAT_PATH): (OPENAI, "complete"),
     ("GET", "/v1/models"): (OPENAI, "models"),
-    ("POST", "/v1/messages"): (ANTHROPIC, "complete"),
+    ("POST", anthropic_messages.MESSAGES_PATH): (ANTHROPIC, "complete"),
 }
 
 

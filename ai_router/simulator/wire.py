@@ -1,7 +1,10 @@
-"""The two upstream wire formats: JSON bodies, error bodies and SSE events.
+"""The two upstream wire formats as the simulator speaks them: JSON bodies, error bodies and SSE
+events.
 
 Each family is one object with the same interface, so the HTTP handler never branches on the
-family. Shapes follow /work/shared/PROVIDER_WIRE.md; the real SDKs must parse every byte.
+family. The vocabulary (stop reasons, error types, event names, framing) is the router's own
+(ai_router/wire/), so the router and its simulator cannot disagree on it; the real SDKs must parse
+every byte.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from ai_router.wire import anthropic_messages, openai_chat, sse
 
 from .reply import Reply, anthropic_reply, openai_reply
 from .script import Family
@@ -51,25 +56,24 @@ class Wire(Protocol):
 
 class OpenAIWire:
     family: Family = "openai"
-    request_id_header = "x-request-id"
+    request_id_header = openai_chat.REQUEST_ID_HEADER
     stream_error_status = 500
     parse = staticmethod(openai_reply)
 
-    _FINISH = {"end": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_call": "tool_calls"}
-    # (type, code) per status. 401 keeps OpenAI's `invalid_api_key` code.
-    _ERRORS: dict[int, tuple[str, str | None]] = {
-        400: ("invalid_request_error", None),
-        401: ("authentication_error", "invalid_api_key"),
-        403: ("permission_error", None),
-        404: ("invalid_request_error", "not_found"),
-        429: ("rate_limit_exceeded", "rate_limit_exceeded"),
+    _FINISH = {
+        "end": openai_chat.STOP,
+        "stop_sequence": openai_chat.STOP,
+        "max_tokens": openai_chat.LENGTH,
+        "tool_call": openai_chat.TOOL_CALLS,
     }
+    # The `code` OpenAI gives some errors, beside their type.
+    _CODES: dict[int, str] = {401: "invalid_api_key", 404: "not_found", 429: "rate_limit_exceeded"}
 
     def new_turn(self, reply: Reply, n: int) -> Turn:
         return Turn(reply, f"chatcmpl-sim-{n}", int(time.time()), f"call_sim_{n}")
 
     def error_body(self, status: int, message: str, param: str | None = None) -> dict[str, Any]:
-        kind, code = self._ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+        kind, code = openai_chat.error_type(status), self._CODES.get(status)
         return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
     def message(self, turn: Turn) -> dict[str, Any]:
@@ -121,7 +125,7 @@ class OpenAIWire:
         events = [self._chunk(turn, {}, self._FINISH[r.finish])]
         if r.include_usage:
             events.append(self._event({**self._chunk_base(turn), "choices": [], "usage": self._usage(r)}))
-        events.append(b"data: [DONE]\n\n")
+        events.append(sse.DONE)
         return events
 
     def stream_error(self, message: str | None) -> bytes:
@@ -129,7 +133,7 @@ class OpenAIWire:
         return self._event(self.error_body(500, message or "The server had an error while processing your request."))
 
     def garbled_event(self) -> bytes:
-        return b"data: " + GARBLED + b"\n\n"
+        return sse.frame(GARBLED)
 
     @staticmethod
     def _usage(r: Reply) -> dict[str, int]:
@@ -138,7 +142,7 @@ class OpenAIWire:
 
     @staticmethod
     def _event(obj: object) -> bytes:
-        return b"data: " + _dumps(obj) + b"\n\n"
+        return sse.frame(_dumps(obj))
 
     @staticmethod
     def _chunk_base(turn: Turn) -> dict[str, Any]:
@@ -154,27 +158,22 @@ class OpenAIWire:
 
 class AnthropicWire:
     family: Family = "anthropic"
-    request_id_header = "request-id"
+    request_id_header = anthropic_messages.REQUEST_ID_HEADER
     stream_error_status = 529
     parse = staticmethod(anthropic_reply)
 
-    _STOP = {"end": "end_turn", "stop_sequence": "stop_sequence", "max_tokens": "max_tokens", "tool_call": "tool_use"}
-    _ERRORS: dict[int, str] = {
-        400: "invalid_request_error",
-        401: "authentication_error",
-        403: "permission_error",
-        404: "not_found_error",
-        413: "request_too_large",
-        429: "rate_limit_error",
-        500: "api_error",
-        529: "overloaded_error",
+    _STOP: dict[str, anthropic_messages.StopReason] = {
+        "end": "end_turn",
+        "stop_sequence": "stop_sequence",
+        "max_tokens": "max_tokens",
+        "tool_call": "tool_use",
     }
 
     def new_turn(self, reply: Reply, n: int) -> Turn:
         return Turn(reply, f"msg_sim_{n}", int(time.time()), f"toolu_sim_{n}")
 
     def error_body(self, status: int, message: str, param: str | None = None) -> dict[str, Any]:
-        kind = self._ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        kind = anthropic_messages.error_type(status)
         return {"type": "error", "error": {"type": kind, "message": message}}
 
     def message(self, turn: Turn) -> dict[str, Any]:
@@ -196,10 +195,10 @@ class AnthropicWire:
                  "stop_reason": None, "stop_sequence": None,
                  "usage": {"input_tokens": r.input_tokens, "output_tokens": 0}}
         return [
-            self._event("message_start", {"type": "message_start", "message": start}),
-            self._event("content_block_start",
-                        {"type": "content_block_start", "index": 0, "content_block": self._block(turn, start=True)}),
-            self._event("ping", {"type": "ping"}),
+            self._event(anthropic_messages.MESSAGE_START, {"type": anthropic_messages.MESSAGE_START, "message": start}),
+            self._event(anthropic_messages.CONTENT_BLOCK_START,
+                        {"type": anthropic_messages.CONTENT_BLOCK_START, "index": 0, "content_block": self._block(turn, start=True)}),
+            self._event(anthropic_messages.PING, {"type": anthropic_messages.PING}),
         ]
 
     def stream_token(self, turn: Turn, token: str) -> bytes:
@@ -207,7 +206,7 @@ class AnthropicWire:
             delta = {"type": "input_json_delta", "partial_json": token}
         else:
             delta = {"type": "text_delta", "text": token}
-        return self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+        return self._event(anthropic_messages.CONTENT_BLOCK_DELTA, {"type": anthropic_messages.CONTENT_BLOCK_DELTA, "index": 0, "delta": delta})
 
     @staticmethod
     def _block(turn: Turn, *, start: bool) -> dict[str, Any]:
@@ -220,25 +219,25 @@ class AnthropicWire:
     def stream_tail(self, turn: Turn) -> list[bytes]:
         r = turn.reply
         return [
-            self._event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            self._event("message_delta", {
-                "type": "message_delta",
+            self._event(anthropic_messages.CONTENT_BLOCK_STOP, {"type": anthropic_messages.CONTENT_BLOCK_STOP, "index": 0}),
+            self._event(anthropic_messages.MESSAGE_DELTA, {
+                "type": anthropic_messages.MESSAGE_DELTA,
                 "delta": {"stop_reason": self._STOP[r.finish], "stop_sequence": r.stop_sequence},
                 "usage": {"output_tokens": r.output_tokens},  # cumulative, as the real API reports it
             }),
-            self._event("message_stop", {"type": "message_stop"}),
+            self._event(anthropic_messages.MESSAGE_STOP, {"type": anthropic_messages.MESSAGE_STOP}),
         ]
 
     def stream_error(self, message: str | None) -> bytes:
-        return self._event("error", self.error_body(529, message or "Overloaded"))
+        return self._event(anthropic_messages.ERROR, self.error_body(529, message or "Overloaded"))
 
     def garbled_event(self) -> bytes:
-        return b"event: content_block_delta\ndata: " + GARBLED + b"\n\n"
+        return sse.frame(GARBLED, anthropic_messages.CONTENT_BLOCK_DELTA)
 
     @staticmethod
     def _event(name: str, obj: object) -> bytes:
         # The SDK dispatches on the `event:` line and drops events without one.
-        return b"event: " + name.encode() + b"\ndata: " + _dumps(obj) + b"\n\n"
+        return sse.frame(_dumps(obj), name)
 
 
 OPENAI = OpenAIWire()

@@ -1,7 +1,7 @@
 """The floor for the HTTP surfaces: the least a Flask front door under gunicorn's gevent worker
 can do, which is what the router is built on.
 
-    UPSTREAM_URL=http://127.0.0.1:8091 gunicorn -k ai_router.http_api.worker.Worker -w 1 \
+    UPSTREAM_URL=http://127.0.0.1:8091 gunicorn -k ai_router.http_api.server.worker.Worker -w 1 \
         --chdir scripts/bench flask_floor:app
 
 POST /v1/chat/completions reads the body and relays its bytes to the upstream over

@@ -397,7 +397,7 @@ class Bench:
         floor_conf.write_text("")
         flask_floor = self.fleet.start(
             "flask-floor",
-            [python, "-m", "gunicorn", "-c", str(floor_conf), "-k", "ai_router.http_api.worker.Worker",
+            [python, "-m", "gunicorn", "-c", str(floor_conf), "-k", "ai_router.http_api.server.worker.Worker",
              "-w", "1", "--chdir", str(HERE),
              "-b", f"127.0.0.1:{ports['flask']}", "flask_floor:app"],
             ROUTER_CORE,

@@ -1,7 +1,7 @@
 """OpenAI Chat Completions JSON <-> the router's internal types.
 
 Used when an OpenAI-family client reaches a provider of another family; between two OpenAI
-speakers the body is relayed instead (see passthrough.py). The request models list exactly what
+speakers the body is relayed instead (see relay.py). The request models list exactly what
 can be translated; any other field the client set is refused with a 400 naming it rather than
 silently dropped.
 """
@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from ai_router.errors import InvalidRequest, RouterError
 from ai_router.http_api.response_model import ResponseModel, omitted
-from ai_router.requests import check_sampling
+from ai_router.native_request import check_sampling
+from ai_router.wire import openai_chat as wire
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -132,10 +133,9 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None
 
 
-def to_chat_request(
-    body: ChatCompletionRequest, target: str, model: str, request_id: str
-) -> ChatRequest:
-    """Translate for `model` of provider `target`, which speaks another family."""
+def to_chat_request(body: ChatCompletionRequest, target: str, request_id: str) -> ChatRequest:
+    """Translate for provider `target`, which speaks another family (the core names the
+    model)."""
     _refuse_untranslatable(body, target)
     system_parts: list[str] = []
     messages: list[Message] = []
@@ -166,7 +166,6 @@ def to_chat_request(
     return ChatRequest(
         messages=tuple(messages),
         provider=target,
-        model=model,
         system="\n".join(system_parts),
         max_tokens=_max_tokens(body),
         sampling=sampling,
@@ -403,26 +402,9 @@ class ChunkEncoder:
 
 # --- errors --------------------------------------------------------------------------------------
 
-ErrorType = Literal[
-    "invalid_request_error",
-    "authentication_error",
-    "permission_error",
-    "rate_limit_error",
-    "server_error",
-]
-_ERROR_TYPES: dict[int, ErrorType] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
-
-
 class OpenAIErrorDetail(ResponseModel):
     message: str
-    type: ErrorType
+    type: wire.ErrorType
     param: str | None
     code: str | None
 
@@ -442,7 +424,7 @@ class ChatCompletionStreamEvent(RootModel[ChatCompletionChunk | OpenAIError]):
 def error_body(error: RouterError, status: int) -> dict[str, Any]:
     detail = OpenAIErrorDetail(
         message=error.message,
-        type=_ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+        type=wire.error_type(status),
         param=getattr(error, "param", None),
         code=getattr(error, "code", None),
     )

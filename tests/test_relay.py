@@ -1,16 +1,19 @@
-"""Relaying a same-family stream (http_api/passthrough.py): what one upstream read becomes."""
+"""Relaying a same-family stream (answers.RelayedStream, http_api/v1/relay.py): what one
+upstream read becomes, and what the relayed answer is billed at."""
 
 from __future__ import annotations
 
 import json
 
-from ai_router.http_api import passthrough
-from ai_router.providers.base import RelayResponse
+from ai_router.answers import Account, RelayedStream
+from ai_router.http_api.v1 import relay
+from ai_router.observe import RequestRecord
+from ai_router.metrics import Metrics
+from ai_router.config import settings_from_mapping
+from ai_router.upstream_watch import Watchdog
+from ai_router.wire import anthropic_messages, openai_chat
 
-
-class Answer:
-    def close(self) -> None:
-        pass
+SETTINGS = settings_from_mapping({"providers": {"openai": {"default_model": "m"}}}, {})
 
 
 def event(delta: dict[str, object]) -> bytes:
@@ -18,10 +21,16 @@ def event(delta: dict[str, object]) -> bytes:
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
+def relayed(reads: list[bytes], wire: object = openai_chat) -> RelayedStream:
+    account = Account(provider="openai", model="gpt-4o-mini")
+    watch = Watchdog().watch()
+    return RelayedStream(200, "text/event-stream", iter(reads), lambda: None, watch, wire, account)  # type: ignore[arg-type]
+
+
 def writes_for(reads: list[bytes]) -> list[bytes]:
-    relay = RelayResponse(200, "text/event-stream", iter(reads), Answer())  # type: ignore[arg-type]
-    rewrite = passthrough._model_rewriter("openai")
-    return list(passthrough._events(relay, rewrite, lambda error: b"", None))
+    record = RequestRecord("openai", "rid", Metrics(SETTINGS))
+    rewrite = relay.model_rewriter("openai")
+    return list(relay._events(relayed(reads), rewrite, lambda error: b"", record))
 
 
 def test_the_events_of_one_read_go_out_in_one_write_after_the_first_token() -> None:
@@ -56,7 +65,7 @@ def test_crlf_events_split_anywhere_between_reads_are_relayed_whole_with_lf_line
 
 
 def test_a_model_name_with_escapes_is_rewritten_to_the_same_name_under_its_provider() -> None:
-    rewrite = passthrough._model_rewriter("openai")
+    rewrite = relay.model_rewriter("openai")
 
     # JSON escapes and non-ASCII in the upstream's name: the client reads back the same name.
     document = b'{"id":"x","model": "gpt-\\u00e9\\"q\\"/\xc3\xa9","usage":{}}'
@@ -66,3 +75,22 @@ def test_a_model_name_with_escapes_is_rewritten_to_the_same_name_under_its_provi
     # Only the first "model" of a document is the answer's own.
     nested = b'{"model":"a","choices":[{"model":"b"}]}'
     assert json.loads(rewrite(nested)) == {"model": "openai/a", "choices": [{"model": "b"}]}
+
+
+def test_a_relayed_stream_counts_its_pieces_and_keeps_the_counts_it_was_given() -> None:
+    anthropic_events = [
+        b'event: message_start\ndata: {"type":"message_start","message":{"model":"c","usage":{"input_tokens":7,"output_tokens":1}}}\n\n',
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}\n\n',
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"b"}}\n\n',
+        # message_delta's counts are cumulative, and say nothing of the input here
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}\n\n',
+    ]
+    stream = relayed([b"".join(anthropic_events)], anthropic_messages)
+
+    batches = list(stream.events())
+
+    assert stream.pieces == 2
+    assert stream.usage_counts == (7, 2)
+    assert stream.account.time_to_first_token is not None
+    # The first piece closes the first batch, so it goes out at once.
+    assert len(batches) == 2 and b'"text":"a"' in batches[0][-1]

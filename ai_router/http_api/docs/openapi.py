@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of the HTTP API: GET /openapi.json, and GET /docs (docs.py).
+"""The OpenAPI 3.1 document of the HTTP API: GET /openapi.json, and GET /docs (page.py).
 
 Generated from the code, so it cannot drift from it:
 
@@ -8,8 +8,7 @@ Generated from the code, so it cannot drift from it:
 - each endpoint's error statuses, and the error types behind each, come from the table that
   turns errors into statuses (`errors.documented_statuses`), and the error body's format from
   the path (`errors.family_of`), as the app's error handler picks it;
-- which endpoints want a router key comes from the endpoints the app admits with one
-  (`lifecycle.SURFACES`, `lifecycle.KEYED_ENDPOINTS`).
+- which endpoints want a router key comes from the views themselves (`@metered`, `@keyed`).
 
 Written here by hand: the list of endpoints (tests/test_openapi.py checks it against the app's
 routes and views), their summaries, and which kinds of error each view raises itself.
@@ -21,26 +20,22 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Flask, Response, current_app
 from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 import ai_router
 from ai_router import errors
-from ai_router.http_api import (
-    anthropic_wire,
-    docs,
-    health,
-    lifecycle,
-    native,
-    openai_api,
-    openai_wire,
-)
+from ai_router.http_api import health, native
+from ai_router.http_api.docs import page
 from ai_router.http_api.errors import NativeError, documented_statuses, family_of
+from ai_router.http_api.headers import COST_HEADER, REPLICA_HEADER, REQUEST_ID_HEADER
+from ai_router.http_api.scoped import is_keyed
 from ai_router.http_api.usage_api import KeyUsage
+from ai_router.http_api.v1 import anthropic_messages, openai_api, openai_chat
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -49,8 +44,8 @@ EVENT_STREAM = "text/event-stream"
 
 _ERROR_BODIES: dict[str, type[BaseModel]] = {
     "native": NativeError,
-    "openai": openai_wire.OpenAIError,
-    "anthropic": anthropic_wire.AnthropicError,
+    "openai": openai_chat.OpenAIError,
+    "anthropic": anthropic_messages.AnthropicError,
 }
 _GENERATION_ERRORS = (errors.RouterError,)  # everything, from a bad body to a failed upstream
 _RETRY_STATUSES = (429, 503)  # the errors that may say when to come back
@@ -78,14 +73,8 @@ class Endpoint:
     security: tuple[dict[str, list[str]], ...] | None = None  # default: a router key if keyed
     costed: bool = False  # a unary answer carries its cost header
 
-    @property
-    def keyed(self) -> bool:
-        """Behind a router key (when auth.keys has any), as the app admits requests."""
-        return self.view in lifecycle.SURFACES or self.view in lifecycle.KEYED_ENDPOINTS
-
-    @property
-    def errors(self) -> tuple[type[errors.RouterError], ...]:
-        return self.raises + ((errors.Unauthenticated,) if self.keyed else ())
+    def errors(self, keyed: bool) -> tuple[type[errors.RouterError], ...]:
+        return self.raises + ((errors.Unauthenticated,) if keyed else ())
 
 
 _STREAM_NOTE = (
@@ -121,8 +110,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "passes; to another family it is translated, and the schema lists what can be: any "
         "other field set is refused with a 400 naming it. With `stream: true` the answer is "
         "server-sent events, `data: <chunk>` each, then `data: [DONE]`. " + _STREAM_NOTE,
-        body=openai_wire.ChatCompletionRequest, answer=openai_wire.ChatCompletion,
-        events=openai_wire.ChatCompletionStreamEvent,
+        body=openai_chat.ChatCompletionRequest, answer=openai_chat.ChatCompletion,
+        events=openai_chat.ChatCompletionStreamEvent,
         answer_description="A chat.completion; with `stream: true`, server-sent events "
         "(`data: <chunk>`, then `data: [DONE]`)",
         raises=_GENERATION_ERRORS, costed=True,
@@ -137,8 +126,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "400 naming it (`cache_control` hints are let go). With `stream: true` the answer is "
         "Anthropic's named server-sent events: `event: <type>` and `data: <event JSON>`, from "
         "message_start to message_stop. " + _STREAM_NOTE,
-        body=anthropic_wire.MessagesRequest, answer=anthropic_wire.MessageResponse,
-        events=anthropic_wire.MessageStreamEvent,
+        body=anthropic_messages.MessagesRequest, answer=anthropic_messages.MessageResponse,
+        events=anthropic_messages.MessageStreamEvent,
         answer_description="A message; with `stream: true`, named server-sent events "
         "(`event: <type>`, `data: <event JSON>`)",
         raises=_GENERATION_ERRORS, costed=True,
@@ -222,11 +211,10 @@ TAGS = (
 )
 
 
-def build_document() -> dict[str, Any]:
-    """The OpenAPI document of ENDPOINTS. Built once per app; cheap enough to call in tests."""
-    # Imported here: app.py imports this module to register its blueprint.
-    from ai_router.http_api.app import REPLICA_HEADER, REQUEST_ID_HEADER
-
+def build_document(app: Flask) -> dict[str, Any]:
+    """The OpenAPI document of ENDPOINTS as `app` serves them. Built once per app; cheap enough
+    to call in tests."""
+    keyed = {endpoint.view: is_keyed(app.view_functions[endpoint.view]) for endpoint in ENDPOINTS}
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for endpoint in ENDPOINTS:
         if endpoint.body is not None:
@@ -234,7 +222,7 @@ def build_document() -> dict[str, Any]:
         for model in (endpoint.answer, endpoint.events):
             if model is not None:
                 wanted.append((model, "serialization"))
-        if endpoint.errors:
+        if endpoint.errors(keyed[endpoint.view]):
             wanted.append((_ERROR_BODIES[family_of(endpoint.path)], "serialization"))
     refs, definitions = models_json_schema(list(dict.fromkeys(wanted)), ref_template=REF_TEMPLATE)
 
@@ -243,7 +231,7 @@ def build_document() -> dict[str, Any]:
 
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in ENDPOINTS:
-        operation = _operation(endpoint, ref, REQUEST_ID_HEADER)
+        operation = _operation(endpoint, keyed[endpoint.view], ref)
         paths.setdefault(endpoint.path, {})[endpoint.method] = operation
     return {
         "openapi": "3.1.0",
@@ -298,9 +286,10 @@ def build_document() -> dict[str, Any]:
 
 def _operation(
     endpoint: Endpoint,
+    keyed: bool,
     ref: Callable[[type[BaseModel], JsonSchemaMode], dict[str, Any]],
-    request_id_header: str,
 ) -> dict[str, Any]:
+    raised = endpoint.errors(keyed)
     operation: dict[str, Any] = {
         "operationId": endpoint.operation_id,
         "tags": [endpoint.tag],
@@ -315,7 +304,7 @@ def _operation(
             "required": True,
             "content": {JSON: {"schema": ref(endpoint.body, "validation")}},
         }
-    request_id = {request_id_header: {"$ref": "#/components/headers/RequestId"}}
+    request_id = {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}}
     content: dict[str, Any] = dict(endpoint.other_content)
     if endpoint.answer is not None:
         content[JSON] = {"schema": ref(endpoint.answer, "serialization")}
@@ -325,16 +314,16 @@ def _operation(
     for status in endpoint.answer_statuses:
         headers = dict(request_id)
         if endpoint.costed:
-            headers[lifecycle.COST_HEADER] = {"$ref": "#/components/headers/Cost"}
+            headers[COST_HEADER] = {"$ref": "#/components/headers/Cost"}
         description = endpoint.answer_description if status == 200 else HTTPStatus(status).phrase
         responses[str(status)] = {
             "description": description,
             "headers": headers,
             "content": content,
         }
-    if endpoint.errors:
+    if raised:
         error_body = ref(_ERROR_BODIES[family_of(endpoint.path)], "serialization")
-        for status, types in documented_statuses(endpoint.errors).items():
+        for status, types in documented_statuses(raised).items():
             headers = dict(request_id)
             if status in _RETRY_STATUSES:
                 headers["Retry-After"] = {"$ref": "#/components/headers/RetryAfter"}
@@ -344,7 +333,7 @@ def _operation(
                 "content": {JSON: {"schema": error_body}},
             }
     operation["responses"] = responses
-    security = endpoint.security or (_KEYS if endpoint.keyed else None)
+    security = endpoint.security or (_KEYS if keyed else None)
     if security is not None:
         operation["security"] = list(security)
     return operation
@@ -362,14 +351,6 @@ class _Published:
     html: bytes
 
 
-@blueprint.record_once
-def _publish(state: BlueprintSetupState) -> None:
-    document = build_document()
-    state.app.extensions[_PUBLISHED_KEY] = _Published(
-        json.dumps(document, ensure_ascii=False, indent=1).encode(), docs.render(document).encode()
-    )
-
-
 def _published() -> _Published:
     published: _Published = current_app.extensions[_PUBLISHED_KEY]
     return published
@@ -383,3 +364,12 @@ def openapi_json() -> Response:
 @blueprint.get("/docs")
 def docs_page() -> Response:
     return Response(_published().html, content_type="text/html; charset=utf-8")
+
+
+# Registered after the views: it describes them, its own included.
+@blueprint.record_once
+def _publish(state: BlueprintSetupState) -> None:
+    document = build_document(cast(Flask, state.app))
+    state.app.extensions[_PUBLISHED_KEY] = _Published(
+        json.dumps(document, ensure_ascii=False, indent=1).encode(), page.render(document).encode()
+    )

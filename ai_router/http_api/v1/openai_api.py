@@ -2,7 +2,7 @@
 
 An app using the official `openai` SDK changes only its base_url to `<router>/v1` and names a
 model `provider/model` or an alias. To an OpenAI-family provider the request is relayed; to
-another family it is translated both ways (compat.py).
+another family it is translated both ways (family.py).
 """
 
 from __future__ import annotations
@@ -13,23 +13,27 @@ from typing import Literal
 from flask import Blueprint, Response, jsonify
 
 from ai_router.errors import NotFound, RouterError
-from ai_router.http_api import compat, openai_wire, sse
+from ai_router.http_api import sse
 from ai_router.http_api.errors import status_and_type
 from ai_router.http_api.response_model import ResponseModel
+from ai_router.http_api.scoped import keyed, metered
 from ai_router.http_api.state import router
+from ai_router.http_api.v1 import family, openai_chat
+from ai_router.scope import RequestScope
 from ai_router.types import ChatChunk
+from ai_router.wire import openai_chat as wire
 
 blueprint = Blueprint("openai_api", __name__, url_prefix="/v1")
 
 
-class ChunkStream(compat.StreamEncoder):
+class ChunkStream(family.StreamEncoder):
     """`data: {chunk}` events, a role chunk first, `data: [DONE]` last."""
 
     done = sse.DONE
 
-    def __init__(self, body: openai_wire.ChatCompletionRequest, model: str, request_id: str):
+    def __init__(self, body: openai_chat.ChatCompletionRequest, model: str, request_id: str):
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        self._encoder = openai_wire.ChunkEncoder(model, request_id, include_usage)
+        self._encoder = openai_chat.ChunkEncoder(model, request_id, include_usage)
         self.head = sse.encode(self._encoder.start())
 
     def encode(self, chunk: ChatChunk) -> Iterator[bytes]:
@@ -39,22 +43,23 @@ class ChunkStream(compat.StreamEncoder):
 def error_event(error: RouterError) -> bytes:
     # The SDK raises APIError on a stream chunk with an "error" key.
     status, _ = status_and_type(error)
-    return sse.encode(openai_wire.error_body(error, status))
+    return sse.encode(openai_chat.error_body(error, status))
 
 
-FAMILY = compat.Family(
-    name="openai",
-    schema=openai_wire.ChatCompletionRequest,
-    to_chat_request=openai_wire.to_chat_request,
-    render=openai_wire.completion,
+FAMILY = family.Family(
+    name=wire.FAMILY,
+    schema=openai_chat.ChatCompletionRequest,
+    to_chat_request=openai_chat.to_chat_request,
+    render=openai_chat.completion,
     stream_encoder=ChunkStream,
     error_event=error_event,
 )
 
 
 @blueprint.post("/chat/completions")
-def chat_completions() -> Response:
-    return compat.handle(FAMILY)
+@metered("openai")
+def chat_completions(scope: RequestScope) -> Response:
+    return family.handle(FAMILY, scope)
 
 
 class ModelObject(ResponseModel):
@@ -76,12 +81,14 @@ class ModelList(ResponseModel):
 
 
 @blueprint.get("/models")
+@keyed
 def list_models() -> Response:
     models = [ModelObject.named(name) for name in router().model_names()]
     return jsonify(ModelList(data=models).to_json())
 
 
 @blueprint.get("/models/<path:model_id>")
+@keyed
 def get_model(model_id: str) -> Response:
     if model_id not in router().model_names():
         raise NotFound(f"model {model_id!r} does not exist; GET /v1/models lists them", "model")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ai_router.errors import InvalidRequest, UnknownParameter
-from ai_router.requests import RawMessage, build_chat_request, parse_parameters
+from ai_router.native_request import RawMessage, build_chat_request, parse_parameters
 from ai_router.types import Message, Sampling
 
 

@@ -1,7 +1,7 @@
 """Anthropic Messages JSON <-> the router's internal types.
 
 Used when an Anthropic-family client reaches a provider of another family; between two Anthropic
-speakers the body is relayed instead (see passthrough.py). Fields with no equivalent elsewhere are
+speakers the body is relayed instead (see relay.py). Fields with no equivalent elsewhere are
 refused with a 400 naming them, except `cache_control`, a caching hint that the other family
 applies on its own (OpenAI caches long prompts automatically), which is let go.
 """
@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from ai_router.errors import InvalidRequest, RouterError
 from ai_router.http_api.response_model import ResponseModel, omitted
-from ai_router.requests import check_sampling
+from ai_router.native_request import check_sampling
+from ai_router.wire import anthropic_messages as wire
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -145,8 +146,9 @@ _TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required", "tool"]] = {
 }
 
 
-def to_chat_request(body: MessagesRequest, target: str, model: str, request_id: str) -> ChatRequest:
-    """Translate for `model` of provider `target`, which speaks another family."""
+def to_chat_request(body: MessagesRequest, target: str, request_id: str) -> ChatRequest:
+    """Translate for provider `target`, which speaks another family (the core names the
+    model)."""
     for name, value in (body.model_extra or {}).items():
         if value is not None:
             raise _untranslatable(name, target)
@@ -170,7 +172,6 @@ def to_chat_request(body: MessagesRequest, target: str, model: str, request_id: 
     return ChatRequest(
         messages=tuple(messages),
         provider=target,
-        model=model,
         system=system,
         max_tokens=body.max_tokens,
         sampling=sampling,
@@ -243,15 +244,7 @@ def _result_text(block: ToolResultBlock, where: str, target: str) -> str:
 # Relayed answers (an Anthropic-family provider) are the upstream's own JSON, which has these
 # shapes too, with more fields: the schemas allow properties beyond those listed.
 
-# "stop_sequence" is only relayed: translated answers say end_turn when a stop sequence ended them.
-StopReason = Literal["end_turn", "max_tokens", "tool_use", "refusal", "stop_sequence"]
-
-_STOP_REASONS: dict[FinishReason, StopReason] = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "content_filter": "refusal",
-}
+StopReason = wire.StopReason
 
 
 class TextContentBlock(ResponseModel):
@@ -301,7 +294,7 @@ def message(response: ChatResponse, model: str, request_id: str) -> dict[str, An
         id=message_id(request_id),
         model=model,
         content=content,
-        stop_reason=_STOP_REASONS[response.finish_reason],
+        stop_reason=wire.STOP_REASON_OF[response.finish_reason],
         usage=usage(response.usage),
     ).to_json()
 
@@ -435,7 +428,7 @@ class EventEncoder:
             final = chunk.usage or Usage()
             yield _named(
                 MessageDelta(
-                    delta=StopDelta(stop_reason=_STOP_REASONS[chunk.finish_reason]),
+                    delta=StopDelta(stop_reason=wire.STOP_REASON_OF[chunk.finish_reason]),
                     usage=DeltaUsage(
                         input_tokens=final.input_tokens, output_tokens=final.output_tokens
                     ),
@@ -462,31 +455,8 @@ class EventEncoder:
 
 # --- errors --------------------------------------------------------------------------------------
 
-ErrorType = Literal[
-    "invalid_request_error",
-    "authentication_error",
-    "permission_error",
-    "not_found_error",
-    "request_too_large",
-    "rate_limit_error",
-    "api_error",
-    "overloaded_error",
-    "timeout_error",
-]
-_ERROR_TYPES: dict[int, ErrorType] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    504: "timeout_error",
-}
-
-
 class AnthropicErrorDetail(ResponseModel):
-    type: ErrorType
+    type: wire.ErrorType
     message: str
 
 
@@ -517,5 +487,5 @@ class MessageStreamEvent(
 
 
 def error_body(error: RouterError, status: int) -> dict[str, Any]:
-    detail = AnthropicErrorDetail(type=_ERROR_TYPES.get(status, "api_error"), message=error.message)
+    detail = AnthropicErrorDetail(type=wire.error_type(status), message=error.message)
     return AnthropicError(error=detail).to_json()

@@ -1,0 +1,57 @@
+"""The config a gunicorn master validated, for the workers it forks.
+
+On SIGHUP, gunicorn's master re-reads gunicorn.conf.py and replaces its workers. The master
+validates config.yaml and, only when it is valid, copies exactly the text it validated to a
+snapshot, which new workers load; an invalid file is logged and the snapshot, so the running
+config, stays. (`ai-router serve` reloads its workers in place instead: reload.py.) Nothing here
+imports a provider SDK: the master never serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from ai_router.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_config,
+    read_config_text,
+    settings_from_mapping,
+)
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_VARIABLE = "AI_ROUTER_CONFIG_SNAPSHOT"
+
+
+def snapshot_settings() -> Settings:
+    """For gunicorn's master, at start and on every SIGHUP: validate CONFIG_PATH and snapshot it;
+    when it is invalid on a reload, keep (and return) the last good snapshot. At start an
+    invalid file raises ConfigError: there is nothing to keep."""
+    source = os.environ.get("CONFIG_PATH") or "config.yaml"
+    snapshot = os.environ.get(SNAPSHOT_VARIABLE)
+    try:
+        text = read_config_text(source)
+        settings = settings_from_mapping(parse_config(text, source), os.environ, source)
+    except ConfigError as error:
+        if snapshot is None or not Path(snapshot).is_file():
+            raise
+        log.error("config rejected, the running config stays: %s", error)
+        return load_settings(snapshot)
+    if snapshot is None:
+        handle, snapshot = tempfile.mkstemp(prefix="ai-router-config-", suffix=".yaml")
+        os.close(handle)
+        os.environ[SNAPSHOT_VARIABLE] = snapshot  # inherited by the workers gunicorn forks
+    Path(snapshot).write_text(text, encoding="utf-8")
+    return settings
+
+
+def worker_settings() -> Settings:
+    """For each gunicorn worker: the snapshot its master validated (or CONFIG_PATH, when run
+    without one)."""
+    return load_settings(os.environ.get(SNAPSHOT_VARIABLE) or None)
+

@@ -1,0 +1,174 @@
+"""The request scope (scope.py) at the gRPC front door: a server interceptor around every
+AIRouter call.
+
+It opens the scope (the router key from `authorization` or `x-api-key` metadata, the record, a
+concurrency slot), lets the servicer answer, and turns a RouterError into the call's status code
+(grpc_api/errors.py) in this one place. Every call names its replica and request id in metadata:
+in the trailers always (errors included), and with a stream's first message; a successful call's
+trailers carry its cost. Nothing is sent before there is something to send, so that a proxy
+seeing this replica die mid-call can still answer the client with a clean status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
+
+import grpc
+
+from ai_router.access.keys import presented_key
+from ai_router.access.pricing import format_usd
+from ai_router.errors import RouterError
+from ai_router.grpc_api.errors import status_code_for
+from ai_router.reload import LiveRouter
+from ai_router.scope import ConcurrencyLimit, RequestScope, asked_name, request_id_of
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
+REPLICA_KEY = "x-ai-router-replica"
+COST_KEY = "x-ai-router-cost-usd"
+SURFACE = "grpc"
+
+Metadata = tuple[tuple[str, str], ...]
+Unary = Callable[[Any, grpc.ServicerContext], Any]
+Streaming = Callable[[Any, grpc.ServicerContext], Iterator[Any]]
+
+
+class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
+    def __init__(
+        self, service: str, routers: LiveRouter, limit: ConcurrencyLimit, replica: str
+    ) -> None:
+        self._prefix = f"/{service}/"
+        self._routers = routers
+        self._limit = limit
+        self._replica = replica
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None or not details.method.startswith(self._prefix):
+            return handler  # health checks and reflection are not scoped
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, behaviour: Unary) -> Unary:
+        def scoped(request: Any, context: grpc.ServicerContext) -> Any:
+            scope, metadata = self._open(request, context)
+            try:
+                scope.admit(lambda: _presented(context))
+                response = behaviour(request, context)
+            except Exception as error:
+                _fail(scope, context, error, metadata)
+            finally:
+                scope.leave()
+            context.set_trailing_metadata(_with_cost(metadata, scope))
+            # Reported once the call is over: the log line and metrics then cost the client no
+            # latency, and the latency they report includes sending the answer.
+            if not context.add_callback(lambda: scope.finish("ok")):
+                scope.finish("ok")
+            return response
+
+        return scoped
+
+    def _streaming(self, behaviour: Streaming) -> Streaming:
+        def scoped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            scope, metadata = self._open(request, context)
+            scope.record.streamed = True
+            status = "cancelled"  # unless the stream ends one way or the other
+            responses: Iterator[Any] | None = None
+            try:
+                scope.admit(lambda: _presented(context))
+                responses = behaviour(request, context)
+                for index, response in enumerate(responses):
+                    if index == 0:
+                        context.send_initial_metadata(metadata)
+                    yield response
+                status = "ok"
+            except Exception as error:
+                status = _status_of(error)
+                _fail(scope, context, error, metadata)
+            finally:
+                # A cancelled call leaves the generator here: the servicer's stream closes.
+                close = getattr(responses, "close", None)
+                if close is not None:
+                    close()
+                if status == "ok":
+                    context.set_trailing_metadata(_with_cost(metadata, scope))
+                scope.finish(status)
+                scope.leave()
+
+        return scoped
+
+    def _open(
+        self, request: Any, context: grpc.ServicerContext
+    ) -> tuple[RequestScope, Metadata]:
+        given = _metadata_value(context, REQUEST_ID_KEY) or getattr(request, "request_id", "")
+        request_id = request_id_of(given)
+        scope = RequestScope(self._routers.current, SURFACE, request_id, self._limit)
+        # Every AIRouter request is an AIRequest.
+        scope.asked_for(asked_name(getattr(request, "provider", ""), getattr(request, "model", "")))
+        metadata = ((REQUEST_ID_KEY, request_id), (REPLICA_KEY, self._replica))
+        context.set_trailing_metadata(metadata)
+        return scope, metadata
+
+
+def _presented(context: grpc.ServicerContext) -> str | None:
+    return presented_key(
+        _metadata_value(context, "authorization"), _metadata_value(context, "x-api-key")
+    )
+
+
+def _metadata_value(context: grpc.ServicerContext, key: str) -> str:
+    for name, value in context.invocation_metadata():
+        if name == key and value:
+            return str(value)
+    return ""
+
+
+def _with_cost(metadata: Metadata, scope: RequestScope) -> Metadata:
+    cost = scope.account.cost_usd
+    if cost is None:
+        return metadata
+    return (*metadata, (COST_KEY, format_usd(cost)))
+
+
+def _status_of(error: Exception) -> str:
+    name: str = _code_of(error).name
+    return name.lower()
+
+
+def _code_of(error: Exception) -> grpc.StatusCode:
+    return status_code_for(error) if isinstance(error, RouterError) else grpc.StatusCode.INTERNAL
+
+
+def _fail(
+    scope: RequestScope, context: grpc.ServicerContext, error: Exception, metadata: Metadata
+) -> NoReturn:
+    """End the call with the status `error` means. An error that is not the router's is a
+    fault of ours: logged with its traceback, and answered INTERNAL with the request id."""
+    code = _code_of(error)
+    if isinstance(error, RouterError):
+        message = error.message
+        log.info("request %s failed: %s %s", scope.request_id, code.name, message)
+    else:
+        message = f"internal error; the router's log has it under request id {scope.request_id}"
+        log.exception("request %s failed: internal error", scope.request_id)
+    scope.finish(_status_of(error))
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        metadata = (*metadata, ("retry-after", f"{retry_after:g}"))
+    context.set_trailing_metadata(metadata)
+    context.abort(code, message)
+    raise AssertionError("grpc's context.abort always raises")

@@ -1,0 +1,12 @@
+"""Provider types, registered by data: a config `type:` names an entry here.
+
+Entries are import paths, so reading the config (which the gunicorn master does) never imports a
+provider SDK. Adding a provider is one new module in this package and one line here.
+"""
+
+from __future__ import annotations
+
+PROVIDER_TYPES: dict[str, str] = {
+    "openai": "ai_router.providers.openai:OpenAIProvider",
+    "anthropic": "ai_router.providers.anthropic:AnthropicProvider",
+}
