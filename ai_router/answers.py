@@ -54,30 +54,35 @@ class Account:
         self.cost_usd = round(cost, 10)
 
 
-Settle = Callable[[str, str, Usage | None], None]
+class _Stream:
+    """What both kinds of stream do: close once (running their callbacks), and be cut off from
+    any thread when their client goes away."""
 
-
-class _OnClose:
-    """Callbacks run once when an answer is closed."""
-
-    def __init__(self) -> None:
+    def __init__(self, watch: Watch, account: Account) -> None:
+        self.account = account
+        self._watch = watch
         self._callbacks: list[Callable[[], None]] = []
         self._closed = False
         self._lock = threading.Lock()
 
     def on_close(self, callback: Callable[[], None]) -> None:
+        """Run `callback` too once the stream is closed."""
         self._callbacks.append(callback)
 
-    def _close_once(self) -> bool:
+    def abort(self) -> None:
+        """Cut the upstream off now, from any thread, even while another is reading it (the
+        client went away); the reader then sees the stream end with Cancelled."""
+        self._watch.cancel()
+
+    def close(self) -> None:
+        """Stop early, from the thread reading, or after the end: closes the upstream answer,
+        then runs every callback (even after one fails; the first failure is raised).
+        Idempotent."""
         with self._lock:
             if self._closed:
-                return False
+                return
             self._closed = True
-            return True
-
-    def _run_callbacks(self) -> None:
-        """Every callback, even after one fails; then the first failure is raised."""
-        callbacks, self._callbacks = self._callbacks, []
+        callbacks = [self._close_upstream, *self._callbacks]
         failure: BaseException | None = None
         for callback in callbacks:
             try:
@@ -87,6 +92,9 @@ class _OnClose:
         if failure is not None:
             raise failure
 
+    def _close_upstream(self) -> None:
+        raise NotImplementedError
+
 
 @dataclass
 class Completion:
@@ -94,7 +102,7 @@ class Completion:
     account: Account
 
 
-class ChatStream(_OnClose):
+class ChatStream(_Stream):
     """A stream of chunks and the resolved request it answers (provider, model filled in).
     Its first chunk has already arrived. Closing it, or reading it to the end, closes the
     upstream answer, ends its lease on the target and settles its cost."""
@@ -107,12 +115,10 @@ class ChatStream(_OnClose):
         watch: Watch,
         account: Account,
     ) -> None:
-        super().__init__()
+        super().__init__(watch, account)
         self.request = request
-        self.account = account
         self._first: ChatChunk | None = first
         self._rest = rest
-        self._watch = watch
         self.relayed_tokens = 0  # text and tool-call pieces read so far, about one token each
         self.usage: Usage | None = None
 
@@ -137,21 +143,10 @@ class ChatStream(_OnClose):
             self.usage = chunk.usage
         return chunk
 
-    def abort(self) -> None:
-        """Cut the upstream off now, from any thread, even while another is reading it (the
-        client went away); the reader then sees the stream end with Cancelled."""
-        self._watch.cancel()
-
-    def close(self) -> None:
-        """Stop early, from the thread reading: closes the upstream answer. Idempotent."""
-        if not self._close_once():
-            return
-        try:
-            close = getattr(self._rest, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._run_callbacks()
+    def _close_upstream(self) -> None:
+        close = getattr(self._rest, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass
@@ -165,7 +160,7 @@ class Relayed:
     account: Account
 
 
-class RelayedStream(_OnClose):
+class RelayedStream(_Stream):
     """A stream in the client's own wire format, passed through as it arrives: each item is the
     complete events of one upstream read (each ended by its blank line; line ends \n), cut
     after the first that carries content, so that it goes out at once. The usage is read from
@@ -182,15 +177,13 @@ class RelayedStream(_OnClose):
         wire: RelayedFormat,
         account: Account,
     ) -> None:
-        super().__init__()
+        super().__init__(watch, account)
         self.status = status
         self.content_type = content_type
-        self.account = account
         self.usage_counts: tuple[int | None, int | None] = (None, None)
         self.pieces = 0
         self._chunks = chunks
-        self._close_upstream = close_upstream
-        self._watch = watch
+        self._close_chunks = close_upstream
         self._wire = wire
 
     def events(self) -> Iterator[list[bytes]]:
@@ -224,16 +217,8 @@ class RelayedStream(_OnClose):
                 counts[1] if counts[1] is not None else known_out,
             )
 
-    def abort(self) -> None:
-        self._watch.cancel()
-
-    def close(self) -> None:
-        if not self._close_once():
-            return
-        try:
-            self._close_upstream()
-        finally:
-            self._run_callbacks()
+    def _close_upstream(self) -> None:
+        self._close_chunks()
 
 
 Answer = Completion | ChatStream | Relayed | RelayedStream

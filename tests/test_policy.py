@@ -21,7 +21,7 @@ from ai_router.policy import balance, retry
 from ai_router.policy.cooldown import Cooldowns
 from ai_router.policy.executor import Executor, Plan, Target
 from ai_router.policy.stats import Lease, TargetStats
-from ai_router.providers.openai import OpenAIProvider
+from ai_router.providers.openai_provider import OpenAIProvider
 
 
 class Clock:

@@ -7,6 +7,6 @@ provider SDK. Adding a provider is one new module in this package and one line h
 from __future__ import annotations
 
 PROVIDER_TYPES: dict[str, str] = {
-    "openai": "ai_router.providers.openai:OpenAIProvider",
-    "anthropic": "ai_router.providers.anthropic:AnthropicProvider",
+    "openai": "ai_router.providers.openai_provider:OpenAIProvider",
+    "anthropic": "ai_router.providers.anthropic_provider:AnthropicProvider",
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final, Literal
 
+from ai_router.wire.usage import token_counts
 from ai_router.types import FinishReason
 
 FAMILY: Final = "anthropic"
@@ -101,8 +102,4 @@ def usage_counts(document: Any) -> tuple[int | None, int | None] | None:
         found = document["message"].get("usage")
     if not isinstance(found, dict):
         return None
-    return _count(found.get("input_tokens")), _count(found.get("output_tokens"))
-
-
-def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return token_counts(found, "input_tokens", "output_tokens")

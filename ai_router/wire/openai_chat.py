@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final, Literal
 
+from ai_router.wire.usage import token_counts
 from ai_router.types import FinishReason, Usage
 
 FAMILY: Final = "openai"
@@ -65,14 +66,10 @@ def usage_counts(document: Any) -> tuple[int | None, int | None] | None:
     found = document.get("usage") if isinstance(document, dict) else None
     if not isinstance(found, dict):
         return None
-    return _count(found.get("prompt_tokens")), _count(found.get("completion_tokens"))
+    return token_counts(found, "prompt_tokens", "completion_tokens")
 
 
 def usage(document: Any) -> Usage:
     """The usage of a chat.completion or chunk; zeros where it has none."""
     counts = usage_counts(document) or (None, None)
     return Usage(counts[0] or 0, counts[1] or 0)
-
-
-def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
