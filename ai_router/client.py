@@ -30,7 +30,7 @@ message and the request id:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -227,7 +227,7 @@ class Client:
         top_p: float | None = None,
         stop: str | Sequence[str] = (),
         timeout: float | None = None,
-    ) -> Iterator[Delta]:
+    ) -> Generator[Delta, None, None]:
         """The answer as it is generated. The call starts when iteration does; `timeout`
         bounds the whole stream. Stopping early (break, close) cancels the call."""
         request = _request(

@@ -14,6 +14,7 @@ Front doors build a `Call` (call.py), make it with `Router.call`, and render the
 from __future__ import annotations
 
 import importlib
+import random
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
@@ -50,12 +51,14 @@ class Router:
         settings: Settings,
         providers: Mapping[str, Provider],
         metrics: Metrics | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """`rng` orders weighted targets: a seeded one makes a test repeatable."""
         self._settings = settings
         self._providers = dict(providers)
         self.metrics = metrics or Metrics(settings)
         self.gate = Gate(settings)
-        self.executor = Executor(Cooldowns(settings.cooldown), TargetStats(), self.metrics)
+        self.executor = Executor(Cooldowns(settings.cooldown), TargetStats(), self.metrics, rng)
         self.watchdog = Watchdog()
 
     @classmethod

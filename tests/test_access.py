@@ -147,6 +147,16 @@ class Gateway:
     def usage(self, name: str) -> dict[str, Any]:
         return usage_of(self.url, name, ADMIN_KEY)
 
+    def records(self, name: str) -> list[dict[str, Any]]:
+        """The usage log's records of key `name`. A request's record is written once it has
+        been settled and its answer sent: the event that says its spend is final."""
+        if not self.usage_log.exists():
+            return []
+        return [entry for entry in json_lines(self.usage_log) if entry.get("key") == name]
+
+    def wait_for_records(self, name: str, count: int) -> None:
+        wait_until(lambda: len(self.records(name)) >= count, 5, f"{count} usage records of {name}")
+
 
 @pytest.fixture(scope="module")
 def gateway(
@@ -572,18 +582,13 @@ def finished_stream_usage(gateway: Gateway, surface: str, key: str) -> tuple[int
 def test_a_finished_stream_adds_the_cost_of_its_usage(
     gateway: Gateway, simulator: Simulator, surface: str
 ) -> None:
-    start = gateway.spent("coster")
+    start, finished = gateway.spent("coster"), len(gateway.records("coster"))
 
     tokens_in, tokens_out = finished_stream_usage(gateway, surface, KEYS["coster"])
     expected = cost(tokens_in, tokens_out, STANDARD)
     assert (tokens_in, tokens_out) == (2, 6)  # "Simulated reply from <model>: one two"
 
-    # The stream settles as it ends; allow the router a moment after the last byte.
-    try:
-        wait_until(lambda: gateway.spent("coster") - start >= expected - 1e-9, 3, "settled")
-    except TimeoutError:
-        pass
-    time.sleep(0.2)
+    gateway.wait_for_records("coster", finished + 1)  # the stream has ended and settled
     assert gateway.spent("coster") - start == pytest.approx(expected, abs=1e-9)
 
 
@@ -594,7 +599,7 @@ def test_a_relayed_openai_stream_without_include_usage_is_billed_for_its_output(
     """An OpenAI client streaming to an OpenAI provider without stream_options.include_usage
     (the SDK's default): the provider sends no usage, but the answer (6 tokens out) was relayed
     all the same; it is billed for that output, not for max_tokens and not for nothing."""
-    start = gateway.spent("relay-meter")
+    start, finished = gateway.spent("relay-meter"), len(gateway.records("relay-meter"))
     body: dict[str, Any] = {"model": METERED_MODEL, "stream": True,
                             "messages": [{"role": "user", "content": "one two"}]}
     if max_tokens is not None:
@@ -604,7 +609,7 @@ def test_a_relayed_openai_stream_without_include_usage_is_billed_for_its_output(
         assert response.status_code == 200
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
-    time.sleep(1.0)  # settled as the stream ends
+    gateway.wait_for_records("relay-meter", finished + 1)  # the stream has ended and settled
 
     billed = gateway.spent("relay-meter") - start
     print(f"\nrelayed openai stream, max_tokens={max_tokens}, no include_usage: billed "
@@ -822,20 +827,10 @@ def test_an_abandoned_stream_is_billed_for_what_was_relayed(
 
     abandon_after_three_deltas(gateway, surface, KEYS[name])
 
-    settled: list[float] = []
-
-    def has_settled() -> bool:
-        settled.append(gateway.spent(name))
-        return settled[-1] > 0
-
-    try:
-        wait_until(has_settled, 5, "the abandoned stream settled")
-        time.sleep(0.5)
-        settled.append(gateway.spent(name))
-    finally:
-        print(f"\nabandoned {surface} stream after 3 deltas: spend ${settled[-1]:.6f} "
-              f"(full answer ${full_answer:.6f}, reservation >= ${reservation_floor})")
-    final = settled[-1]
+    gateway.wait_for_records(name, 1)  # the router saw the client leave, and settled
+    final = gateway.spent(name)
+    print(f"\nabandoned {surface} stream after 3 deltas: spend ${final:.6f} "
+          f"(full answer ${full_answer:.6f}, reservation >= ${reservation_floor})")
     assert 0 < final < reservation_floor, f"spent ${final}: not settled below the reservation"
     assert final < full_answer, f"spent ${final}: billed as if the whole answer had been relayed"
     # What was relayed is billed: at least one output token ($1), not only the prompt.
@@ -917,14 +912,14 @@ def test_every_request_leaves_one_usage_record_in_the_file_and_in_the_log(
     expected.append(("openai", "gpt-4o-mini", usage.prompt_tokens, usage.completion_tokens,
                      float(raw.headers[COST_HEADER])))
 
-    def records() -> list[dict[str, Any]]:
-        if not gateway.usage_log.exists():
-            return []
-        return [e for e in json_lines(gateway.usage_log) if e.get("key") == "logger"]
-
-    wait_until(lambda: len(records()) >= 4, 3, "four usage records")
-    time.sleep(0.3)  # and no more
-    found = records()
+    gateway.wait_for_records("logger", 4)
+    # One more request, of another key, reported after these four: had any of them been
+    # reported twice, the second record would be in the log by the time this one is.
+    others = len(gateway.records("unlimited"))
+    assert httpx2.post(f"{gateway.url}/generate", headers=bearer(KEYS["unlimited"]), timeout=15,
+                       json={"model": ALLOWED_MODEL, "prompt": "after"}).status_code == 200
+    gateway.wait_for_records("unlimited", others + 1)
+    found = gateway.records("logger")
     assert len(found) == 4, found
     for record in found:
         for field in ("key", "alias", "provider", "model", "input_tokens", "output_tokens",

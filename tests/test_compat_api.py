@@ -9,11 +9,14 @@ import anthropic
 import httpx2
 import openai
 import pytest
+from anthropic.types import MessageParam
+from openai.types.chat import ChatCompletionMessageParam
 from support import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, Simulator
 
 OPENAI_MODEL = "openai/gpt-4o-mini"
 ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
-HELLO = [{"role": "user", "content": "hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
+ANTHROPIC_HELLO: list[MessageParam] = [{"role": "user", "content": "hello"}]
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ def test_an_anthropic_relay_keeps_fields_the_router_does_not_know(
     message = ant.messages.create(
         model=ANTHROPIC_MODEL,
         max_tokens=20,
-        messages=HELLO,
+        messages=ANTHROPIC_HELLO,
         extra_body={"service_tier": "auto", "future_field": {"x": 1}},
     )
 
@@ -106,7 +109,7 @@ def test_openai_features_with_no_anthropic_equivalent_are_a_400_naming_them(
 def test_an_audio_part_is_a_400_naming_the_part(
     oai: openai.OpenAI, simulator: Simulator
 ) -> None:
-    audio = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
+    audio: Any = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
 
     with pytest.raises(openai.BadRequestError) as caught:
         oai.chat.completions.create(
@@ -125,7 +128,7 @@ def test_anthropic_thinking_is_a_400_for_an_openai_provider(
         ant.messages.create(
             model=OPENAI_MODEL,
             max_tokens=2048,
-            messages=HELLO,
+            messages=ANTHROPIC_HELLO,
             extra_body={"thinking": {"type": "enabled", "budget_tokens": 1024}},
         )
 
@@ -142,7 +145,7 @@ def test_an_unknown_model_is_not_found_in_each_sdk(
     with pytest.raises(openai.NotFoundError) as openai_error:
         oai.chat.completions.create(model="nowhere/model", messages=HELLO)
     with pytest.raises(anthropic.NotFoundError) as anthropic_error:
-        ant.messages.create(model="gpt-4o", max_tokens=5, messages=HELLO)
+        ant.messages.create(model="gpt-4o", max_tokens=5, messages=ANTHROPIC_HELLO)
 
     assert "neither an alias nor provider/model" in openai_error.value.message
     assert anthropic_error.value.body["type"] == "error"  # type: ignore[index]
@@ -190,7 +193,7 @@ def test_the_request_id_reaches_each_sdk(
         model=OPENAI_MODEL, messages=HELLO, extra_headers={"X-Request-ID": "rid-1"}
     )
     anthropic_reply = ant.messages.with_raw_response.create(
-        model=ANTHROPIC_MODEL, max_tokens=5, messages=HELLO, extra_headers={"X-Request-ID": "rid-2"}
+        model=ANTHROPIC_MODEL, max_tokens=5, messages=ANTHROPIC_HELLO, extra_headers={"X-Request-ID": "rid-2"}
     )
 
     assert openai_reply.request_id == "rid-1"

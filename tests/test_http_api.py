@@ -357,9 +357,10 @@ def test_an_unreachable_provider_is_502() -> None:
 
     response = client.post("/generate", json={"provider": "openai", "prompt": "x"})
 
+    error = response.get_json()["error"]
     assert response.status_code == 502
-    assert response.json["error"]["type"] == "upstream_unavailable"
-    assert "could not be reached" in response.json["error"]["message"]
+    assert error["type"] == "upstream_unavailable"
+    assert "could not be reached" in error["message"]
 
 
 def test_unknown_paths_and_methods_are_json_errors(client: httpx2.Client) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +15,15 @@ import httpx2
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
-from support import Process, RouterConfig, Simulator, free_port, start_process, wait_for_port
+from support import (
+    Process,
+    RouterConfig,
+    Simulator,
+    free_port,
+    start_process,
+    wait_for_port,
+    wait_until,
+)
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
@@ -138,11 +145,15 @@ def test_http_counters_move_by_exactly_the_requests_sent_across_workers(
 
     # Which worker accepts a connection is the kernel's choice: send bursts until both have
     # served some (a bounded number), then count every request sent.
+    def logged(request_ids: set[str]) -> bool:
+        """Whether every request's log line is written: that happens once its response is."""
+        return {e.get("request_id") for e in log_entries(observed["http_log"])} >= request_ids
+
     request_ids: set[str] = set()
     with ThreadPoolExecutor(16) as pool:
         for _ in range(10):
             request_ids |= set(pool.map(send, range(24)))
-            time.sleep(0.2)  # each request's log line is written once its response is sent
+            wait_until(lambda: logged(request_ids), 5, "a log line for every request sent")
             if len(workers_of(request_ids)) == 2:
                 break
 
@@ -206,10 +217,13 @@ def test_one_log_line_per_request_with_its_id_and_no_content(
         json={"model": "smart", "prompt": "a secret prompt"},
         headers={"X-Request-ID": "trace-me-1"},
     )
-    time.sleep(0.2)  # the line is written once the response is sent
 
-    lines = [e for e in log_entries(observed["http_log"]) if e.get("request_id") == "trace-me-1"]
-    request_lines = [e for e in lines if e["message"] == "request"]
+    def lines() -> list[dict[str, Any]]:
+        return [e for e in log_entries(observed["http_log"]) if e.get("request_id") == "trace-me-1"]
+
+    # The request's line is written once the response has been sent.
+    wait_until(lambda: any(e["message"] == "request" for e in lines()), 5, "the request's log line")
+    request_lines = [e for e in lines() if e["message"] == "request"]
 
     assert response.headers["X-Request-ID"] == "trace-me-1"
     assert simulator.last_request()["headers"]["x-request-id"] == "trace-me-1"
@@ -223,7 +237,7 @@ def test_one_log_line_per_request_with_its_id_and_no_content(
         "status": "ok",
     }
     assert line["latency_ms"] > 0 and line["output_tokens"] > 0
-    assert "a secret prompt" not in json.dumps(lines)  # prompts are never logged
+    assert "a secret prompt" not in json.dumps(lines())  # prompts are never logged
     print(f"\none request's log line: {json.dumps(line)}")
 
 
@@ -249,9 +263,7 @@ def test_spans_cover_the_request_and_each_attempt(
             return []
         return [request[0]] + [s for s in collector.spans if s.parent_span_id == request[0].span_id]
 
-    deadline = time.monotonic() + 10
-    while len(spans_of_request()) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: len(spans_of_request()) >= 3, 10, "the request's span and its two attempts' spans")
     request, *attempts = spans_of_request()
 
     targets = [

@@ -111,7 +111,7 @@ def test_the_grpc_server_drains_in_flight_rpcs_on_sigterm(
 
             def not_serving() -> bool:
                 reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
-                return reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+                return bool(reply.status == health_pb2.HealthCheckResponse.NOT_SERVING)
 
             wait_until(not_serving, 5, "health NOT_SERVING after SIGTERM")
             rest = list(stream)

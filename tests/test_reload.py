@@ -53,6 +53,10 @@ class Served:
         raise AssertionError(f"no child of serve runs {marker}")
 
 
+def children(pid: int) -> set[int]:
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
 @pytest.fixture
 def served(simulator: Simulator, tmp_path: Path) -> Iterator[Served]:
     config = RouterConfig(
@@ -141,11 +145,19 @@ def test_an_invalid_file_is_rejected_and_the_old_config_stays(
     served: Served, simulator: Simulator, signalled: str
 ) -> None:
     served.rewrite(f"{AFTER}/claude-3-5-haiku-20241022", timeout=-1)  # invalid
-    pid = served.process.popen.pid if signalled == "serve" else served.child_pid("gunicorn")
+    gunicorn = served.child_pid("gunicorn")
+    pid = served.process.popen.pid if signalled == "serve" else gunicorn
+    workers = children(gunicorn)
 
     os.kill(pid, signal.SIGHUP)
     wait_until(lambda: "config rejected" in served.process.log(), 10, "the rejection logged")
-    time.sleep(1.0)  # had gunicorn taken it, its new workers would be up by now
+    if signalled == "gunicorn":
+        # gunicorn replaces its workers whatever the file says: ask the new ones.
+        wait_until(
+            lambda: not children(gunicorn) & workers and len(children(gunicorn)) == len(workers),
+            15,
+            "gunicorn's workers replaced",
+        )
 
     with grpc.insecure_channel(served.grpc) as channel:
         assert ask_grpc(pb_grpc.AIRouterStub(channel)) == BEFORE

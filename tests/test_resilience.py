@@ -4,10 +4,11 @@ router (gunicorn + gevent, and the gRPC server) configured for it, against the s
 from __future__ import annotations
 
 import json
+import random
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anthropic
@@ -29,6 +30,8 @@ from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
 from ai_router.config import settings_from_mapping
 from ai_router.http_api.app import create_app
+from ai_router.providers.fake_transport import FakeAnswer, FakeUpstream
+from ai_router.router import Router, build_providers
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
@@ -179,7 +182,7 @@ def test_a_failing_first_target_gives_the_second_providers_answer_on_every_surfa
     oai = openai.OpenAI(base_url=f"{router[0]}/v1", api_key="k", max_retries=0)
     ant = anthropic.Anthropic(base_url=router[0], api_key="k", max_retries=0)
     answers = []
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: http.post("/generate", json={"model": "smart", "prompt": "hi"}).json()["content"],
         lambda: stub.RouteRequest(pb.AIRequest(model="smart", prompt="hi"), timeout=10).content,
         lambda: oai.chat.completions.create(
@@ -213,14 +216,29 @@ def test_when_every_target_fails_the_error_lists_each_attempt_without_keys(
     assert "sk-" not in response.text
 
 
-def test_weighted_balancing_spreads_by_weight(http: httpx2.Client, simulator: Simulator) -> None:
-    for _ in range(200):
-        assert http.post("/generate", json={"model": "fast", "prompt": "x"}).status_code == 200
+def test_weighted_balancing_spreads_by_weight() -> None:
+    # In-process, on a fake upstream, with a seeded generator: the split is the same every run.
+    upstream = FakeUpstream(lambda request: FakeAnswer.of_json(FAKE_ANSWERS[request.url.rpartition("/")[2]]))
+    settings = settings_from_mapping(
+        {"providers": PROVIDERS, "models": {"fast": ALIASES["fast"]}},
+        {"OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-test"},
+    )
+    router = Router(settings, build_providers(settings, upstream.connect), rng=random.Random(11))
+    client = create_app(settings, router).test_client()
 
-    spread = Counter(upstream_paths(simulator))
+    for _ in range(200):
+        assert client.post("/generate", json={"model": "fast", "prompt": "x"}).status_code == 200
+
+    spread = Counter(request.url.rpartition("/")[2] for request in upstream.requests)
     # 3:1 over 200 requests: 150 expected, a standard deviation of about 6.
-    assert 125 <= spread[OPENAI] <= 175, spread
-    assert spread[OPENAI] + spread[ANTHROPIC] == 200
+    assert 125 <= spread["completions"] <= 175, spread
+    assert spread["completions"] + spread["messages"] == 200
+
+
+FAKE_ANSWERS: dict[str, Any] = {
+    "completions": {"choices": [{"message": {"content": "a"}, "finish_reason": "stop"}], "usage": {}},
+    "messages": {"content": [], "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}},
+}
 
 
 def test_the_cooldown_skips_a_failing_target_then_readmits_it(
@@ -236,7 +254,7 @@ def test_the_cooldown_skips_a_failing_target_then_readmits_it(
         assert ask({"status": 500, "family": "openai"}) == [OPENAI, ANTHROPIC]
     assert ask() == [ANTHROPIC]  # skipped while cooling
 
-    time.sleep(1.1)
+    time.sleep(1.1)  # the configured rest (cooldown.seconds: 1) runs out: a duration, no event
     assert ask() == [OPENAI]  # probed after the cooldown, and back
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import pytest
 from support import Simulator
 
+from ai_router.answers import Account, Completion, RelayedStream
+from ai_router.call import Call, Relayable
 from ai_router.config import ProviderSettings, settings_from_mapping
 from ai_router.errors import InvalidRequest, NotFound, ProviderNotConfigured, UpstreamTimeout
 from ai_router.providers.base import Provider
+from ai_router.providers.fake_transport import FakeAnswer, FakeRequest, FakeUpstream
 from ai_router.router import Router
-from ai_router.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
+from ai_router.types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
 from ai_router.upstream_watch import Watch
 
 HELLO = (Message("user", "hello"),)
@@ -157,3 +160,102 @@ def test_the_callers_remaining_time_bounds_the_upstream_call(
 
     assert time.monotonic() - started < 2.0
     router.close()
+
+
+# --- the one call, on a fake upstream ----------------------------------------------------------
+
+OPENAI_CHUNKS = (
+    ("", {"object": "chat.completion.chunk", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": "one"}}]}),
+    ("", {"object": "chat.completion.chunk", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": " two"}}]}),
+    ("", {"object": "chat.completion.chunk", "model": "gpt-4o", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+)
+
+
+def routed(handler: Callable[[FakeRequest], FakeAnswer], **aliases: object) -> tuple[Router, FakeUpstream]:
+    settings = settings_from_mapping(
+        {
+            "providers": {
+                "openai": {"default_model": "gpt-4o", "max_retries": 0},
+                "anthropic": {"default_model": "claude", "max_retries": 0},
+            },
+            "models": aliases,
+            "prices": {"openai/gpt-4o": {"input": 1e6, "output": 2e6}},  # $1 and $2 a token
+        },
+        {"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"},
+    )
+    upstream = FakeUpstream(handler)
+    return Router.from_settings(settings, connect=upstream.connect), upstream
+
+
+def openai_call(body: dict[str, object], chat: Callable[[str], ChatRequest] | None = None) -> Call:
+    def refuse(provider: str) -> ChatRequest:
+        raise InvalidRequest(f"cannot be translated for provider {provider!r}", "tools")
+
+    return Call(
+        model=str(body["model"]),
+        chat=chat or refuse,
+        stream=body.get("stream") is True,
+        input_tokens=3,
+        relay=Relayable("openai", body),
+    )
+
+
+def test_a_same_family_stream_is_relayed_and_billed_for_what_it_relayed() -> None:
+    router, upstream = routed(lambda request: FakeAnswer.of_events(*OPENAI_CHUNKS))
+    body = {"model": "openai/gpt-4o", "stream": True, "messages": [], "seed": 7}
+
+    answer = router.call(openai_call(body))
+    assert isinstance(answer, RelayedStream)
+    relayed = [event for batch in answer.events() for event in batch]
+    answer.close()
+
+    assert upstream.requests[0].json() == {**body, "model": "gpt-4o"}  # only the model changed
+    assert len(relayed) == 3
+    # No usage from the upstream (no include_usage): the input estimate, and a token a piece.
+    assert answer.account.usage == Usage(3, 2)
+    assert answer.account.cost_usd == pytest.approx(3 * 1 + 2 * 2)
+    assert (answer.account.provider, answer.account.model) == ("openai", "gpt-4o")
+
+
+def test_a_request_one_target_cannot_take_is_refused_before_any_upstream_is_tried() -> None:
+    router, upstream = routed(
+        lambda request: FakeAnswer.of_events(*OPENAI_CHUNKS),
+        mixed={"targets": ["openai/gpt-4o", "anthropic/claude"]},
+    )
+
+    with pytest.raises(InvalidRequest, match="cannot be translated for provider 'anthropic'"):
+        router.call(openai_call({"model": "mixed", "stream": True}))
+
+    assert upstream.requests == []
+
+
+def test_a_translated_answer_is_settled_before_it_is_returned() -> None:
+    answer_json = {
+        "type": "message", "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 4, "output_tokens": 1},
+    }  # fmt: skip
+    router, upstream = routed(lambda request: FakeAnswer.of_json(answer_json))
+    request = ChatRequest(messages=HELLO)
+    account = Account()
+
+    answer = router.call(openai_call({"model": "anthropic/claude"}, lambda provider: request), account=account)
+
+    assert isinstance(answer, Completion) and answer.response.content == "hi"
+    assert answer.account is account and account.usage == Usage(4, 1)
+    assert account.cost_usd is not None
+    assert upstream.requests[0].url.endswith("/v1/messages")
+
+
+def test_the_clients_own_error_leaves_a_cooling_targets_probe_to_the_next_request() -> None:
+    router, _ = routed(lambda request: FakeAnswer.of_json({}), solo={"targets": ["anthropic/claude"]})
+    cooldowns = router.executor.cooldowns
+    key = "anthropic/claude"
+    for _ in range(3):  # enough failures to cool it down
+        cooldowns.failed(key)
+    cooldowns._states[key].cooling_until = 0.0  # its rest is over: the next attempt is the probe
+    broken = ChatRequest(messages=(Message("assistant", "", (ToolCall("c", "w", "[]"),)),))
+
+    with pytest.raises(InvalidRequest):
+        router.call(Call(model="solo", chat=lambda provider: broken))
+
+    assert cooldowns.admits(key), "a request the client got wrong kept the probe"

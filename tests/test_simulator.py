@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx2
@@ -62,7 +63,7 @@ def ant(sim: str) -> Iterator[anthropic.Anthropic]:
         yield client
 
 
-def add_faults(control: httpx2.Client, *faults: dict) -> None:
+def add_faults(control: httpx2.Client, *faults: dict[str, Any]) -> None:
     control.post("/_sim/faults", json={"faults": list(faults)}).raise_for_status()
 
 
@@ -498,7 +499,7 @@ ARG_PIECES = ['{"query"', ': "hello', " there w", 'orld"}']
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 
 
-def oai_tool_turns(*results: tuple[str, str]) -> list[dict]:
+def oai_tool_turns(*results: tuple[str, str]) -> list[dict[str, Any]]:
     """A user turn, an assistant turn calling get_weather once per result, then the tool answers."""
     calls = [{"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
              for call_id, _ in results]
@@ -506,7 +507,7 @@ def oai_tool_turns(*results: tuple[str, str]) -> list[dict]:
             *({"role": "tool", "tool_call_id": call_id, "content": text} for call_id, text in results)]
 
 
-def ant_tool_turns(*results: tuple[str, object]) -> list[dict]:
+def ant_tool_turns(*results: tuple[str, object]) -> list[dict[str, Any]]:
     uses = [{"type": "tool_use", "id": use_id, "name": "get_weather", "input": {"city": "Oslo"}}
             for use_id, _ in results]
     answers = [{"type": "tool_result", "tool_use_id": use_id, "content": content} for use_id, content in results]
@@ -635,7 +636,7 @@ OAI_CALLS = oai_tool_turns(("call_1", "sunny"))
     ({"tools": OAI_TOOLS, "tool_choice": "always"}, "tool_choice"),
     ({"tool_choice": "auto"}, "tool_choice"),
 ])
-def test_openai_invalid_tool_and_image_requests(oai: openai.OpenAI, changes: dict, param: str) -> None:
+def test_openai_invalid_tool_and_image_requests(oai: openai.OpenAI, changes: dict[str, Any], param: str) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         oai.chat.completions.create(**{"model": "m", "messages": USER, **changes})
     assert err.value.body["param"] == param
@@ -690,7 +691,7 @@ def test_anthropic_tool_results_are_answered(ant: anthropic.Anthropic) -> None:
 
 @pytest.mark.parametrize("source", [{"type": "base64", "media_type": "image/png", "data": PNG},
                                     {"type": "url", "url": "https://example.com/cat.png"}])
-def test_anthropic_image_is_counted(ant: anthropic.Anthropic, source: dict) -> None:
+def test_anthropic_image_is_counted(ant: anthropic.Anthropic, source: dict[str, Any]) -> None:
     content = [{"type": "image", "source": source, "cache_control": {"type": "ephemeral"}},
                {"type": "text", "text": "What is this?"}]
     with ant.messages.stream(model="c", max_tokens=50, messages=[{"role": "user", "content": content}]) as stream:
@@ -726,7 +727,7 @@ ANT_CALLS = ant_tool_turns(("toolu_1", "sunny"))
     ({"tools": ANT_TOOLS, "tool_choice": {"type": "tool", "name": "nope"}}, "tool_choice.name"),
     ({"tools": ANT_TOOLS, "tool_choice": {"type": "required"}}, "tool_choice.type"),
 ])
-def test_anthropic_invalid_tool_and_image_requests(ant: anthropic.Anthropic, changes: dict, fragment: str) -> None:
+def test_anthropic_invalid_tool_and_image_requests(ant: anthropic.Anthropic, changes: dict[str, Any], fragment: str) -> None:
     with pytest.raises(anthropic.BadRequestError) as err:
         ant.messages.create(**{"model": "c", "max_tokens": 50, "messages": USER, **changes})
     assert err.value.body["error"]["type"] == "invalid_request_error"

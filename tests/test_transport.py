@@ -25,6 +25,7 @@ from ai_router.providers.transport import (
     PooledTransport,
     Timeout,
     Transport,
+    UpstreamResponse,
 )
 
 Make = Callable[[str, dict[str, str]], Transport]
@@ -205,6 +206,7 @@ def test_a_burst_that_came_with_the_head_hands_on_its_start_first_then_the_rest(
     finally:
         transport.close()
 
+    assert isinstance(response, UpstreamResponse)
     # The start of the burst first, parsed alone (FIRST_PARSE bytes, head included), then the
     # rest: every byte of the body, in order.
     assert len(pieces) >= 2

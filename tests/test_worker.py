@@ -73,7 +73,7 @@ def serve_once(app: Any, request: bytes) -> tuple[list[bytes], bytes]:
     hub): every write the handler made, and what the client read."""
     writes: list[bytes] = []
 
-    class Recording(Handler):  # type: ignore[misc]
+    class Recording(Handler):
         def _sendall(self, data: bytes) -> None:
             writes.append(bytes(data))
             super()._sendall(data)

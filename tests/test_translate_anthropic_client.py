@@ -1,0 +1,232 @@
+"""Translating an Anthropic Messages client (http_api/v1/anthropic_messages.py), both directions,
+in-process: a request body into the router's types for a provider of another family, and the
+router's answers and stream chunks back into Anthropic's message and named events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ai_router.errors import InvalidRequest
+from ai_router.http_api.v1.anthropic_messages import (
+    EventEncoder,
+    MessagesRequest,
+    error_body,
+    message,
+    to_chat_request,
+)
+from ai_router.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ImagePart,
+    Message,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+)
+
+TARGET = "openai"
+
+
+def translated(**body: Any) -> ChatRequest:
+    body.setdefault("model", "openai/gpt-4o")
+    body.setdefault("max_tokens", 50)
+    body.setdefault("messages", [{"role": "user", "content": "hi"}])
+    return to_chat_request(MessagesRequest.model_validate(body), TARGET, "rid-2")
+
+
+def refusal(**body: Any) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as caught:
+        translated(**body)
+    return caught.value
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+def test_system_blocks_sampling_stop_sequences_and_metadata_carry_over() -> None:
+    request = translated(
+        system=[{"type": "text", "text": "Be "}, {"type": "text", "text": "brief."}],
+        temperature=0.3, top_p=0.9, top_k=5, stop_sequences=["END"],
+        metadata={"user_id": "u-2"},
+    )  # fmt: skip
+
+    assert request.system == "Be brief."
+    assert request.max_tokens == 50
+    sampling = request.sampling
+    assert (sampling.temperature, sampling.top_p, sampling.top_k, sampling.stop) == (0.3, 0.9, 5, ("END",))
+    assert request.user == "u-2"
+    assert (request.provider, request.request_id) == (TARGET, "rid-2")
+
+
+def test_tool_use_becomes_calls_and_tool_results_become_tool_messages_before_the_rest() -> None:
+    request = translated(
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Let me look."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "w", "input": {"city": "Oslo"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "and hurry"},
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "rain"}], "is_error": True},
+                ],
+            },
+        ],
+        tools=[{"name": "w", "description": "weather", "input_schema": {"type": "object"}}],
+        tool_choice={"type": "any", "disable_parallel_tool_use": True},
+    )
+
+    assert request.messages == (
+        Message("user", "weather?"),
+        Message("assistant", (TextPart("Let me look."),), (ToolCall("toolu_1", "w", '{"city": "Oslo"}'),)),
+        Message("tool", "rain", tool_call_id="toolu_1", is_error=True),
+        Message("user", (TextPart("and hurry"),)),
+    )
+    assert request.tools == (Tool("w", "weather", {"type": "object"}),)
+    assert request.tool_choice == ToolChoice("required")
+    assert request.parallel_tool_calls is False
+    assert translated(tool_choice={"type": "tool", "name": "w"}).tool_choice == ToolChoice("tool", "w")
+
+
+def test_images_by_url_and_base64_and_cache_hints_let_go() -> None:
+    request = translated(
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": {"type": "url", "url": "https://x/cat.png"}},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"},
+                        "cache_control": {"type": "ephemeral"},
+                    },
+                ],
+            }
+        ]
+    )
+
+    assert request.messages[0].content == (
+        ImagePart(url="https://x/cat.png"),
+        ImagePart(media_type="image/png", data="AAAA"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]},
+            "messages[0].content[0]",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "w", "input": {}}]}
+                ]
+            },
+            "messages[0].content[0]",
+        ),
+    ],
+)
+def test_what_has_no_equivalent_is_refused_naming_the_field(body: dict[str, Any], param: str) -> None:
+    error = refusal(**body)
+
+    assert error.param == param
+    assert f"cannot be translated for provider {TARGET!r}" in error.message
+
+
+def test_malformed_values_are_the_clients_to_fix() -> None:
+    assert refusal(max_tokens=0).param == "max_tokens"
+    assert refusal(top_p=1.5).param == "top_p"
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("finish", "stop_reason"),
+    [("stop", "end_turn"), ("length", "max_tokens"), ("tool_calls", "tool_use"), ("content_filter", "refusal")],
+)
+def test_a_whole_answer_is_a_message_with_anthropics_stop_reason(finish: Any, stop_reason: str) -> None:
+    response = ChatResponse("Hello", finish, Usage(3, 2), "openai", "gpt-4o")
+
+    document = message(response, "openai/gpt-4o", "rid-2")
+
+    assert document == {
+        "id": "msg_rid-2",
+        "type": "message",
+        "role": "assistant",
+        "model": "openai/gpt-4o",
+        "content": [{"type": "text", "text": "Hello"}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 2},
+    }
+
+
+def test_tool_calls_become_tool_use_blocks_even_with_arguments_that_are_not_an_object() -> None:
+    calls = (ToolCall("call_1", "w", '{"city": "Oslo"}'), ToolCall("call_2", "w", "not json"))
+    response = ChatResponse("", "tool_calls", Usage(1, 1), "openai", "gpt-4o", calls)
+
+    content = message(response, "openai/gpt-4o", "r")["content"]
+
+    assert content == [
+        {"type": "tool_use", "id": "call_1", "name": "w", "input": {"city": "Oslo"}},
+        {"type": "tool_use", "id": "call_2", "name": "w", "input": {"arguments": "not json"}},
+    ]
+
+
+def test_a_stream_is_anthropics_event_sequence_with_a_block_per_text_run_and_tool_call() -> None:
+    encoder = EventEncoder("openai/gpt-4o", "rid-2")
+
+    events = list(encoder.start()) + [
+        event
+        for chunk in (
+            ChatChunk(delta="Hi"),
+            ChatChunk(delta="!"),
+            ChatChunk(tool_call=ToolCallDelta(0, id="call_1", name="w")),
+            ChatChunk(tool_call=ToolCallDelta(0, arguments='{"q":1}')),
+            ChatChunk(finish_reason="tool_calls", usage=Usage(7, 3)),
+        )
+        for event in encoder.encode(chunk)
+    ]
+
+    assert [name for name, _ in events] == [
+        "message_start", "ping",
+        "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+        "content_block_start", "content_block_delta", "content_block_stop",
+        "message_delta", "message_stop",
+    ]  # fmt: skip
+    assert all(data["type"] == name for name, data in events)
+    assert events[0][1]["message"]["id"] == "msg_rid-2"
+    assert events[2][1] == {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    assert events[6][1]["index"] == 1
+    assert events[6][1]["content_block"] == {"type": "tool_use", "id": "call_1", "name": "w", "input": {}}
+    assert events[7][1]["delta"] == {"type": "input_json_delta", "partial_json": '{"q":1}'}
+    # The final counts, input included: an OpenAI upstream reports usage only at the end.
+    assert events[9][1]["delta"]["stop_reason"] == "tool_use"
+    assert events[9][1]["usage"] == {"input_tokens": 7, "output_tokens": 3}
+
+
+def test_errors_are_anthropics_shape_and_type_by_status() -> None:
+    error = InvalidRequest("max_tokens must be at least 1; got 0", "max_tokens")
+
+    assert error_body(error, 400) == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "max_tokens must be at least 1; got 0"},
+    }
+    assert error_body(error, 404)["error"]["type"] == "not_found_error"
+    assert error_body(error, 503)["error"]["type"] == "overloaded_error"
+    assert error_body(error, 502)["error"]["type"] == "api_error"

@@ -1,0 +1,246 @@
+"""Translating an OpenAI Chat Completions client (http_api/v1/openai_chat.py), both directions,
+in-process: a request body into the router's types for a provider of another family, and the
+router's answers and stream chunks back into Chat Completions JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ai_router.errors import InvalidRequest
+from ai_router.http_api.v1.openai_chat import (
+    ChatCompletionRequest,
+    ChunkEncoder,
+    completion,
+    error_body,
+    to_chat_request,
+)
+from ai_router.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ImagePart,
+    Message,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+)
+
+TARGET = "anthropic"
+
+
+def translated(**body: Any) -> ChatRequest:
+    body.setdefault("model", "anthropic/claude")
+    body.setdefault("messages", [{"role": "user", "content": "hi"}])
+    return to_chat_request(ChatCompletionRequest.model_validate(body), TARGET, "rid-1")
+
+
+def refusal(**body: Any) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as caught:
+        translated(**body)
+    return caught.value
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+def test_system_and_developer_messages_join_the_system_prompt_in_order() -> None:
+    request = translated(
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"},
+            {"role": "developer", "content": [{"type": "text", "text": "No jokes."}]},
+        ]
+    )
+
+    assert request.system == "Be brief.\nNo jokes."
+    assert request.messages == (Message("user", "hi"),)
+    assert (request.provider, request.model, request.request_id) == (TARGET, "", "rid-1")
+
+
+def test_sampling_options_stop_and_the_token_limit_carry_over() -> None:
+    request = translated(
+        temperature=1.5, top_p=0.5, top_k=4, stop="END", max_tokens=9, max_completion_tokens=12,
+        user="u-1",
+    )  # fmt: skip
+
+    sampling = request.sampling
+    assert (sampling.temperature, sampling.top_p, sampling.top_k) == (1.5, 0.5, 4)
+    assert sampling.stop == ("END",)
+    assert request.max_tokens == 12  # max_completion_tokens supersedes max_tokens
+    assert request.user == "u-1"
+    assert translated(stop=["a", "b"], max_tokens=3).sampling.stop == ("a", "b")
+    assert translated(max_tokens=3).max_tokens == 3
+
+
+def test_a_tool_conversation_becomes_calls_and_results() -> None:
+    request = translated(
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        ],
+        tools=[{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}],
+        tool_choice={"type": "function", "function": {"name": "w"}},
+        parallel_tool_calls=False,
+    )
+
+    assert request.messages == (
+        Message("user", "weather?"),
+        Message("assistant", "", (ToolCall("c1", "w", "{}"),)),
+        Message("tool", "sunny", tool_call_id="c1"),
+    )
+    assert request.tools == (Tool("w", "", {"type": "object"}),)
+    assert request.tool_choice == ToolChoice("tool", "w")
+    assert request.parallel_tool_calls is False
+    assert translated(tool_choice="required").tool_choice == ToolChoice("required")
+
+
+def test_images_by_url_and_as_data_urls() -> None:
+    request = translated(
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is it?"},
+                    {"type": "image_url", "image_url": {"url": "https://x/cat.png", "detail": "low"}},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                ],
+            }
+        ]
+    )
+
+    assert request.messages[0].content == (
+        TextPart("what is it?"),
+        ImagePart(url="https://x/cat.png", detail="low"),
+        ImagePart(media_type="image/png", data="AAAA"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"n": 2}, "n"),
+        ({"logprobs": True}, "logprobs"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        (
+            {
+                "tools": [
+                    {"type": "function", "function": {"name": "w", "strict": True, "parameters": {}}}
+                ]
+            },
+            "tools[].function.strict",
+        ),
+        ({"messages": [{"role": "user", "content": "hi", "name": "ann"}]}, "messages[0].name"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+            "messages[0].content[0]",
+        ),
+    ],
+)
+def test_what_has_no_equivalent_is_refused_naming_the_field(body: dict[str, Any], param: str) -> None:
+    error = refusal(**body)
+
+    assert error.param == param
+    assert f"cannot be translated for provider {TARGET!r}" in error.message
+
+
+def test_malformed_values_are_the_clients_to_fix() -> None:
+    assert refusal(max_completion_tokens=0).param == "max_tokens"
+    assert refusal(temperature=3).param == "temperature"
+    assert refusal(messages=[{"role": "tool", "content": "x"}]).param == "messages[0].tool_call_id"
+    bad_url = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:x"}}]}]
+    assert refusal(messages=bad_url).param == "messages[0].content[0].image_url.url"
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
+def test_a_whole_answer_is_a_chat_completion_named_by_provider_and_model() -> None:
+    response = ChatResponse("Hello", "length", Usage(3, 2), "anthropic", "claude")
+
+    document = completion(response, "anthropic/claude", "rid-1")
+
+    assert document["id"] == "chatcmpl-rid-1" and document["object"] == "chat.completion"
+    assert document["model"] == "anthropic/claude"
+    assert document["choices"] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello", "refusal": None},
+            "finish_reason": "length",
+            "logprobs": None,
+        }
+    ]
+    assert document["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def test_an_answer_of_tool_calls_only_has_null_content() -> None:
+    call = ToolCall("toolu_1", "w", '{"q": 1}')
+    response = ChatResponse("", "tool_calls", Usage(1, 1), "anthropic", "claude", (call,))
+
+    message = completion(response, "anthropic/claude", "r")["choices"][0]["message"]
+
+    assert message["content"] is None
+    assert message["tool_calls"] == [
+        {"id": "toolu_1", "type": "function", "function": {"name": "w", "arguments": '{"q": 1}'}}
+    ]
+
+
+def test_a_stream_is_a_role_chunk_content_tool_pieces_a_finish_and_the_usage_if_asked() -> None:
+    encoder = ChunkEncoder("anthropic/claude", "rid-1", include_usage=True)
+
+    start = encoder.start()
+    chunks = [
+        document
+        for chunk in (
+            ChatChunk(delta="Hel"),
+            ChatChunk(tool_call=ToolCallDelta(0, id="toolu_1", name="w")),
+            ChatChunk(tool_call=ToolCallDelta(0, arguments='{"q"')),
+            ChatChunk(finish_reason="tool_calls", usage=Usage(4, 5)),
+        )
+        for document in encoder.encode(chunk)
+    ]
+
+    assert start["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    deltas = [c["choices"][0]["delta"] if c["choices"] else None for c in chunks]
+    assert deltas[0] == {"content": "Hel"}
+    assert deltas[1] == {
+        "tool_calls": [{"index": 0, "id": "toolu_1", "type": "function", "function": {"arguments": "", "name": "w"}}]
+    }
+    assert deltas[2] == {"tool_calls": [{"index": 0, "function": {"arguments": '{"q"'}}]}
+    assert chunks[3]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[4]["choices"] == [] and chunks[4]["usage"]["total_tokens"] == 9
+    assert {c["id"] for c in [start, *chunks]} == {"chatcmpl-rid-1"}
+
+
+def test_without_include_usage_the_stream_ends_at_the_finish_chunk() -> None:
+    encoder = ChunkEncoder("m", "r", include_usage=False)
+
+    documents = list(encoder.encode(ChatChunk(finish_reason="stop", usage=Usage(1, 1))))
+
+    assert len(documents) == 1 and "usage" not in documents[0]
+
+
+def test_errors_carry_openais_four_keys_and_type_by_status() -> None:
+    error = InvalidRequest("temperature must be between 0 and 2; got 3", "temperature")
+
+    assert error_body(error, 400) == {
+        "error": {
+            "message": "temperature must be between 0 and 2; got 3",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": None,
+        }
+    }
+    assert error_body(error, 429)["error"]["type"] == "rate_limit_error"
+    assert error_body(error, 502)["error"]["type"] == "server_error"
