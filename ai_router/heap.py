@@ -1,13 +1,11 @@
 """The objects a process makes while it starts, frozen out of Python's garbage collection.
 
-A server's modules, the SDKs' classes and schemas, and its router live as long as the process:
-some 230,000 objects. Python's cyclic collector walks every one of them on each full collection,
-and the process serves nothing until it is done. Under concurrent load full collections keep
-coming, because requests in flight at a collection are counted as long-lived: a gunicorn worker
-relaying 8 streams at a time paused 117-184 ms three times in 30 s, and every open stream with
-it (p99 42-57 ms). Frozen, its full collections took 6-11 ms (p99 17-19 ms), at the same
-throughput. `gc.freeze` leaves the frozen objects out of every collection; reference counting
-still frees them as usual.
+A server's modules, the SDKs' classes and schemas, and its router live as long as the process.
+Python's cyclic collector would walk every one of them on each full collection, and the process
+serves nothing until it is done; under concurrent load full collections keep coming, because
+requests in flight at a collection are counted as long-lived (docs/PERFORMANCE.md has the
+pauses measured). `gc.freeze` leaves the frozen objects out of every collection; reference
+counting still frees them as usual.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the SDK reads the standard
 OTEL_* variables itself). When it is not set, the SDK is never loaded and no span is made: the
-API's no-op tracer still cost about 14 us per span (timeit), on every request and attempt.
+API's no-op tracer still costs time per span, on every request and attempt.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 class RouterApp(Flask):
-    """Flask, with two costs of every request taken out (`make bench`):
+    """Flask, with two costs of every request taken out (docs/PERFORMANCE.md):
 
     - which functions are coroutine functions is remembered: Flask asks `ensure_sync` for every
       hook and view of every request (eight a generation request here), and the answer, from
@@ -46,8 +46,8 @@ class RouterApp(Flask):
     - a request whose path is exactly that of a rule without variable parts (all of the
       router's hot endpoints) finds the rule in a dict: werkzeug would first bind the URL map
       to the request (reading host, scheme and script name out of the environ) and then run its
-      matcher, about 5% of a generation request's instructions (valgrind). Anything else,
-      url_for and an OPTIONS answer included, binds and matches as Flask does.
+      matcher. Anything else, url_for and an OPTIONS answer included, binds and matches as
+      Flask does.
     """
 
     def __init__(self, import_name: str) -> None:

@@ -81,9 +81,8 @@ class Executor:
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._clock = clock
-        # What the cooldown gauge last showed per target: it is set only on a change, as a
-        # multiprocess gauge write (a lock, a pid check, an mmap write) on every attempt costs
-        # about 2% of a request.
+        # What the cooldown gauge last showed per target: it is set only on a change, since a
+        # multiprocess gauge write (a lock, a pid check, an mmap write) on every attempt shows.
         self._cooling_shown: dict[str, bool] = {}
         self._shown_lock = threading.Lock()
 

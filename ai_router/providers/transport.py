@@ -40,7 +40,7 @@ READ_SIZE = 65536
 # Of a read that holds the head and then body, only this much is parsed before the first of the
 # body is handed on; the rest when the body is next read. The parser calls back once per HTTP
 # chunk, so a burst of events (a buffering proxy, a fast local model; the bench's upstream sends
-# a whole 64-event stream in one write) would otherwise be parsed whole, 64 us of it, before the
+# a whole 64-event stream in one write) would otherwise be parsed whole before the
 # first token went out.
 FIRST_PARSE = 4096
 # A pool is also a semaphore on the calls in flight: sized far above any worker's open streams

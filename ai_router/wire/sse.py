@@ -23,7 +23,7 @@ def frame(data: bytes, event: str = "") -> bytes:
 def split_events(pending: bytes) -> tuple[list[bytes], bytes]:
     """The complete events at the start of `pending`, without the blank lines that end them,
     and the incomplete rest. Line ends come out as \n. bytes.split, not a regular expression:
-    on a 64-event read, 15 us against 140 (the relay's time to first token)."""
+    it is on every relayed stream's path to its first token."""
     if b"\r" in pending:
         # A lone \r at the end may be half of a \r\n: it is fixed when the rest arrives.
         pending = pending.replace(b"\r\n", b"\n")

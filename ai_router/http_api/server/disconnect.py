@@ -7,7 +7,7 @@ readable (a client awaiting a stream sends nothing more, so that means end-of-fi
 pipelined request), a small greenlet peeks at it, and end-of-file cuts the upstream off at once.
 
 A watcher on the loop, not a greenlet per stream waiting on the socket: a greenlet, with its own
-Python frame stack, costs an open stream several KiB more (`make bench`, RSS per open stream).
+Python frame stack, costs an open stream several KiB more (`make bench`: RSS per open stream).
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """The gunicorn worker of the HTTP front door: gunicorn's gevent worker on gevent's own HTTP
 server (gunicorn's `gevent_pywsgi`), plus the idle keep-alive timeout that server lacks.
 
-gunicorn's plain `gevent` worker parses each request with gunicorn's pure-Python parser and
-writes the answer through gunicorn's own response object; gevent.pywsgi does both in fewer
-steps. Measured with one worker against a local upstream, the two alternated three times (wrk;
-this machine's speed drifts, so the pairs matter more than the figures): /generate c=1 p50
-2.11/1.40/1.41 ms on `gevent` and 1.81/1.20/1.10 on this, c=4 593/770/832 req/s and
-742/1,128/922; the worker's CPU per request at c=4, /generate 1,530/1,096/1,428 us and
-872/1,247/884, /v1/chat/completions 1,525/884/1,078 and 1,050/882/696. Everything else
-(graceful shutdown, worker_connections, the client socket in the environ for disconnect.py) is
-gunicorn's gevent worker's.
-
-Request headers are read by `RequestHeaders`, not by http.client.parse_headers, which gevent.pywsgi
-uses and which builds them through email.parser: three headers took it 30-45 us and the thirteen
-the openai SDK sends 69-89 us, against 7-8 and 13-22 us here (timeit, three runs).
+gevent.pywsgi reads a request and writes its answer in fewer steps than gunicorn's own parser
+and response object (docs/PERFORMANCE.md has the measurements). Everything else (graceful
+shutdown, worker_connections, the client socket in the environ for disconnect.py) is gunicorn's
+gevent worker's. Request headers are read by `RequestHeaders`, not by http.client.parse_headers
+(which gevent.pywsgi uses, through email.parser).
 """
 
 from __future__ import annotations
