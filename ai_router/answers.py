@@ -27,7 +27,7 @@ from ai_router.upstream_watch import Watch
 from ai_router.wire import RelayedFormat, sse
 
 
-@dataclass
+@dataclass(slots=True)  # one per request, and an open stream holds it: kept small
 class Account:
     """What one call did; filled in by the core as it goes."""
 
@@ -57,6 +57,8 @@ class Account:
 class _Stream:
     """What both kinds of stream do: close once (running their callbacks), and be cut off from
     any thread when their client goes away."""
+
+    __slots__ = ("account", "_watch", "_callbacks", "_closed", "_lock")
 
     def __init__(self, watch: Watch, account: Account) -> None:
         self.account = account
@@ -106,6 +108,8 @@ class ChatStream(_Stream):
     """A stream of chunks and the resolved request it answers (provider, model filled in).
     Its first chunk has already arrived. Closing it, or reading it to the end, closes the
     upstream answer, ends its lease on the target and settles its cost."""
+
+    __slots__ = ("request", "_first", "_rest", "relayed_tokens", "usage")
 
     def __init__(
         self,
@@ -166,6 +170,8 @@ class RelayedStream(_Stream):
     after the first that carries content, so that it goes out at once. The usage is read from
     the events that carry one, and the pieces of content are counted, to bill a stream that ends
     without the upstream's count."""
+
+    __slots__ = ("status", "content_type", "usage_counts", "pieces", "_chunks", "_close_chunks", "_wire")
 
     def __init__(
         self,

@@ -74,6 +74,8 @@ class ConcurrencyLimit:
 
 
 class RequestScope:
+    __slots__ = ("router", "request_id", "record", "caller", "_limit", "_release", "_leave")
+
     def __init__(self, router: Router, surface: str, request_id: str, limit: ConcurrencyLimit):
         self.router = router  # the router the whole request uses, whatever a reload does
         self.request_id = request_id
