@@ -30,8 +30,10 @@ worker_class = "ai_router.http_api.server.worker.Worker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Open connections per worker, streams included: room above the router's own limit on
 # generation requests (server.http_max_concurrent), so that past it a client is told 503 at
-# once rather than left waiting in the accept queue; and for health checks.
-worker_connections = _server.http_max_concurrent + 100
+# once rather than left waiting in the accept queue; for the connections waiting for a request's
+# head (the oldest of which are closed beyond server.http_max_waiting_connections); and for
+# health checks.
+worker_connections = _server.http_max_concurrent + _server.http_max_waiting_connections + 20
 # gevent workers heartbeat from their own greenlet, so a long stream never trips this; it only
 # catches a worker whose event loop is blocked.
 timeout = 30

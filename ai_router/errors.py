@@ -6,6 +6,7 @@ them in one place each. Classification is by type and status code, never by mess
     ├── InvalidRequest            the client's request is malformed or out of range (has `param`)
     │   └── UnknownParameter      a sampling option the router does not know
     ├── RequestTooLarge           the body is over the configured limit
+    ├── RequestTimeout            the body stopped arriving before its end
     ├── NotFound                  no such provider or model
     ├── ProviderNotConfigured     the provider has no API key; names the variable to set
     ├── Unauthenticated           no router key, or an unknown one
@@ -13,6 +14,7 @@ them in one place each. Classification is by type and status code, never by mess
     ├── LimitReached              a key's rpm, tpm, concurrency or budget is used up
     ├── Cancelled                 the client went away; its upstream call was cut off
     ├── Overloaded                this process is at its concurrency limit; come back shortly
+    ├── InternalError             a fault of the router's own, not the request's
     └── UpstreamError             the provider failed; carries `provider`, upstream `status` and
         │                         the `retry_after` seconds it asked for
         ├── UpstreamRejected      the provider refused the request as invalid (400, 404, 422)
@@ -71,6 +73,10 @@ class RequestTooLarge(RouterError):
     pass
 
 
+class RequestTimeout(RouterError):
+    """The client sent its request too slowly; the connection is closed after the answer."""
+
+
 class NotFound(RouterError):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -113,6 +119,15 @@ class Overloaded(RouterError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InternalError(RouterError):
+    """Something failed in the router itself; the log has it under the request's id."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"the router failed to answer: an internal error, logged under request id {request_id}"
+        )
 
 
 class UpstreamError(RouterError):

@@ -8,16 +8,20 @@ and refuse exactly the same requests with the same messages.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ai_router.errors import InvalidRequest, UnknownParameter
 from ai_router.types import ChatRequest, Message, Part, Role, Sampling, Tool, ToolCall, ToolChoice
 
 MAX_STOP_SEQUENCES = 4
+# The most tokens any request may ask for, or sample from: more than any model has, and what the
+# gRPC fields (int32) and every provider's JSON can carry.
+MAX_TOKENS_LIMIT = 2**31 - 1
 _CHAT_ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant", "tool": "tool"}
 _SYSTEM_ROLES = ("system", "developer")
 
@@ -77,8 +81,7 @@ def build_chat_request(
             "user message",
             param="prompt",
         )
-    if max_tokens is not None and max_tokens < 1:
-        raise InvalidRequest(f"max_tokens must be at least 1; got {max_tokens}", param="max_tokens")
+    check_max_tokens(max_tokens)
 
     typed: dict[str, Any] = {
         key: value
@@ -170,12 +173,24 @@ def _sampling(values: Mapping[str, Any]) -> Sampling:
     return check_sampling(Sampling(**values))
 
 
+def check_max_tokens(value: int | None, param: str = "max_tokens") -> int | None:
+    """Refuse a token limit below 1 or above MAX_TOKENS_LIMIT."""
+    if value is not None and value < 1:
+        raise InvalidRequest(f"{param} must be at least 1; got {value}", param=param)
+    if value is not None and value > MAX_TOKENS_LIMIT:
+        raise InvalidRequest(f"{param} must be at most {MAX_TOKENS_LIMIT}; got {value}", param=param)
+    return value
+
+
 def check_sampling(sampling: Sampling) -> Sampling:
     """Refuse sampling options out of the range any provider accepts."""
     _check_range("temperature", sampling.temperature, 0.0, 2.0)
     _check_range("top_p", sampling.top_p, 0.0, 1.0)
-    if sampling.top_k is not None and sampling.top_k < 1:
-        raise InvalidRequest(f"top_k must be at least 1; got {sampling.top_k}", param="top_k")
+    top_k = sampling.top_k
+    if top_k is not None and not 1 <= top_k <= MAX_TOKENS_LIMIT:
+        raise InvalidRequest(
+            f"top_k must be between 1 and {MAX_TOKENS_LIMIT}; got {top_k}", param="top_k"
+        )
     if len(sampling.stop) > MAX_STOP_SEQUENCES or any(not s for s in sampling.stop):
         raise InvalidRequest(
             f"stop takes 1 to {MAX_STOP_SEQUENCES} non-empty sequences", param="stop"
@@ -210,10 +225,11 @@ def _parse_int(key: str, value: object) -> int:
 
 
 def _parse_stop(key: str, value: object) -> tuple[str, ...]:
-    # A string map can only carry one string: a JSON list in it is read as the list.
+    # A string map can only carry one string: a JSON list in it is read as the list (orjson:
+    # its depth limit makes a deeply nested one a ValueError, not a RecursionError).
     if isinstance(value, str) and value.startswith("["):
         try:
-            value = json.loads(value)
+            value = orjson.loads(value)
         except ValueError:
             pass
     if isinstance(value, str):

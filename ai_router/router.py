@@ -21,6 +21,7 @@ from functools import partial
 
 from ai_router import wire
 from ai_router.access.gate import Gate, Meter
+from ai_router.access.keys import Keyring
 from ai_router.access.settings import KeySettings
 from ai_router.answers import (
     Account,
@@ -91,7 +92,7 @@ class Router:
         plan = self.plan(call.model, call.provider)
         if plan.is_alias:
             account.alias = plan.name
-        self.gate.authorize(caller, plan.name)
+        self.gate.authorize(caller, plan.full_name)
         prepared = self._prepare(call, plan)
         meter = self.gate.reserve(caller, plan, call.input_tokens, call.max_output)
         if caller is not None:
@@ -129,6 +130,7 @@ class Router:
             name = target.provider.name
             if not _relayed(call, target) and name not in prepared:
                 prepared[name] = call.chat(name)
+                target.provider.check(prepared[name])
         return prepared
 
     def _attempt(
@@ -261,6 +263,10 @@ class Router:
         return direct + list(self._settings.models)
 
     # --- for the request scope -------------------------------------------------------------------
+
+    def model_names_for(self, caller: KeySettings | None) -> list[str]:
+        """The model names `caller` may use."""
+        return [name for name in self.model_names() if Keyring.allows(caller, name)]
 
     def authenticate(self, presented: str | None) -> KeySettings | None:
         """The caller's key settings; None when no keys are configured. Raises Unauthenticated."""

@@ -386,3 +386,25 @@ def test_a_relayed_body_goes_out_as_it_came_and_its_answer_comes_back_as_bytes(
     assert (relayed.status, relayed.content_type) == (200, "text/event-stream")
     assert received == b'data: {"n": 1}\n\ndata: {"n": 2}\n\n'
     assert upstream.answers[0].closed
+
+
+def test_a_timeout_says_how_long_the_attempt_was_given() -> None:
+    def slow(request: FakeRequest) -> FakeAnswer:
+        raise TimeoutError("timed out")
+
+    chat, _ = provider(OpenAIProvider, slow)
+
+    error = failure(lambda: chat.complete(request(timeout=0.25)))
+
+    # The caller's deadline, not the provider's configured 30 s.
+    assert isinstance(error, UpstreamTimeout) and "within 0.25s" in error.message
+
+
+def test_a_fault_in_the_transport_itself_is_not_the_upstreams() -> None:
+    def broken(request: FakeRequest) -> FakeAnswer:
+        raise RuntimeError("a bug")
+
+    chat, _ = provider(OpenAIProvider, broken)
+
+    with pytest.raises(RuntimeError):
+        chat.complete(request())

@@ -156,7 +156,8 @@ def test_what_has_no_equivalent_is_refused_naming_the_field(body: dict[str, Any]
 
 
 def test_malformed_values_are_the_clients_to_fix() -> None:
-    assert refusal(max_completion_tokens=0).param == "max_tokens"
+    assert refusal(max_completion_tokens=0).param == "max_completion_tokens"
+    assert refusal(max_tokens=2**31).param == "max_tokens"
     assert refusal(temperature=3).param == "temperature"
     assert refusal(messages=[{"role": "tool", "content": "x"}]).param == "messages[0].tool_call_id"
     bad_url = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:x"}}]}]

@@ -20,6 +20,7 @@ from support import Simulator
 from ai_router.errors import RouterError, UpstreamTimeout, UpstreamUnavailable
 from ai_router.providers import failures
 from ai_router.providers.transport import (
+    FAILURES,
     FIRST_PARSE,
     PerThread,
     PooledTransport,
@@ -48,8 +49,9 @@ def transport(make: Make, simulator: Simulator) -> Iterator[Transport]:
     transport.close()
 
 
-def classified(exc: Exception) -> RouterError:
+def classified(exc: BaseException) -> RouterError:
     """What the router makes of a transport's failure (failures.py)."""
+    assert isinstance(exc, FAILURES)
     return failures.transport_error(failures.Upstream("openai", None, timeout=60), exc)
 
 

@@ -1,71 +1,116 @@
-"""The HTTP worker's handler (http_api/server/worker.py): the request-header reader gevent.pywsgi
-consults, and how an answer is written."""
+"""The HTTP worker's handler (http_api/server/worker.py) and the request head it reads
+(http_api/server/request_head.py): what llhttp makes of a head, the limits on it, and how an
+answer is written."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any
 
 import gevent.socket
+import pytest
 from gevent.pywsgi import WSGIServer
 
-from ai_router.http_api.server.worker import (
-    COALESCE_BYTES,
-    MAX_HEADERS,
-    MAX_LINE_BYTES,
-    Handler,
-    RequestHeaders,
+from ai_router.http_api.server import request_head
+from ai_router.http_api.server.request_head import HeadRefused, RequestHead
+from ai_router.http_api.server.worker import COALESCE_BYTES, Handler, RequestHeaders, Waiting
+
+LINE = b"POST /v1/chat/completions?x=1 HTTP/1.1\r\n"
+
+
+def head_of(fields: bytes, line: bytes = LINE, max_bytes: int = 65536) -> RequestHead:
+    rfile = io.BytesIO(fields + b"the body")
+    head = request_head.parse(request_head.read(rfile, line, max_bytes, max_fields=100))
+    assert rfile.read() == b"the body"  # reading stops at the blank line
+    return head
+
+
+def refusal(fields: bytes, line: bytes = LINE, max_bytes: int = 65536) -> HTTPStatus:
+    with pytest.raises(HeadRefused) as caught:
+        head_of(fields, line, max_bytes)
+    return caught.value.status
+
+
+def test_a_head_gives_method_target_version_and_its_fields_in_order() -> None:
+    head = head_of(b"Host: example\r\nContent-Type: application/json\r\nX-A:  one \r\nx-a: two\r\n"
+                   b"Content-Length: 8\r\n\r\n")
+
+    assert (head.method, head.target, head.version) == ("POST", "/v1/chat/completions?x=1", "1.1")
+    assert head.fields == [
+        ("Host", "example"), ("Content-Type", "application/json"), ("X-A", "one"), ("x-a", "two"),
+        ("Content-Length", "8"),
+    ]  # fmt: skip
+    assert (head.content_length, head.chunked, head.keep_alive) == (8, False, True)
+    assert head_of(b"Transfer-Encoding: chunked\r\n\r\n").chunked
+    assert not head_of(b"Connection: close\r\n\r\n").keep_alive
+    assert not head_of(b"Host: x\r\n\r\n", line=b"GET / HTTP/1.0\r\n").keep_alive
+
+
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", HTTPStatus.BAD_REQUEST),
+        (b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n", HTTPStatus.BAD_REQUEST),
+        (b"Content-Length: 5\r\nContent-Length: 5\r\n\r\n", HTTPStatus.BAD_REQUEST),
+        (b"Content-Length: +5\r\n\r\n", HTTPStatus.BAD_REQUEST),
+        (b"Content-Length: 5_0\r\n\r\n", HTTPStatus.BAD_REQUEST),
+        (b"Transfer-Encoding: gzip, chunked\r\n\r\n", HTTPStatus.NOT_IMPLEMENTED),
+        (b"Transfer-Encoding: chunked, gzip\r\n\r\n", HTTPStatus.BAD_REQUEST),
+        (b"X-Long: first\r\n second\r\n\r\n", HTTPStatus.BAD_REQUEST),
+        (b"no colon here\r\n\r\n", HTTPStatus.BAD_REQUEST),
+        (b"Space-Before : colon\r\n\r\n", HTTPStatus.BAD_REQUEST),
+        (b"".join(b"X-%d: v\r\n" % n for n in range(101)) + b"\r\n", HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE),
+        (b"Host: x\r\n", HTTPStatus.BAD_REQUEST),  # the connection ended within the head
+    ],
+    ids=[
+        "CL and TE", "two lengths", "a length twice", "a signed length", "an underscore",
+        "gzip then chunked", "chunked then gzip", "a folded line", "no colon",
+        "space before colon", "101 fields", "no end",
+    ],
 )
+def test_what_rfc_9112_refuses_is_refused(fields: bytes, status: HTTPStatus) -> None:
+    assert refusal(fields) == status
 
 
-def read(head: bytes) -> RequestHeaders:
-    return RequestHeaders.read(io.BytesIO(head + b"the body"))
+def test_a_head_over_its_limit_is_431_before_it_is_all_read() -> None:
+    big = b"X-Big: " + b"a" * 10_000 + b"\r\n" * 2
+
+    assert refusal(big, max_bytes=8192) == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+    assert head_of(big, max_bytes=16384).fields == [("X-Big", "a" * 10_000)]
 
 
-def test_fields_are_found_in_any_case_and_listed_as_lines_in_order() -> None:
-    headers = read(b"Host: example\r\nContent-Type: application/json\r\nX-A:  one \r\nx-a: two\r\n\r\n")
+def test_the_fields_are_looked_up_in_any_case_and_listed_as_lines() -> None:
+    headers = RequestHeaders([("Host", "example"), ("Content-Type", "text/plain"), ("X-A", "one"), ("x-a", "two")])
 
-    assert headers.status == ""
-    assert headers.get("content-type") == headers.typeheader == "application/json"
+    assert headers.get("content-type") == headers.typeheader == "text/plain"
     assert headers.getheader("X-A") == "one"  # the first, as email.message does
     assert headers.get("missing") is None and headers.get("missing", "d") == "d"
-    assert list(headers.headers) == [
-        "Host: example\r\n",
-        "Content-Type: application/json\r\n",
-        "X-A: one\r\n",
-        "x-a: two\r\n",
-    ]
+    assert list(headers.headers) == ["Host: example\r\n", "Content-Type: text/plain\r\n", "X-A: one\r\n", "x-a: two\r\n"]
+    del headers["x-A"]
+    assert headers.items() == [("Host", "example"), ("Content-Type", "text/plain")]
 
 
-def test_reading_stops_at_the_blank_line_and_leaves_the_body() -> None:
-    stream = io.BytesIO(b"Host: example\n\nthe body")
+def test_past_the_limit_of_waiting_connections_the_oldest_is_evicted() -> None:
+    evicted: list[str] = []
 
-    assert RequestHeaders.read(stream).items() == [("Host", "example")]
-    assert stream.read() == b"the body"
+    class Connection:
+        def __init__(self, name: str) -> None:
+            self.name = name
 
+        def evict(self) -> None:
+            evicted.append(self.name)
 
-def test_a_folded_line_continues_the_previous_value() -> None:
-    assert read(b"X-Long: first\r\n   second\r\n\tthird\r\n\r\n").get("x-long") == "first second third"
+    waiting = Waiting(2)
+    first, second, third = Connection("first"), Connection("second"), Connection("third")
+    waiting.enter(first)  # type: ignore[arg-type]
+    waiting.enter(second)  # type: ignore[arg-type]
+    waiting.leave(second)  # type: ignore[arg-type]  # its head arrived
+    waiting.enter(second)  # type: ignore[arg-type]  # kept alive, waiting for its next one
+    waiting.enter(third)  # type: ignore[arg-type]
 
-
-def test_deleting_a_field_removes_every_occurrence() -> None:
-    headers = read(b"Content-Length: 5\r\ncontent-length: 6\r\nHost: h\r\n\r\n")
-
-    del headers["Content-Length"]
-
-    assert headers.items() == [("Host", "h")]
-
-
-def test_what_http_does_not_allow_is_a_status_not_fields() -> None:
-    too_long = b"X-Big: " + b"a" * MAX_LINE_BYTES + b"\r\n\r\n"
-    too_many = b"".join(b"X-%d: v\r\n" % n for n in range(MAX_HEADERS + 1)) + b"\r\n"
-
-    assert read(too_long).status == "Line too long"
-    assert read(too_many).status == f"More than {MAX_HEADERS} headers"
-    assert read(b"no colon here\r\n\r\n").status == "Invalid header line 'no colon here'"
-    assert read(b"Space-Before : colon\r\n\r\n").status.startswith("Invalid header line")
-    assert read(too_long).items() == []
+    assert evicted == ["first"] and len(waiting) == 2
 
 
 def serve_once(app: Any, request: bytes) -> tuple[list[bytes], bytes]:

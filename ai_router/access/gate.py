@@ -14,6 +14,7 @@ from ai_router.access.pricing import PriceTable
 from ai_router.access.settings import KeySettings
 from ai_router.access.store import Limits, QuotaStore, Reservation
 from ai_router.config import Settings
+from ai_router.errors import InvalidRequest
 from ai_router.policy.executor import Plan
 from ai_router.types import Usage
 
@@ -83,6 +84,14 @@ class Gate:
         cost = max(
             self.cost(t.provider.name, t.model, Usage(input_tokens, max_output)) for t in plan.targets
         )
+        if key.budget_usd is not None and cost > key.budget_usd:
+            # No wait would help: the request alone may cost more than the whole budget.
+            raise InvalidRequest(
+                f"this request may cost up to ${cost:.6g} ({max_output} tokens out at "
+                f"{plan.full_name}'s prices), more than the whole budget of key {key.name!r} "
+                f"(${key.budget_usd:g}); ask for fewer max_tokens",
+                param="max_tokens",
+            )
         reservation = self.store.reserve(Limits.of(key), input_tokens + max_output, cost)
         return Meter(self, key, reservation)
 

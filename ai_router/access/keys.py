@@ -52,9 +52,14 @@ class Keyring:
         return hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._admin)
 
     @staticmethod
-    def authorize(key: KeySettings | None, model: str) -> None:
+    def allows(key: KeySettings | None, model: str) -> bool:
+        """Whether the key's patterns cover `model` (provider/model, or an alias)."""
+        return key is None or any(fnmatch.fnmatchcase(model, p) for p in key.models)
+
+    @classmethod
+    def authorize(cls, key: KeySettings | None, model: str) -> None:
         """Refuse a model that the key's patterns do not cover."""
-        if key is not None and not any(fnmatch.fnmatchcase(model, p) for p in key.models):
+        if key is not None and not cls.allows(key, model):
             raise PermissionDenied(
                 f"key {key.name!r} may not use model {model!r}; it may use: {', '.join(key.models)}"
             )

@@ -69,7 +69,15 @@ class AuthSettings(_Strict):
     allow_unauthenticated: bool = False
     admin_key_env: str | None = None
     admin_key: SecretStr | None = Field(default=None, exclude=True)  # read from admin_key_env
+    # GET /metrics (the HTTP port's) wants the admin key: the metrics name keys and their spend.
+    metrics_need_admin_key: bool = False
     keys: tuple[KeySettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _metrics_key(self) -> AuthSettings:
+        if self.metrics_need_admin_key and self.admin_key_env is None:
+            raise ValueError("metrics_need_admin_key: set admin_key_env too (the key it wants)")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> AuthSettings:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-import json
+
+import orjson
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router.errors import InvalidRequest
@@ -69,7 +70,7 @@ def _part(part: pb.ContentPart) -> Part:
 
 def _tool(tool: pb.Tool, index: int) -> Tool:
     try:
-        parameters = json.loads(tool.parameters) if tool.parameters else {}
+        parameters = orjson.loads(tool.parameters) if tool.parameters else {}
     except ValueError:
         parameters = None
     if not isinstance(parameters, dict):

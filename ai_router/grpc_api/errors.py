@@ -10,11 +10,13 @@ from ai_router import errors
 _STATUS_CODES: tuple[tuple[type[errors.RouterError], grpc.StatusCode], ...] = (
     (errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.RequestTooLarge, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.RequestTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.LimitReached, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.InternalError, grpc.StatusCode.INTERNAL),
     (errors.Cancelled, grpc.StatusCode.CANCELLED),
     (errors.ProviderNotConfigured, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.UpstreamRejected, grpc.StatusCode.INVALID_ARGUMENT),

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ai_router.access.keys import presented_key
 from ai_router.access.pricing import format_usd
-from ai_router.errors import RouterError
+from ai_router.errors import InternalError, InvalidRequest, RouterError
 from ai_router.grpc_api.errors import status_code_for
 from ai_router.reload import LiveRouter
 from ai_router.scope import ConcurrencyLimit, RequestScope, asked_name, request_id_of
@@ -32,6 +33,7 @@ COST_KEY = "x-ai-router-cost-usd"
 SURFACE = "grpc"
 
 Metadata = tuple[tuple[str, str], ...]
+Deserialize = Callable[[bytes], Any]
 Unary = Callable[[Any, grpc.ServicerContext], Any]
 Streaming = Callable[[Any, grpc.ServicerContext], Iterator[Any]]
 
@@ -49,24 +51,28 @@ class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
         handler = continuation(details)
         if handler is None or not details.method.startswith(self._prefix):
             return handler  # health checks and reflection are not scoped
+        # The request's bytes reach the scope, which deserializes them: a malformed message is
+        # then the client's INVALID_ARGUMENT, where grpc's own deserializing would answer INTERNAL.
+        deserialize = handler.request_deserializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._unary(handler.unary_unary, deserialize),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                self._streaming(handler.unary_stream, deserialize),
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _unary(self, behaviour: Unary) -> Unary:
-        def scoped(request: Any, context: grpc.ServicerContext) -> Any:
+    def _unary(self, behaviour: Unary, deserialize: Deserialize) -> Unary:
+        def scoped(raw: bytes, context: grpc.ServicerContext) -> Any:
+            request = _parsed(raw, deserialize)
             scope, metadata = self._open(request, context)
             try:
+                if isinstance(request, RouterError):
+                    raise request
                 scope.admit(lambda: _presented(context))
                 response = behaviour(request, context)
             except Exception as error:
@@ -82,13 +88,16 @@ class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
 
         return scoped
 
-    def _streaming(self, behaviour: Streaming) -> Streaming:
-        def scoped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+    def _streaming(self, behaviour: Streaming, deserialize: Deserialize) -> Streaming:
+        def scoped(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
+            request = _parsed(raw, deserialize)
             scope, metadata = self._open(request, context)
             scope.record.streamed = True
             status = "cancelled"  # unless the stream ends one way or the other
             responses: Iterator[Any] | None = None
             try:
+                if isinstance(request, RouterError):
+                    raise request
                 scope.admit(lambda: _presented(context))
                 responses = behaviour(request, context)
                 for index, response in enumerate(responses):
@@ -97,7 +106,7 @@ class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
                     yield response
                 status = "ok"
             except Exception as error:
-                status = _status_of(error)
+                status = ""  # _fail finishes the scope with the status it answers
                 _fail(scope, context, error, metadata)
             finally:
                 # A cancelled call leaves the generator here: the servicer's stream closes.
@@ -124,6 +133,16 @@ class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
         return scope, metadata
 
 
+def _parsed(raw: bytes, deserialize: Deserialize | None) -> Any:
+    """The request message, or the InvalidRequest its bytes are (raised in the scope)."""
+    if deserialize is None:
+        return raw
+    try:
+        return deserialize(raw)
+    except DecodeError as error:
+        return InvalidRequest(f"the request is not a valid message of this method: {error}")
+
+
 def _presented(context: grpc.ServicerContext) -> str | None:
     return presented_key(
         _metadata_value(context, "authorization"), _metadata_value(context, "x-api-key")
@@ -144,31 +163,27 @@ def _with_cost(metadata: Metadata, scope: RequestScope) -> Metadata:
     return (*metadata, (COST_KEY, format_usd(cost)))
 
 
-def _status_of(error: Exception) -> str:
-    name: str = _code_of(error).name
+def _status_of(error: RouterError) -> str:
+    name: str = status_code_for(error).name
     return name.lower()
 
 
-def _code_of(error: Exception) -> grpc.StatusCode:
-    return status_code_for(error) if isinstance(error, RouterError) else grpc.StatusCode.INTERNAL
-
-
 def _fail(
-    scope: RequestScope, context: grpc.ServicerContext, error: Exception, metadata: Metadata
+    scope: RequestScope, context: grpc.ServicerContext, failure: Exception, metadata: Metadata
 ) -> NoReturn:
-    """End the call with the status `error` means. An error that is not the router's is a
-    fault of ours: logged with its traceback, and answered INTERNAL with the request id."""
-    code = _code_of(error)
-    if isinstance(error, RouterError):
-        message = error.message
-        log.info("request %s failed: %s %s", scope.request_id, code.name, message)
+    """End the call with the status `failure` means. One that is not a RouterError is a fault
+    of ours: logged once with its traceback, and answered INTERNAL with the request id."""
+    if isinstance(failure, RouterError):
+        error = failure
+        log.info("request failed: %s", error.message, extra={"request_id": scope.request_id})
     else:
-        message = f"internal error; the router's log has it under request id {scope.request_id}"
-        log.exception("request %s failed: internal error", scope.request_id)
+        error = InternalError(scope.request_id)
+        log.error("internal error", exc_info=failure, extra={"request_id": scope.request_id})
+    code = status_code_for(error)
     scope.finish(_status_of(error))
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         metadata = (*metadata, ("retry-after", f"{retry_after:g}"))
     context.set_trailing_metadata(metadata)
-    context.abort(code, message)
+    context.abort(code, error.message)
     raise AssertionError("grpc's context.abort always raises")

@@ -13,12 +13,20 @@ from typing import Any, cast
 from flask import Flask, Response, g, jsonify, request
 from flask.ctx import RequestContext
 from flask.wrappers import Request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.routing import MapAdapter, Rule
 
 from ai_router.config import Settings
-from ai_router.errors import InvalidRequest, NotFound, RequestTooLarge, RouterError
-from ai_router.http_api import health, native, scoped, state, usage_api
+from ai_router.errors import (
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+    RouterError,
+    Unauthenticated,
+)
+from ai_router.access.keys import presented_key
+from ai_router.http_api import health, native, origins, scoped, state, usage_api
 from ai_router.http_api.docs import openapi
 from ai_router.http_api.errors import error_body, error_headers, family_of, status_and_type
 from ai_router.http_api.headers import (
@@ -145,16 +153,23 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
 
     app.before_request(state.bind_router)
     app.before_request(_assign_request_id)
+    origins.install(app, settings.server.allowed_origins)
     app.after_request(_return_request_id)
     app.after_request(name_replica)
     scoped.install(app, ConcurrencyLimit(settings.server.http_max_concurrent))
 
     def metrics() -> Response:
-        return Response(state.router().metrics.exposition(), content_type=METRICS_CONTENT_TYPE)
+        serving = state.router()
+        if serving.settings.auth.metrics_need_admin_key:
+            presented = presented_key(request.headers.get("Authorization"), None)
+            if not serving.gate.keyring.is_admin(presented):
+                raise Unauthenticated("GET /metrics needs the admin key, as `Authorization: Bearer <key>`")
+        return Response(serving.metrics.exposition(), content_type=METRICS_CONTENT_TYPE)
 
     app.add_url_rule("/metrics", "metrics", metrics)
     app.register_error_handler(RouterError, _router_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _internal_error)
     app.add_url_rule("/healthz", view_func=_healthz)
     app.add_url_rule("/readyz", view_func=_readyz)
     # Last: the document it publishes describes the views registered before it.
@@ -199,10 +214,22 @@ def _http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
         return _router_error(
             RequestTooLarge(f"the request body is larger than the limit of {limit} bytes")
         )
-    message = f"{request.method} {request.path}: {error.description}"
     status = error.code or 500
+    if status >= 500:
+        return _internal_error(error)
+    message = f"{request.method} {request.path}: {error.description}"
     response, _, headers = _router_error(NotFound(message) if status == 404 else InvalidRequest(message))
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        headers["Allow"] = ", ".join(error.valid_methods)
     return response, status, headers
+
+
+def _internal_error(error: Exception) -> tuple[Response, int, dict[str, str]]:
+    """A fault of the router's own: logged once with its traceback, answered 500 with the
+    request id that finds it in the log."""
+    request_id = g.get("request_id", "")
+    log.error("internal error", exc_info=error, extra={"request_id": request_id})
+    return _router_error(InternalError(request_id))
 
 
 def _healthz() -> Response:

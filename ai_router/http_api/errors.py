@@ -8,6 +8,7 @@ v1/anthropic_messages.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from ai_router.http_api.response_model import ResponseModel
 ErrorType = Literal[
     "invalid_request",
     "request_too_large",
+    "request_timeout",
     "not_found",
     "unauthenticated",
     "permission_denied",
@@ -28,7 +30,7 @@ ErrorType = Literal[
     "upstream_auth_failed",
     "upstream_timeout",
     "upstream_unavailable",
-    "internal",
+    "internal_error",
 ]
 Family = Literal["native", "openai", "anthropic"]
 
@@ -36,11 +38,13 @@ Family = Literal["native", "openai", "anthropic"]
 _STATUS_AND_TYPE: tuple[tuple[type[errors.RouterError], int, ErrorType], ...] = (
     (errors.InvalidRequest, 400, "invalid_request"),
     (errors.RequestTooLarge, 413, "request_too_large"),
+    (errors.RequestTimeout, 408, "request_timeout"),
     (errors.NotFound, 404, "not_found"),
     (errors.Unauthenticated, 401, "unauthenticated"),
     (errors.PermissionDenied, 403, "permission_denied"),
     (errors.LimitReached, 429, "rate_limited"),
     (errors.Overloaded, 503, "overloaded"),
+    (errors.InternalError, 500, "internal_error"),
     # nginx's "client closed request": logged, never seen by the client that left.
     (errors.Cancelled, 499, "cancelled"),
     (errors.ProviderNotConfigured, 503, "provider_not_configured"),
@@ -82,7 +86,7 @@ def status_and_type(error: errors.RouterError) -> tuple[int, ErrorType]:
     for error_type, status, name in _STATUS_AND_TYPE:
         if isinstance(error, error_type):
             return _refine(error, status), name
-    return 500, "internal"
+    return 500, "internal_error"
 
 
 def _refine(error: errors.RouterError, status: int) -> int:
@@ -127,7 +131,11 @@ def error_body(error: errors.RouterError, request_id: str) -> dict[str, Any]:
 
 
 def error_headers(error: errors.RouterError) -> dict[str, str]:
+    if isinstance(error, (errors.RequestTimeout, errors.RequestTooLarge)):
+        # The rest of the body may still be on its way: this connection cannot go on.
+        return {"Connection": "close"}
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
-        return {"Retry-After": str(max(1, round(retry_after)))}
+        # Whole seconds, rounded up: "retry in 10.4s" is Retry-After 11, never sooner.
+        return {"Retry-After": str(max(1, math.ceil(retry_after)))}
     return {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 
 from ai_router.errors import RouterError
 from ai_router.http_api import sse, streaming
@@ -41,10 +41,10 @@ class GenerateBody(BaseModel):
     prompt: str = ""
     messages: list[NativeMessage] = Field(default_factory=list)
     system: str = ""
-    max_tokens: int | None = None
+    max_tokens: StrictInt | None = None
     temperature: float | None = None
     top_p: float | None = None
-    top_k: int | None = None
+    top_k: StrictInt | None = None
     stop: str | list[str] | None = None
     parameters: dict[str, ParameterValue] = Field(default_factory=dict)
 

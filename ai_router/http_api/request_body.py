@@ -7,8 +7,9 @@ from typing import Any, TypeVar
 import orjson
 from flask import request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import ClientDisconnected
 
-from ai_router.errors import InvalidRequest
+from ai_router.errors import InvalidRequest, RequestTimeout, RequestTooLarge
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -49,10 +50,30 @@ def require_string(data: dict[str, Any], key: str) -> str:
 
 
 def _raw_body() -> bytes:
-    # Over MAX_CONTENT_LENGTH this raises werkzeug's 413, which the app turns into our error.
-    raw = request.get_data(cache=False)
+    try:
+        raw = _read_body()
+    except (OSError, ClientDisconnected) as error:
+        # werkzeug reports a failed read of a sized body as a disconnect, the failure its cause.
+        cause = error.__context__ if isinstance(error, ClientDisconnected) else error
+        if isinstance(cause, TimeoutError):
+            raise RequestTimeout(
+                "the request body stopped arriving before its end (server.http_body_idle_timeout)"
+            ) from None
+        raise InvalidRequest(f"the request body cannot be read: {cause or error}") from None
     if not raw.strip():
         raise InvalidRequest("the request body is empty; send a JSON object")
+    return raw
+
+
+def _read_body() -> bytes:
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None:
+        # Over MAX_CONTENT_LENGTH this raises werkzeug's 413, which the app turns into our error.
+        return request.get_data(cache=False)
+    # A body without a length (chunked): werkzeug would cut it at the limit without a word.
+    raw: bytes = request.environ["wsgi.input"].read(limit + 1)
+    if len(raw) > limit:
+        raise RequestTooLarge(f"the request body is larger than the limit of {limit} bytes")
     return raw
 
 
@@ -60,9 +81,11 @@ def _invalid(problems: list[Any]) -> InvalidRequest:
     first = problems[0]
     if first["type"] == "json_invalid":
         return InvalidRequest(f"the request body is not valid JSON: {first['ctx']['error']}")
-    if first["type"] == "model_type":
-        return InvalidRequest("the request body must be a JSON object")
     param = _path(first["loc"])
+    if first["type"] == "model_type" and not param:
+        return InvalidRequest("the request body must be a JSON object")
+    if first["type"] == "model_type":
+        return InvalidRequest(f"{param} must be a JSON object", param=param)
     if first["type"] == "extra_forbidden":
         return InvalidRequest(f"{param} is not a known field", param=param)
     return InvalidRequest(f"{param}: {first['msg']}", param=param)

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 
 from ai_router.access.keys import presented_key
+from ai_router.access.settings import KeySettings
 from ai_router.access.pricing import format_usd
 from ai_router.http_api.headers import COST_HEADER
 from ai_router.http_api.sse import StreamBody
@@ -53,6 +54,12 @@ def metered(surface: str) -> Callable[[View], View]:
     return decorate
 
 
+def caller() -> KeySettings | None:
+    """The key a @keyed view's request came with (None: keys are off)."""
+    found: KeySettings | None = request_globals().get("caller")
+    return found
+
+
 def keyed(view: View) -> View:
     """The view answers only callers with a router key, when keys are configured."""
 
@@ -60,7 +67,7 @@ def keyed(view: View) -> View:
     def authenticated(**arguments: Any) -> Response:
         serving = router()
         if serving.keyed:
-            serving.authenticate(_presented())
+            request_globals().caller = serving.authenticate(_presented())
         return view(**arguments)
 
     setattr(authenticated, _KEYED, True)

@@ -39,7 +39,8 @@ def usage() -> Response:
         raise InvalidRequest("name the key: GET /v1/usage?key=<name>", param="key")
     key = next((k for k in router().settings.auth.keys if k.name == name), None)
     if key is None:
-        raise NotFound(f"no key is named {name!r}", param="key")
+        # Not echoed: an admin may have typed a key's value where its name belongs.
+        raise NotFound("no key in auth.keys has that name", param="key")
     spend = gate.store.spend(Limits.of(key))
     budget = key.budget_usd
     return jsonify(

@@ -61,6 +61,12 @@ class Plan:
     strategy: Strategy = "fallback"
     is_alias: bool = False
 
+    @property
+    def full_name(self) -> str:
+        """The alias, or `provider/model` however the request named them: what a key's model
+        patterns are matched against."""
+        return self.name if self.is_alias else self.targets[0].key
+
 
 Attempt = Callable[[Target, float, Lease], Result]
 

@@ -108,6 +108,12 @@ class AnthropicProvider(HTTPProvider):
             events.close()
         yield ChatChunk(finish_reason=finish_reason, usage=Usage(input_tokens, output_tokens))
 
+    def check(self, request: ChatRequest) -> None:
+        """Tool-call arguments become `input` objects: each must be a JSON object."""
+        for index, message in enumerate(request.messages):
+            for call_index, call in enumerate(message.tool_calls):
+                _arguments_object(call, f"messages[{index}].tool_calls[{call_index}]")
+
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         sampling = request.sampling
         body: dict[str, Any] = {
@@ -193,7 +199,7 @@ def _block(part: TextPart | ImagePart) -> dict[str, Any]:
 
 def _arguments_object(call: ToolCall, where: str) -> Any:
     try:
-        value = json.loads(call.arguments or "{}")
+        value = orjson.loads(call.arguments or "{}")
     except ValueError:
         value = None
     if not isinstance(value, dict):

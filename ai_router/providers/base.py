@@ -2,8 +2,9 @@
 
 A provider receives a request the router has already resolved (provider, model and max_tokens
 set), answers it in the router's own types, and knows nothing of front doors. Required: `complete`
-and `stream`. Optional: `relay`, a body already in the provider's own wire format passed through
-(the core relays only to a provider whose `family` is the client's). Every failure is raised as
+and `stream`. Optional: `check`, which refuses what the provider cannot send before any attempt,
+and `relay`, a body already in the provider's own wire format passed through (the core relays
+only to a provider whose `family` is the client's). Every failure is raised as
 one of the router's errors (errors.py).
 """
 
@@ -61,6 +62,9 @@ class Provider(ABC):
         """Deltas as they arrive, then exactly one final chunk with the finish reason and usage,
         the upstream read under `watch` (its deadlines, and its cut-off when the client leaves).
         Closing the iterator early closes the upstream response."""
+
+    def check(self, request: ChatRequest) -> None:
+        """Raise InvalidRequest, before any attempt, for what this provider cannot send."""
 
     def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
         """Send a body already in this provider's wire format; hand back its raw answer."""

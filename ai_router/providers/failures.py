@@ -72,29 +72,26 @@ def status_error(
     )
 
 
-def transport_error(upstream: Upstream, exc: BaseException) -> RouterError:
-    """A failure to send, or to read the answer: a timeout, a dropped or refused connection, an
-    answer that is not HTTP the transport can read."""
+def transport_error(
+    upstream: Upstream, exc: OSError | HTTPException, seconds: float | None = None
+) -> RouterError:
+    """A failure to send, or to read the answer: a timeout (of `seconds`, what the attempt was
+    given, else the provider's timeout), a dropped or refused connection, an answer that is not
+    HTTP the transport can read."""
     name = upstream.name
-    if isinstance(exc, RouterError):
-        return exc
     if isinstance(exc, TimeoutError):
-        return UpstreamTimeout(
-            f"provider {name!r} did not answer within {upstream.timeout:g}s", name
-        )
+        limit = upstream.timeout if seconds is None else seconds
+        return UpstreamTimeout(f"provider {name!r} did not answer within {limit:g}s", name)
     if isinstance(exc, HTTPException) and not isinstance(exc, HTTPConnectionClosed):
         return unreadable(upstream, exc)
     if isinstance(exc, UnreachableUpstream):
         return UpstreamUnavailable(
             f"provider {name!r} could not be reached: {upstream.redact(str(exc))}", name
         )
-    if isinstance(exc, (HTTPConnectionClosed, OSError)):
-        return UpstreamUnavailable(
-            f"provider {name!r} could not be reached or dropped the connection "
-            f"({_cause_name(exc)})",
-            name,
-        )
-    return UpstreamUnavailable(f"provider {name!r} failed: {type(exc).__name__}", name)
+    return UpstreamUnavailable(
+        f"provider {name!r} could not be reached or dropped the connection ({_cause_name(exc)})",
+        name,
+    )
 
 
 def unreadable(upstream: Upstream, exc: BaseException) -> UpstreamUnavailable:

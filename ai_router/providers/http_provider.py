@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from http.client import HTTPException
 from typing import Any, ClassVar, TypeVar
 
 import orjson
@@ -19,7 +20,13 @@ from ai_router.config import ProviderSettings
 from ai_router.errors import Cancelled, RouterError, UpstreamTimeout, UpstreamUnavailable
 from ai_router.providers import failures
 from ai_router.providers.base import Provider, RelayRequest, RelayResponse
-from ai_router.providers.transport import Answer, Timeout, TransportFactory, transport_for
+from ai_router.providers.transport import (
+    FAILURES,
+    Answer,
+    Timeout,
+    TransportFactory,
+    transport_for,
+)
 from ai_router.providers.upstream import UpstreamHTTP, sdk_request_head
 from ai_router.types import ChatRequest
 from ai_router.upstream_watch import Watch
@@ -131,14 +138,14 @@ class HTTPProvider(Provider):
         """`chunks`, their failures translated: the watch knows whether it cut them off."""
         try:
             yield from chunks
-        except Exception as exc:
+        except FAILURES as exc:
             raise self._read_error(exc, watch) from exc
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
 
-    def _read_error(self, exc: Exception, watch: Watch) -> RouterError:
+    def _read_error(self, exc: OSError | HTTPException, watch: Watch) -> RouterError:
         if watch.reason == "timeout":
             return UpstreamTimeout(
                 f"provider {self.name!r} sent nothing for {watch.limit:g}s", self.name

@@ -92,6 +92,10 @@ class Transport(Protocol):
         """Close the pooled connections."""
 
 
+# What a transport raises for a failure to reach the upstream or to read its answer; anything
+# else it raises is a fault of the router's own.
+FAILURES = (OSError, HTTPException)
+
 # Makes the transport to a URL that sends the given headers on every call: `transport_for`, or a
 # fake one in tests (fake_transport.py).
 TransportFactory = Callable[[str, Mapping[str, str]], Transport]

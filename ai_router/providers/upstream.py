@@ -16,7 +16,13 @@ from typing import Any
 import httpx2
 
 from ai_router.providers import failures
-from ai_router.providers.transport import Answer, Timeout, Transport, TransportFactory
+from ai_router.providers.transport import (
+    FAILURES,
+    Answer,
+    Timeout,
+    Transport,
+    TransportFactory,
+)
 
 # Headers that belong to one request, not to every request: the transport sets them.
 _PER_REQUEST_HEADERS = frozenset({"host", "content-length"})
@@ -41,13 +47,13 @@ class UpstreamHTTP:
         extra = {REQUEST_ID_HEADER: request_id} if request_id else {}
         try:
             answer = self._transport.post(body, extra, timeout, stream)
-        except Exception as exc:
-            raise failures.transport_error(self.upstream, exc) from exc
+        except FAILURES as exc:
+            raise failures.transport_error(self.upstream, exc, timeout.read) from exc
         if answer.status_code < 400:
             return answer
         try:
             content = answer.content
-        except Exception as exc:
+        except FAILURES as exc:
             raise failures.transport_error(self.upstream, exc) from exc
         finally:
             answer.close()

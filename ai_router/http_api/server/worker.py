@@ -1,63 +1,44 @@
 """The gunicorn worker of the HTTP front door: gunicorn's gevent worker on gevent's own HTTP
-server (gunicorn's `gevent_pywsgi`), plus the idle keep-alive timeout that server lacks.
+server (gunicorn's `gevent_pywsgi`), with a strict request parser and limits on slow clients.
 
 gevent.pywsgi reads a request and writes its answer in fewer steps than gunicorn's own parser
-and response object (docs/PERFORMANCE.md has the measurements). Everything else (graceful
-shutdown, worker_connections, the client socket in the environ for disconnect.py) is gunicorn's
-gevent worker's. Request headers are read by `RequestHeaders`, not by http.client.parse_headers
-(which gevent.pywsgi uses, through email.parser).
+and response object (docs/PERFORMANCE.md has the measurements). Its request head is read here
+instead: within a size limit (431 beyond), parsed by llhttp (request_head.py: 400 and the
+connection closed for what RFC 9112 refuses). The limits on slow clients: the request line of a
+new or kept-alive connection within gunicorn's `keepalive`, the rest of the head within
+`server.http_head_timeout`, no gap longer than `server.http_body_idle_timeout` while the body is
+read (408); and at most `server.http_max_waiting_connections` connections waiting for a head, the
+one that has waited longest closed to make room for a new one, so that connections that never
+finish a head cannot keep a health check out. Everything else (graceful shutdown,
+worker_connections, the client socket in the environ for disconnect.py) is gunicorn's.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
-from typing import BinaryIO
+from http import HTTPStatus
 
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
+from ai_router.config_snapshot import worker_settings
+from ai_router.http_api.server import request_head
+
 log = logging.getLogger(__name__)
 
-# http.client's limits, which gevent.pywsgi applied through it.
-MAX_LINE_BYTES = 65536
-MAX_HEADERS = 100
 # The largest first piece of a body sent in the same write as the head: a stream's events and
 # most answers; a bigger one goes out apart rather than be copied.
 COALESCE_BYTES = 65536
 
 
 class RequestHeaders:
-    """A request's header fields, read from the connection, with what gevent.pywsgi asks of
-    them. A problem (a line too long, too many fields, a line that is not `name: value`) is
-    in `status` instead, and gevent.pywsgi answers 400 and closes the connection."""
+    """A request's header fields (llhttp has read them), with what gevent.pywsgi asks of them."""
 
-    def __init__(self, fields: list[tuple[str, str]], status: str = "") -> None:
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
         self._fields = fields
-        self.status = status
-
-    @classmethod
-    def read(cls, rfile: BinaryIO) -> RequestHeaders:
-        fields: list[tuple[str, str]] = []
-        while True:
-            line = rfile.readline(MAX_LINE_BYTES + 1)
-            if len(line) > MAX_LINE_BYTES:
-                return cls([], "Line too long")
-            if line in (b"\r\n", b"\n", b""):
-                return cls(fields)
-            text = line.decode("latin-1").rstrip("\r\n")
-            if text[:1] in (" ", "\t") and fields:
-                # An obsolete folded line (RFC 9112 5.2): it continues the previous value.
-                name, value = fields[-1]
-                fields[-1] = (name, f"{value} {text.strip()}")
-                continue
-            name, colon, value = text.partition(":")
-            if not colon or not name or name != name.strip():
-                # RFC 9112 5.1: no whitespace between a field's name and its colon.
-                return cls([], f"Invalid header line {text[:64]!r}")
-            if len(fields) == MAX_HEADERS:
-                return cls([], f"More than {MAX_HEADERS} headers")
-            fields.append((name, value.strip()))
+        self.status = ""
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field called `name` (in any case), as email.message.Message.get does."""
@@ -87,21 +68,85 @@ class RequestHeaders:
         return list(self._fields)
 
 
+class Waiting:
+    """The connections of this process waiting for a request's head, oldest first; past the
+    limit, the oldest is closed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._handlers: dict[Handler, None] = {}  # insertion-ordered: the oldest first
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    def enter(self, handler: Handler) -> None:
+        while len(self._handlers) >= self.limit:
+            oldest = next(iter(self._handlers))
+            del self._handlers[oldest]
+            oldest.evict()
+        self._handlers[handler] = None
+
+    def leave(self, handler: Handler) -> None:
+        self._handlers.pop(handler, None)
+
+
 class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
-    # gunicorn's `keepalive` setting, which gevent.pywsgi does not apply itself (set by Worker).
+    # Set by Worker from gunicorn's `keepalive` and config.yaml's server section.
     idle_seconds: float = 5.0
+    head_seconds: float = 10.0
+    body_idle_seconds: float = 10.0
+    max_head_bytes: int = 65536
+    max_fields: int = 100
+    waiting: Waiting = Waiting(1000)
 
     def read_requestline(self) -> str:
         """The next request's first line, or "" (the connection is closed) when none starts
         within `idle_seconds`: an idle keep-alive connection would otherwise hold one of the
         worker's `worker_connections` for ever, and keep a stopping worker waiting for it."""
-        with gevent.Timeout(self.idle_seconds, False):  # False: on time-out, leave the block
-            line: str = super().read_requestline()
-            return line
-        return ""
+        self.waiting.enter(self)
+        line: str = ""
+        try:
+            with gevent.Timeout(self.idle_seconds, False):  # False: on time-out, leave the block
+                line = str(super().read_requestline())
+        finally:
+            if not line:
+                self.waiting.leave(self)
+        return line
 
-    def MessageClass(self, rfile: BinaryIO, *args: object) -> RequestHeaders:  # noqa: N802
-        return RequestHeaders.read(rfile)
+    def read_request(self, raw_requestline: str) -> bool:
+        """The rest of the head, within `head_seconds`, parsed by llhttp; then the body's reads
+        may wait `body_idle_seconds` each."""
+        try:
+            with gevent.Timeout(self.head_seconds, request_head.HeadTimeout):
+                head_bytes = request_head.read(
+                    self.rfile, raw_requestline.encode("latin-1"), self.max_head_bytes,
+                    self.max_fields,
+                )  # fmt: skip
+        finally:
+            self.waiting.leave(self)
+        head = request_head.parse(head_bytes)
+        self.requestline = raw_requestline.rstrip()
+        self.command, self.path = head.method, head.target
+        self.request_version = f"HTTP/{head.version}"
+        self.headers = RequestHeaders(head.fields)
+        self.content_length = head.content_length
+        self.close_connection = not head.keep_alive
+        self.socket.settimeout(self.body_idle_seconds)
+        return True
+
+    def evict(self) -> None:
+        """Close this connection, which is waiting for a head, from another greenlet."""
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass  # already closed, or gone
+
+    def _handle_client_error(self, ex: BaseException) -> tuple[str, bytes]:
+        if isinstance(ex, request_head.HeadRefused):
+            self.log_error("(from %s) %s", self.client_address, ex.reason)
+            return str(ex.status.value), _refusal(ex.status)
+        result: tuple[str, bytes] = super()._handle_client_error(ex)
+        return result
 
     def log_error(self, msg: str, *args: object) -> None:
         """gevent.pywsgi's account of a request it refused (a malformed one), as one of the
@@ -119,6 +164,7 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         """The head and the first piece of the body in one write. gevent.pywsgi writes them
         apart, to save copying the piece: for a stream's first event, or a small answer, that
         costs a system call, and the client a second read and wake-up for its first token."""
+        self.socket.settimeout(None)  # the request is read: a stream may now be quiet for long
         if len(data) > COALESCE_BYTES:
             super()._write_with_headers(data)
             return
@@ -140,5 +186,18 @@ class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
     wsgi_handler = Handler
 
     def init_process(self) -> None:
+        server = worker_settings().server
         Handler.idle_seconds = self.cfg.keepalive
+        Handler.head_seconds = server.http_head_timeout
+        Handler.body_idle_seconds = server.http_body_idle_timeout
+        Handler.max_head_bytes = server.http_max_head_bytes
+        Handler.waiting = Waiting(server.http_max_waiting_connections)
         super().init_process()
+
+
+def _refusal(status: HTTPStatus) -> bytes:
+    """The whole answer to a request refused before it reached the app; the connection closes."""
+    return (
+        f"HTTP/1.1 {status.value} {status.phrase}\r\nConnection: close\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode("latin-1")

@@ -12,11 +12,12 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 
 from ai_router.errors import InvalidRequest, RouterError
 from ai_router.http_api.response_model import ResponseModel, omitted
-from ai_router.native_request import check_sampling
+from ai_router.native_request import check_max_tokens, check_sampling
 from ai_router.wire import anthropic_messages as wire
 from ai_router.types import (
     ChatChunk,
@@ -125,13 +126,13 @@ class MessagesRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str
-    max_tokens: int
+    max_tokens: StrictInt
     messages: list[InputMessage] = Field(min_length=1)
     system: str | list[TextBlock] | None = None
     stop_sequences: list[str] | None = None
     temperature: float | None = None
     top_p: float | None = None
-    top_k: int | None = None
+    top_k: StrictInt | None = None
     stream: bool | None = None
     tools: list[ToolDefinition] | None = None
     tool_choice: ToolChoiceModel | None = None
@@ -152,8 +153,7 @@ def to_chat_request(body: MessagesRequest, target: str, request_id: str) -> Chat
     for name, value in (body.model_extra or {}).items():
         if value is not None:
             raise _untranslatable(name, target)
-    if body.max_tokens < 1:
-        raise InvalidRequest(f"max_tokens must be at least 1; got {body.max_tokens}", "max_tokens")
+    check_max_tokens(body.max_tokens)
     messages: list[Message] = []
     for index, message in enumerate(body.messages):
         messages.extend(_messages(message, f"messages[{index}]", target))
@@ -209,7 +209,7 @@ def _messages(message: InputMessage, where: str, target: str) -> Iterator[Messag
         elif isinstance(block, ImageBlock):
             parts.append(_image(block))
         elif isinstance(block, ToolUseBlock) and message.role == "assistant":
-            calls.append(ToolCall(block.id, block.name, json.dumps(block.input)))
+            calls.append(ToolCall(block.id, block.name, _arguments(block.input, f"{here}.input")))
         elif isinstance(block, ToolResultBlock) and message.role == "user":
             yield Message(
                 "tool",
@@ -221,6 +221,14 @@ def _messages(message: InputMessage, where: str, target: str) -> Iterator[Messag
             raise _untranslatable(here, target, f"{block.type!r} blocks in a {message.role} turn")
     if parts or calls:
         yield Message(message.role, tuple(parts), tuple(calls))
+
+
+def _arguments(value: dict[str, Any], where: str) -> str:
+    """A tool call's input as the JSON text OpenAI carries it."""
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        raise InvalidRequest(f"{where} nests too deeply", param=where) from None
 
 
 def _image(block: ImageBlock) -> ImagePart:
@@ -305,7 +313,7 @@ def usage(value: Usage) -> MessageUsage:
 
 def _input(call: ToolCall) -> dict[str, Any]:
     try:
-        parsed = json.loads(call.arguments or "{}")
+        parsed = orjson.loads(call.arguments or "{}")
     except ValueError:
         parsed = None
     # A model that produced broken JSON, or JSON that is not an object: hand it over rather than

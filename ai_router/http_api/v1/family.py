@@ -10,20 +10,21 @@ stream framing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import orjson
 from flask import Response, jsonify
 from pydantic import BaseModel
 
 from ai_router.answers import ChatStream, Completion, Relayed
 from ai_router.call import Call, Relayable, estimate_from_text
-from ai_router.errors import RouterError
+from ai_router.errors import InvalidRequest, RouterError
 from ai_router.http_api import sse, streaming
 from ai_router.http_api.request_body import read_json_object, require_string, validate
 from ai_router.http_api.v1 import relay
+from ai_router.native_request import check_max_tokens
 from ai_router.scope import RequestScope
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
 
@@ -105,17 +106,21 @@ def _translated_stream(
 
 
 def _input_estimate(data: dict[str, Any]) -> int:
-    # Read off the raw messages and system: cautious, and no schema needed.
-    return estimate_from_text(json.dumps(data.get("messages", ""))) + estimate_from_text(
-        json.dumps(data.get("system", ""))
-    )
+    # Read off the raw messages and system as JSON text: cautious, and no schema needed.
+    text = orjson.dumps([data.get("messages", ""), data.get("system", "")]).decode()
+    return estimate_from_text(text)
 
 
 def _max_output(data: dict[str, Any]) -> int | None:
+    """The body's token limit, checked as every other front door checks it (a relayed body is
+    not validated by a schema)."""
     for field in ("max_completion_tokens", "max_tokens"):
         value = data.get(field)
-        if isinstance(value, int) and value > 0:
-            return value
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidRequest(f"{field} must be a whole number; got {value!r}", param=field)
+        return check_max_tokens(value, field)
     return None
 
 

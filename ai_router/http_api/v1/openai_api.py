@@ -16,7 +16,7 @@ from ai_router.errors import NotFound, RouterError
 from ai_router.http_api import sse
 from ai_router.http_api.errors import status_and_type
 from ai_router.http_api.response_model import ResponseModel
-from ai_router.http_api.scoped import keyed, metered
+from ai_router.http_api.scoped import caller, keyed, metered
 from ai_router.http_api.state import router
 from ai_router.http_api.v1 import family, openai_chat
 from ai_router.scope import RequestScope
@@ -83,13 +83,13 @@ class ModelList(ResponseModel):
 @blueprint.get("/models")
 @keyed
 def list_models() -> Response:
-    models = [ModelObject.named(name) for name in router().model_names()]
+    models = [ModelObject.named(name) for name in router().model_names_for(caller())]
     return jsonify(ModelList(data=models).to_json())
 
 
 @blueprint.get("/models/<path:model_id>")
 @keyed
 def get_model(model_id: str) -> Response:
-    if model_id not in router().model_names():
+    if model_id not in router().model_names_for(caller()):
         raise NotFound(f"model {model_id!r} does not exist; GET /v1/models lists them", "model")
     return jsonify(ModelObject.named(model_id).to_json())

@@ -12,11 +12,11 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 
 from ai_router.errors import InvalidRequest, RouterError
 from ai_router.http_api.response_model import ResponseModel, omitted
-from ai_router.native_request import check_sampling
+from ai_router.native_request import check_max_tokens, check_sampling
 from ai_router.wire import openai_chat as wire
 from ai_router.types import (
     ChatChunk,
@@ -118,13 +118,13 @@ class ChatCompletionRequest(BaseModel):
 
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = None
-    max_tokens: int | None = None
+    max_completion_tokens: StrictInt | None = None
+    max_tokens: StrictInt | None = None
     temperature: float | None = None
     top_p: float | None = None
-    top_k: int | None = None
+    top_k: StrictInt | None = None
     stop: str | list[str] | None = None
-    n: int | None = None
+    n: StrictInt | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     tools: list[ToolSpec] | None = None
@@ -200,10 +200,9 @@ def _untranslatable(param: str, target: str, why: str = "") -> InvalidRequest:
 
 
 def _max_tokens(body: ChatCompletionRequest) -> int | None:
-    value = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
-    if value is not None and value < 1:
-        raise InvalidRequest(f"max_completion_tokens must be at least 1; got {value}", "max_tokens")
-    return value
+    if body.max_completion_tokens is not None:
+        return check_max_tokens(body.max_completion_tokens, "max_completion_tokens")
+    return check_max_tokens(body.max_tokens)
 
 
 def _text_only(content: str | list[Any] | None, where: str, target: str) -> str:
