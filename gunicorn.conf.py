@@ -62,6 +62,13 @@ def on_starting(server: object) -> None:
         os.remove(os.path.join(_metrics_dir, name))
 
 
+def post_fork(server: object, worker: object) -> None:
+    """In each new worker, before it serves: the HTTP server's limits (server.http_*)."""
+    from ai_router.http_api.server.worker import apply_limits
+
+    apply_limits(_server)
+
+
 def child_exit(server: object, worker: object) -> None:
     from prometheus_client import multiprocess
 

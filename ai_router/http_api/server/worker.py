@@ -23,7 +23,7 @@ from http import HTTPStatus
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
-from ai_router.config_snapshot import worker_settings
+from ai_router.config import ServerSettings
 from ai_router.http_api.server import request_head
 
 log = logging.getLogger(__name__)
@@ -186,13 +186,17 @@ class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
     wsgi_handler = Handler
 
     def init_process(self) -> None:
-        server = worker_settings().server
         Handler.idle_seconds = self.cfg.keepalive
-        Handler.head_seconds = server.http_head_timeout
-        Handler.body_idle_seconds = server.http_body_idle_timeout
-        Handler.max_head_bytes = server.http_max_head_bytes
-        Handler.waiting = Waiting(server.http_max_waiting_connections)
         super().init_process()
+
+
+def apply_limits(server: ServerSettings) -> None:
+    """The limits of config.yaml's server section, for this worker process: gunicorn.conf.py
+    calls it after each fork (the worker class itself reads no config)."""
+    Handler.head_seconds = server.http_head_timeout
+    Handler.body_idle_seconds = server.http_body_idle_timeout
+    Handler.max_head_bytes = server.http_max_head_bytes
+    Handler.waiting = Waiting(server.http_max_waiting_connections)
 
 
 def _refusal(status: HTTPStatus) -> bytes:
