@@ -31,7 +31,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Open connections per worker, streams included: room above the router's own limit on
 # generation requests (server.http_max_concurrent), so that past it a client is told 503 at
 # once rather than left waiting in the accept queue; for the connections waiting for a request's
-# head (the oldest of which are closed beyond server.http_max_waiting_connections); and for
+# head (one of which is closed for a new one beyond server.http_max_waiting_connections); and for
 # health checks.
 worker_connections = _server.http_max_concurrent + _server.http_max_waiting_connections + 20
 # gevent workers heartbeat from their own greenlet, so a long stream never trips this; it only

@@ -92,25 +92,32 @@ def test_the_fields_are_looked_up_in_any_case_and_listed_as_lines() -> None:
     assert headers.items() == [("Host", "example"), ("Content-Type", "text/plain")]
 
 
-def test_past_the_limit_of_waiting_connections_the_oldest_is_evicted() -> None:
+def test_past_the_limit_of_waiting_connections_the_oldest_new_one_is_evicted_first() -> None:
     evicted: list[str] = []
 
     class Connection:
-        def __init__(self, name: str) -> None:
+        def __init__(self, name: str, served: bool = False) -> None:
             self.name = name
+            self.served = served
 
         def evict(self) -> None:
             evicted.append(self.name)
 
-    waiting = Waiting(2)
+    waiting = Waiting(3)
+    idle = Connection("a proxy's idle connection", served=True)
     first, second, third = Connection("first"), Connection("second"), Connection("third")
-    waiting.enter(first)  # type: ignore[arg-type]
-    waiting.enter(second)  # type: ignore[arg-type]
+    for connection in (idle, first, second):
+        waiting.enter(connection)  # type: ignore[arg-type]
     waiting.leave(second)  # type: ignore[arg-type]  # its head arrived
-    waiting.enter(second)  # type: ignore[arg-type]  # kept alive, waiting for its next one
     waiting.enter(third)  # type: ignore[arg-type]
+    waiting.enter(Connection("fourth"))  # type: ignore[arg-type]
+    waiting.enter(Connection("fifth"))  # type: ignore[arg-type]
 
-    assert evicted == ["first"] and len(waiting) == 2
+    # New connections go before one that has served a request; among them, the oldest first.
+    assert evicted == ["first", "third"] and len(waiting) == 3
+    waiting.enter(Connection("sixth"))  # type: ignore[arg-type]
+    waiting.enter(Connection("seventh"))  # type: ignore[arg-type]
+    assert evicted == ["first", "third", "fourth", "fifth"]
 
 
 def serve_once(app: Any, request: bytes) -> tuple[list[bytes], bytes]:

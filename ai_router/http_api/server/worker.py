@@ -7,9 +7,9 @@ instead: within a size limit (431 beyond), parsed by llhttp (request_head.py: 40
 connection closed for what RFC 9112 refuses). The limits on slow clients: the request line of a
 new or kept-alive connection within gunicorn's `keepalive`, the rest of the head within
 `server.http_head_timeout`, no gap longer than `server.http_body_idle_timeout` while the body is
-read (408); and at most `server.http_max_waiting_connections` connections waiting for a head, the
-one that has waited longest closed to make room for a new one, so that connections that never
-finish a head cannot keep a health check out. Everything else (graceful shutdown,
+read (408); and at most `server.http_max_waiting_connections` connections waiting for a head, one
+closed to make room for a new one (the oldest that never sent a whole request, before any kept
+alive after one), so that connections that never finish a head cannot keep a health check out. Everything else (graceful shutdown,
 worker_connections, the client socket in the environ for disconnect.py) is gunicorn's.
 """
 
@@ -69,25 +69,30 @@ class RequestHeaders:
 
 
 class Waiting:
-    """The connections of this process waiting for a request's head, oldest first; past the
-    limit, the oldest is closed."""
+    """The connections of this process waiting for a request's head; past the limit, one is
+    closed: the oldest that has never sent a whole request, else the oldest kept alive after
+    one (a proxy's idle connection, which it may be about to use)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._handlers: dict[Handler, None] = {}  # insertion-ordered: the oldest first
+        # Insertion-ordered: the oldest first.
+        self._new: dict[Handler, None] = {}
+        self._kept_alive: dict[Handler, None] = {}
 
     def __len__(self) -> int:
-        return len(self._handlers)
+        return len(self._new) + len(self._kept_alive)
 
     def enter(self, handler: Handler) -> None:
-        while len(self._handlers) >= self.limit:
-            oldest = next(iter(self._handlers))
-            del self._handlers[oldest]
+        while len(self) >= self.limit:
+            group = self._new or self._kept_alive
+            oldest = next(iter(group))
+            del group[oldest]
             oldest.evict()
-        self._handlers[handler] = None
+        (self._kept_alive if handler.served else self._new)[handler] = None
 
     def leave(self, handler: Handler) -> None:
-        self._handlers.pop(handler, None)
+        self._new.pop(handler, None)
+        self._kept_alive.pop(handler, None)
 
 
 class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
@@ -98,6 +103,7 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
     max_head_bytes: int = 65536
     max_fields: int = 100
     waiting: Waiting = Waiting(1000)
+    served = False  # whether this connection has sent a whole request's head
 
     def read_requestline(self) -> str:
         """The next request's first line, or "" (the connection is closed) when none starts
@@ -125,6 +131,7 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         finally:
             self.waiting.leave(self)
         head = request_head.parse(head_bytes)
+        self.served = True
         self.requestline = raw_requestline.rstrip()
         self.command, self.path = head.method, head.target
         self.request_version = f"HTTP/{head.version}"
