@@ -18,9 +18,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from ai_router.config import settings_from_mapping
+from ai_router.errors import LimitReached
 from ai_router.http_api.app import create_app
 from ai_router.http_api.errors import error_headers
-from ai_router.errors import LimitReached
 from ai_router.providers.fake_transport import FakeAnswer, FakeRequest, FakeUpstream
 from ai_router.router import Router, build_providers
 

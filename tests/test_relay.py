@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 from ai_router.answers import Account, RelayedStream
-from ai_router.http_api.v1 import relay
-from ai_router.observe import RequestRecord
-from ai_router.metrics import Metrics
 from ai_router.config import settings_from_mapping
+from ai_router.http_api.v1 import relay
+from ai_router.metrics import Metrics
+from ai_router.observe import RequestRecord
 from ai_router.upstream_watch import Watchdog
 from ai_router.wire import anthropic_messages, openai_chat
 

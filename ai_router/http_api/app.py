@@ -16,6 +16,7 @@ from flask.wrappers import Request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.routing import MapAdapter, Rule
 
+from ai_router.access.keys import presented_key
 from ai_router.config import Settings
 from ai_router.errors import (
     InternalError,
@@ -25,10 +26,14 @@ from ai_router.errors import (
     RouterError,
     Unauthenticated,
 )
-from ai_router.access.keys import presented_key
 from ai_router.http_api import health, native, origins, scoped, state, usage_api
 from ai_router.http_api.docs import openapi
-from ai_router.http_api.errors import error_body, error_headers, family_of, status_and_type
+from ai_router.http_api.errors import (
+    error_body,
+    error_headers,
+    family_of,
+    status_and_type,
+)
 from ai_router.http_api.headers import (
     ANTHROPIC_REQUEST_ID_HEADER,
     REPLICA_HEADER,
@@ -36,7 +41,12 @@ from ai_router.http_api.headers import (
     REQUEST_ID_HEADER,
 )
 from ai_router.http_api.json_provider import OrjsonProvider
-from ai_router.http_api.v1 import anthropic_api, anthropic_messages, openai_api, openai_chat
+from ai_router.http_api.v1 import (
+    anthropic_api,
+    anthropic_messages,
+    openai_api,
+    openai_chat,
+)
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ai_router.reload import LiveRouter
 from ai_router.router import Router

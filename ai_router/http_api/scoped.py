@@ -15,8 +15,8 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 
 from ai_router.access.keys import presented_key
-from ai_router.access.settings import KeySettings
 from ai_router.access.pricing import format_usd
+from ai_router.access.settings import KeySettings
 from ai_router.http_api.headers import COST_HEADER
 from ai_router.http_api.sse import StreamBody
 from ai_router.http_api.state import request_globals, router

@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 
-from ai_router.providers.transport import HTTPConnectionClosed, UnreachableUpstream
 from ai_router.errors import (
     RouterError,
     UpstreamAuthFailed,
@@ -21,6 +20,7 @@ from ai_router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ai_router.providers.transport import HTTPConnectionClosed, UnreachableUpstream
 
 REDACTED = "[redacted]"
 # The request itself was refused: the client's to fix (409, a conflict, is retried).

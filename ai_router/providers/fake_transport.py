@@ -13,7 +13,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ai_router.providers.transport import Answer, HTTPConnectionClosed, Timeout, Transport
+from ai_router.providers.transport import (
+    Answer,
+    HTTPConnectionClosed,
+    Timeout,
+    Transport,
+)
 from ai_router.wire import sse
 
 

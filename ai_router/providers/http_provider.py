@@ -17,7 +17,12 @@ from typing import Any, ClassVar, TypeVar
 import orjson
 
 from ai_router.config import ProviderSettings
-from ai_router.errors import Cancelled, RouterError, UpstreamTimeout, UpstreamUnavailable
+from ai_router.errors import (
+    Cancelled,
+    RouterError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from ai_router.providers import failures
 from ai_router.providers.base import Provider, RelayRequest, RelayResponse
 from ai_router.providers.transport import (

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any, Final, Literal
 
-from ai_router.wire.usage import token_counts
 from ai_router.types import FinishReason, Usage
+from ai_router.wire.usage import token_counts
 
 FAMILY: Final = "openai"
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"

@@ -18,12 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 from ai_router.errors import InvalidRequest, RouterError
 from ai_router.http_api.response_model import ResponseModel, omitted
 from ai_router.native_request import check_max_tokens, check_sampling
-from ai_router.wire import anthropic_messages as wire
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
-    FinishReason,
     ImagePart,
     Message,
     Part,
@@ -34,6 +32,7 @@ from ai_router.types import (
     ToolChoice,
     Usage,
 )
+from ai_router.wire import anthropic_messages as wire
 
 
 class _Block(BaseModel):

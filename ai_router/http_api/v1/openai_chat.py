@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 from ai_router.errors import InvalidRequest, RouterError
 from ai_router.http_api.response_model import ResponseModel, omitted
 from ai_router.native_request import check_max_tokens, check_sampling
-from ai_router.wire import openai_chat as wire
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -33,6 +32,7 @@ from ai_router.types import (
     ToolChoice,
     Usage,
 )
+from ai_router.wire import openai_chat as wire
 
 _DATA_URL_PREFIX = "data:"
 
