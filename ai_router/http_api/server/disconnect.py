@@ -25,7 +25,7 @@ def watch_client(on_hang_up: Callable[[], None]) -> Callable[[], None]:
     """Call `on_hang_up` when the current request's client closes its connection; returns the
     function that stops watching. Only under gunicorn's gevent workers, which hand the client
     socket over in the WSGI environ (the plain one as gunicorn.socket, the gevent.pywsgi one
-    the router runs, http_api/worker.py, as gunicorn.sock); elsewhere (a test client) it
+    the router runs, server/worker.py, as gunicorn.sock); elsewhere (a test client) it
     watches nothing."""
     client = request.environ.get("gunicorn.sock") or request.environ.get("gunicorn.socket")
     if client is None:
