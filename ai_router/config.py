@@ -86,11 +86,13 @@ class ServerSettings(_Strict):
     max_body_bytes: PositiveInt = 1024 * 1024
     # Slow or oversized requests (the HTTP server; 408 and 431 answers): the head (request line
     # and header fields) within http_head_timeout seconds of its first line, at most
-    # http_max_head_bytes of it, no gap over http_body_idle_timeout in the body; at most
+    # http_max_head_bytes of it, no gap over http_body_idle_timeout in the body and all of it
+    # within http_body_timeout of the head; at most
     # http_max_waiting_connections connections per worker waiting for a head, one closed beyond
     # (so that they never keep a health check out).
     http_head_timeout: PositiveFloat = 10.0
     http_body_idle_timeout: PositiveFloat = 10.0
+    http_body_timeout: PositiveFloat = 60.0
     http_max_head_bytes: int = Field(default=65536, ge=1024)
     http_max_waiting_connections: PositiveInt = 1000
     # Web pages (their `Origin`) that may call the HTTP API from a browser; a request from any

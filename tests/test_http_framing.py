@@ -26,6 +26,7 @@ from support import (
 
 HEAD_SECONDS = 1.0
 BODY_IDLE_SECONDS = 1.0
+BODY_SECONDS = 2.0
 MAX_HEAD_BYTES = 8192
 MAX_WAITING = 5
 BODY = b'{"provider": "openai", "prompt": "hi"}'
@@ -38,6 +39,7 @@ def server(simulator_process: Simulator, tmp_path_factory: pytest.TempPathFactor
     limits = {
         "http_head_timeout": HEAD_SECONDS,
         "http_body_idle_timeout": BODY_IDLE_SECONDS,
+        "http_body_timeout": BODY_SECONDS,
         "http_max_head_bytes": MAX_HEAD_BYTES,
         "http_max_waiting_connections": MAX_WAITING,
     }
@@ -58,12 +60,12 @@ def connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 
 
-def exchange(port: int, data: bytes) -> tuple[bytes, bool]:
-    """Send `data`; everything the server answers until it closes (or stays silent for a
-    second), and whether it closed."""
+def exchange(port: int, data: bytes, quiet: float = 1.0) -> tuple[bytes, bool]:
+    """Send `data`; everything the server answers until it closes (or stays silent for
+    `quiet` seconds), and whether it closed."""
     with connect(port) as connection:
         connection.sendall(data)
-        return read_all(connection)
+        return read_all(connection, quiet)
 
 
 def read_all(connection: socket.socket, quiet: float = 1.0) -> tuple[bytes, bool]:
@@ -197,6 +199,39 @@ def test_a_body_that_stops_arriving_is_408_and_closed(server: int) -> None:
     assert statuses(answer) == [b"408"] and closed
     assert b'"type":"request_timeout"' in answer
     assert BODY_IDLE_SECONDS * 0.9 <= took < BODY_IDLE_SECONDS + 1.5
+
+
+def test_a_body_that_trickles_in_steadily_is_408_once_its_time_is_up(server: int) -> None:
+    with connect(server) as connection:
+        connection.sendall(post(b"Content-Length: 1000\r\n", b""))
+        started = time.monotonic()
+        answer = b""
+        connection.settimeout(0.3)
+        while time.monotonic() - started < BODY_SECONDS + 3:  # a byte every 0.3 s: never idle
+            try:
+                connection.sendall(b" ")
+                answer += connection.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if answer:
+                break
+        took = time.monotonic() - started
+
+    print(f"\na body trickling in: 408 after {took:.2f}s")
+    assert statuses(answer) == [b"408"]
+    assert BODY_SECONDS * 0.9 <= took < BODY_SECONDS + 1.5
+
+
+def test_a_slow_upstream_after_a_quick_body_is_not_the_clients_fault(
+    server: int, simulator: Simulator
+) -> None:
+    simulator.set(latency=BODY_SECONDS + 0.5)  # the answer comes after the body's time is up
+
+    answer, _ = exchange(server, post(b"Content-Length: %d\r\n" % len(BODY)), quiet=BODY_SECONDS + 3)
+
+    assert statuses(answer) == [b"200"]
 
 
 def test_connections_that_never_send_a_head_cannot_keep_a_health_check_out(server: int) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import ClientDisconnected
 
 from ai_router.errors import InvalidRequest, RequestTimeout, RequestTooLarge
+from ai_router.http_api.server.request_head import BODY_READ_ENVIRON
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -69,11 +70,15 @@ def _read_body() -> bytes:
     limit = request.max_content_length
     if request.content_length is not None or limit is None:
         # Over MAX_CONTENT_LENGTH this raises werkzeug's 413, which the app turns into our error.
-        return request.get_data(cache=False)
-    # A body without a length (chunked): werkzeug would cut it at the limit without a word.
-    raw: bytes = request.environ["wsgi.input"].read(limit + 1)
-    if len(raw) > limit:
-        raise RequestTooLarge(f"the request body is larger than the limit of {limit} bytes")
+        raw: bytes = request.get_data(cache=False)
+    else:
+        # A body without a length (chunked): werkzeug would cut it at the limit without a word.
+        raw = request.environ["wsgi.input"].read(limit + 1)
+        if len(raw) > limit:
+            raise RequestTooLarge(f"the request body is larger than the limit of {limit} bytes")
+    body_read = request.environ.get(BODY_READ_ENVIRON)
+    if body_read is not None:
+        body_read()  # the server stops timing the body (http_api/server/worker.py)
     return raw
 
 

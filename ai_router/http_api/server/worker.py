@@ -7,7 +7,7 @@ instead: within a size limit (431 beyond), parsed by llhttp (request_head.py: 40
 connection closed for what RFC 9112 refuses). The limits on slow clients: the request line of a
 new or kept-alive connection within gunicorn's `keepalive`, the rest of the head within
 `server.http_head_timeout`, no gap longer than `server.http_body_idle_timeout` while the body is
-read (408); and at most `server.http_max_waiting_connections` connections waiting for a head, one
+read, and all of it within `server.http_body_timeout` (408); and at most `server.http_max_waiting_connections` connections waiting for a head, one
 closed to make room for a new one (the oldest that never sent a whole request, before any kept
 alive after one), so that connections that never finish a head cannot keep a health check out. Everything else (graceful shutdown,
 worker_connections, the client socket in the environ for disconnect.py) is gunicorn's.
@@ -19,11 +19,13 @@ import logging
 import socket
 from collections.abc import Iterator
 from http import HTTPStatus
+from typing import Any
 
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
 from ai_router.config import ServerSettings
+from ai_router.errors import RequestTimeout
 from ai_router.http_api.server import request_head
 
 log = logging.getLogger(__name__)
@@ -100,15 +102,18 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
     idle_seconds: float = 5.0
     head_seconds: float = 10.0
     body_idle_seconds: float = 10.0
+    body_seconds: float = 60.0
     max_head_bytes: int = 65536
     max_fields: int = 100
     waiting: Waiting = Waiting(1000)
     served = False  # whether this connection has sent a whole request's head
+    _body_clock: gevent.Timeout | None = None
 
     def read_requestline(self) -> str:
         """The next request's first line, or "" (the connection is closed) when none starts
         within `idle_seconds`: an idle keep-alive connection would otherwise hold one of the
         worker's `worker_connections` for ever, and keep a stopping worker waiting for it."""
+        self._stop_body_clock()
         self.waiting.enter(self)
         line: str = ""
         try:
@@ -139,7 +144,25 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         self.content_length = head.content_length
         self.close_connection = not head.keep_alive
         self.socket.settimeout(self.body_idle_seconds)
+        if head.chunked or head.content_length:
+            # The whole body within `body_seconds`, however steadily it trickles: raised in
+            # this greenlet, which is then in the app reading it, as the app's RequestTimeout.
+            self._body_clock = gevent.Timeout.start_new(
+                self.body_seconds,
+                RequestTimeout("the request body did not arrive in time (server.http_body_timeout)"),
+            )
         return True
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        environ[request_head.BODY_READ_ENVIRON] = self._stop_body_clock
+        return environ
+
+    def _stop_body_clock(self) -> None:
+        """The body is read (or the request is over): its clock stops."""
+        clock, self._body_clock = self._body_clock, None
+        if clock is not None:
+            clock.close()
 
     def evict(self) -> None:
         """Close this connection, which is waiting for a head, from another greenlet."""
@@ -172,6 +195,7 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         apart, to save copying the piece: for a stream's first event, or a small answer, that
         costs a system call, and the client a second read and wake-up for its first token."""
         self.socket.settimeout(None)  # the request is read: a stream may now be quiet for long
+        self._stop_body_clock()
         if len(data) > COALESCE_BYTES:
             super()._write_with_headers(data)
             return
@@ -202,6 +226,7 @@ def apply_limits(server: ServerSettings) -> None:
     calls it after each fork (the worker class itself reads no config)."""
     Handler.head_seconds = server.http_head_timeout
     Handler.body_idle_seconds = server.http_body_idle_timeout
+    Handler.body_seconds = server.http_body_timeout
     Handler.max_head_bytes = server.http_max_head_bytes
     Handler.waiting = Waiting(server.http_max_waiting_connections)
 
