@@ -22,7 +22,8 @@ LINE = b"POST /v1/chat/completions?x=1 HTTP/1.1\r\n"
 
 def head_of(fields: bytes, line: bytes = LINE, max_bytes: int = 65536) -> RequestHead:
     rfile = io.BytesIO(fields + b"the body")
-    head = request_head.parse(request_head.read(rfile, line, max_bytes, max_fields=100))
+    head_bytes, _ = request_head.read(rfile, line, max_bytes, max_fields=100)
+    head = request_head.parse(head_bytes)
     assert rfile.read() == b"the body"  # reading stops at the blank line
     return head
 
@@ -175,3 +176,13 @@ def test_a_small_answer_goes_out_in_one_write_and_a_large_one_apart() -> None:
     assert len(small_writes) == 1 and small.endswith(b"\r\n\r\n" + b"x" * 100)
     assert len(large_writes) == 2 and large_writes[1] == b"x" * (COALESCE_BYTES + 1)
     assert large.endswith(b"\r\n\r\n" + large_writes[1])
+
+
+def test_reading_a_head_tells_how_much_of_the_body_came_with_it() -> None:
+    fields = b"Content-Length: 8\r\n\r\n"
+
+    whole = io.BufferedReader(io.BytesIO(fields + b"the body"))  # a body that came with its head
+    head_bytes, buffered = request_head.read(whole, LINE, 65536, 100)
+
+    assert head_bytes == LINE + fields and buffered == len(b"the body")
+    assert whole.read() == b"the body"

@@ -50,18 +50,22 @@ class RequestHead:
     chunked: bool = False
 
 
-def read(rfile: BinaryIO, request_line: bytes, max_bytes: int, max_fields: int) -> bytes:
+def read(
+    rfile: BinaryIO, request_line: bytes, max_bytes: int, max_fields: int
+) -> tuple[bytes, int]:
     """The head: `request_line` (already read) and the field lines after it, up to and with
-    the blank line that ends it. Raises HeadRefused: 431 past `max_bytes` or `max_fields` lines
-    (llhttp refuses folded ones: a line is a field), 400 at the end of the input."""
+    the blank line that ends it; and how many bytes behind it are known to be in `rfile`'s
+    buffer already (0: none, or not known). Raises HeadRefused: 431 past `max_bytes` or
+    `max_fields` lines (llhttp refuses folded ones: a line is a field), 400 at the end of the
+    input."""
     # Most heads came in the read that brought their first line: take them whole from the
     # buffer when it holds their end, rather than a line at a time.
     buffered = rfile.peek(max_bytes) if isinstance(rfile, io.BufferedReader) else b""
     if buffered.startswith(b"\r\n"):
-        return request_line + rfile.read(2)  # no fields
+        return request_line + rfile.read(2), len(buffered) - 2  # no fields
     end = buffered.find(b"\r\n\r\n", 0, max_bytes - len(request_line))
     if end > 0 and buffered.count(b"\n", 0, end) < max_fields:
-        return request_line + rfile.read(end + 4)
+        return request_line + rfile.read(end + 4), len(buffered) - end - 4
     lines = [request_line]
     size = len(request_line)
     while True:
@@ -76,7 +80,7 @@ def read(rfile: BinaryIO, request_line: bytes, max_bytes: int, max_fields: int) 
             raise HeadRefused(HTTPStatus.BAD_REQUEST, "the connection ended within the head")
         lines.append(line)
         if line in (b"\r\n", b"\n"):
-            return b"".join(lines)
+            return b"".join(lines), 0
         if len(lines) > max_fields + 1:
             raise HeadRefused(
                 HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -129,7 +129,7 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         may wait `body_idle_seconds` each."""
         try:
             with gevent.Timeout(self.head_seconds, request_head.HeadTimeout):
-                head_bytes = request_head.read(
+                head_bytes, buffered = request_head.read(
                     self.rfile, raw_requestline.encode("latin-1"), self.max_head_bytes,
                     self.max_fields,
                 )  # fmt: skip
@@ -144,13 +144,11 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         self.content_length = head.content_length
         self.close_connection = not head.keep_alive
         self.socket.settimeout(self.body_idle_seconds)
-        if head.chunked or head.content_length:
+        if head.chunked or (head.content_length or 0) > buffered:
             # The whole body within `body_seconds`, however steadily it trickles: raised in
             # this greenlet, which is then in the app reading it, as the app's RequestTimeout.
-            self._body_clock = gevent.Timeout.start_new(
-                self.body_seconds,
-                RequestTimeout("the request body did not arrive in time (server.http_body_timeout)"),
-            )
+            # (A body that came with its head, as most do, needs no clock.)
+            self._body_clock = gevent.Timeout.start_new(self.body_seconds, BodyTooSlow)
         return True
 
     def get_environ(self) -> dict[str, Any]:
@@ -219,6 +217,11 @@ class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         Handler.idle_seconds = self.cfg.keepalive
         super().init_process()
+
+
+class BodyTooSlow(RequestTimeout):
+    def __init__(self) -> None:
+        super().__init__("the request body did not arrive in time (server.http_body_timeout)")
 
 
 def apply_limits(server: ServerSettings) -> None:
