@@ -10,7 +10,6 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import ClientDisconnected
 
 from ai_router.errors import InvalidRequest, RequestTimeout, RequestTooLarge
-from ai_router.http_api.server.request_head import BODY_READ_ENVIRON
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -76,9 +75,6 @@ def _read_body() -> bytes:
         raw = request.environ["wsgi.input"].read(limit + 1)
         if len(raw) > limit:
             raise RequestTooLarge(f"the request body is larger than the limit of {limit} bytes")
-    body_read = request.environ.get(BODY_READ_ENVIRON)
-    if body_read is not None:
-        body_read()  # the server stops timing the body (http_api/server/worker.py)
     return raw
 
 

@@ -18,9 +18,6 @@ from typing import BinaryIO
 import httptools
 
 CHUNKED = "chunked"
-# The WSGI environ's key for the function the app calls once it has read the body (the
-# server's clock on it stops).
-BODY_READ_ENVIRON = "ai_router.body_read"
 
 
 class HeadRefused(Exception):

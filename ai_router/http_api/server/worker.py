@@ -107,7 +107,7 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
     max_fields: int = 100
     waiting: Waiting = Waiting(1000)
     served = False  # whether this connection has sent a whole request's head
-    _body_clock: gevent.Timeout | None = None
+    _body_clock: Any = None  # a libev timer of gevent's loop
 
     def read_requestline(self) -> str:
         """The next request's first line, or "" (the connection is closed) when none starts
@@ -145,21 +145,28 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         self.close_connection = not head.keep_alive
         self.socket.settimeout(self.body_idle_seconds)
         if head.chunked or (head.content_length or 0) > buffered:
-            # The whole body within `body_seconds`, however steadily it trickles: raised in
-            # this greenlet, which is then in the app reading it, as the app's RequestTimeout.
-            # (A body that came with its head, as most do, needs no clock.)
-            self._body_clock = gevent.Timeout.start_new(self.body_seconds, BodyTooSlow)
+            # The whole body within `body_seconds`, however steadily it trickles. A body that
+            # came with its head, as most do, needs no clock.
+            self._body_clock = gevent.get_hub().loop.timer(self.body_seconds)
+            self._body_clock.start(self._body_time_up, gevent.getcurrent())
         return True
 
-    def get_environ(self) -> dict[str, Any]:
-        environ: dict[str, Any] = super().get_environ()
-        environ[request_head.BODY_READ_ENVIRON] = self._stop_body_clock
-        return environ
+    def _body_time_up(self, reader: gevent.Greenlet) -> None:
+        """Unless the app has read the whole body by now, it is reading it still (the request's
+        greenlet is in its view): the read raises RequestTimeout, 408 in the API's format."""
+        self._body_clock = None
+        body = getattr(self, "wsgi_input", None)
+        if body is None or _read_whole(body):
+            return
+        reader.throw(RequestTimeout(
+            "the request body did not arrive in time (server.http_body_timeout)"
+        ))  # fmt: skip
 
     def _stop_body_clock(self) -> None:
-        """The body is read (or the request is over): its clock stops."""
+        """The request is answered (or over): its body's clock stops."""
         clock, self._body_clock = self._body_clock, None
         if clock is not None:
+            clock.stop()
             clock.close()
 
     def evict(self) -> None:
@@ -219,9 +226,11 @@ class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
         super().init_process()
 
 
-class BodyTooSlow(RequestTimeout):
-    def __init__(self) -> None:
-        super().__init__("the request body did not arrive in time (server.http_body_timeout)")
+def _read_whole(body: Any) -> bool:
+    """Whether gevent.pywsgi's Input has given the app all of the body."""
+    if body.chunked_input:
+        return bool(body.chunk_length == 0)  # the last chunk, of size 0, is read
+    return bool(body.position >= (body.content_length or 0))
 
 
 def apply_limits(server: ServerSettings) -> None:
