@@ -408,6 +408,7 @@ def _environment_applied(
                 problems.append(f"environment {variable}={env[variable]!r} is not a port number")
     data["server"] = server
     data["auth"] = _auth_environment(data.get("auth"), env)
+    data["state"] = _state_environment(data.get("state"), env)
 
     providers = data.get("providers")
     if isinstance(providers, dict):
@@ -437,6 +438,21 @@ def _auth_environment(auth: Any, env: Mapping[str, str]) -> Any:
             for key in auth["keys"]
         ]
     return auth
+
+
+def _state_environment(state: Any, env: Mapping[str, str]) -> Any:
+    """REDIS_URL: the state in that Redis (replicas share it); STATE_PATH: the SQLite file."""
+    if state is None:
+        state = {}
+    if not isinstance(state, dict):
+        return state
+    state = dict(state)
+    if env.get("STATE_PATH"):
+        state["path"] = env["STATE_PATH"]
+    if env.get("REDIS_URL"):
+        state["backend"] = "redis"
+        state["url"] = env["REDIS_URL"]
+    return state
 
 
 def _provider_environment(name: str, body: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -54,6 +54,17 @@ def test_environment_overrides_ports_host_keys_and_base_urls() -> None:
     assert provider.base_url == "http://127.0.0.1:9/v1"
 
 
+def test_redis_url_puts_the_state_in_redis_and_state_path_moves_the_sqlite_file() -> None:
+    in_redis = settings_from_mapping(MINIMAL, {"REDIS_URL": "redis://redis:6379/0"})
+    moved = settings_from_mapping(
+        {**MINIMAL, "state": {"path": "here.db"}}, {"STATE_PATH": "/var/lib/ai-router/state.db"}
+    )
+
+    assert (in_redis.state.backend, in_redis.state.url) == ("redis", "redis://redis:6379/0")
+    assert (moved.state.backend, moved.state.path) == ("sqlite", "/var/lib/ai-router/state.db")
+    assert settings_from_mapping(MINIMAL, {}).state.backend == "sqlite"
+
+
 def test_an_openai_compatible_provider_has_its_own_variables() -> None:
     raw = {
         "providers": {
