@@ -55,6 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ai-router: invalid configuration\n{exc}", file=sys.stderr)
         return 2
+    from ai_router.access.gate import check_state
+    from ai_router.errors import StateUnavailable
+
+    try:
+        check_state(settings)
+    except StateUnavailable as exc:
+        print(f"ai-router: cannot start: {exc}", file=sys.stderr)
+        return 2
     if args.command == "grpc":
         from ai_router.grpc_api.server import serve as serve_grpc
 

@@ -15,6 +15,7 @@ them in one place each. Classification is by type and status code, never by mess
     ├── Cancelled                 the client went away; its upstream call was cut off
     ├── Overloaded                this process is at its concurrency limit; come back shortly
     ├── InternalError             a fault of the router's own, not the request's
+    ├── StateUnavailable          the store of limits and budgets cannot be reached or used
     └── UpstreamError             the provider failed; carries `provider`, upstream `status` and
         │                         the `retry_after` seconds it asked for
         ├── UpstreamRejected      the provider refused the request as invalid (400, 404, 422)
@@ -128,6 +129,16 @@ class InternalError(RouterError):
         super().__init__(
             f"the router failed to answer: an internal error, logged under request id {request_id}"
         )
+
+
+class StateUnavailable(RouterError):
+    """The store of limits and budgets (SQLite or Redis) cannot be used now; the message says
+    why, never with a key. Keyed requests are refused while it lasts (unless configured to be
+    served uncounted)."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"state store unavailable: {message}")
+        self.retry_after = retry_after
 
 
 class UpstreamError(RouterError):

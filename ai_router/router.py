@@ -285,6 +285,10 @@ class Router:
         """Each provider's reason for being unusable, or None when it is usable."""
         return {name: provider.unavailable_reason() for name, provider in self._providers.items()}
 
+    def state_problem(self) -> str | None:
+        """Why the store of keys' limits and budgets is unusable now, or None."""
+        return self.gate.state_problem()
+
     def close(self) -> None:
         for provider in self._providers.values():
             provider.close()

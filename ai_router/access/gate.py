@@ -9,12 +9,13 @@ import logging
 import threading
 from collections.abc import Mapping
 
+from ai_router.access.heartbeat import Heartbeat
 from ai_router.access.keys import Keyring
 from ai_router.access.pricing import PriceTable
-from ai_router.access.settings import KeySettings
+from ai_router.access.settings import KeySettings, StateSettings
 from ai_router.access.store import Limits, QuotaStore, Reservation
 from ai_router.config import Settings
-from ai_router.errors import InvalidRequest
+from ai_router.errors import InvalidRequest, StateUnavailable
 from ai_router.policy.executor import Plan
 from ai_router.types import Usage
 
@@ -39,11 +40,7 @@ class Meter:
             self._settled = True
         cost = self._gate.cost(provider, model, usage) if usage else 0.0
         if self._reservation is not None:
-            tokens = usage.total_tokens if usage else 0
-            try:
-                self._gate.store.settle(self._reservation, tokens, cost)
-            except Exception:  # the counters are unreachable: the answer still goes out
-                log.exception("settling key %r failed", self.key.name if self.key else "")
+            self._gate.settle(self._reservation, usage.total_tokens if usage else 0, cost)
         return cost
 
 
@@ -53,6 +50,7 @@ class Gate:
         self.prices = PriceTable(settings.prices)
         self._settings = settings
         self._store: QuotaStore | None = None
+        self._heartbeat: Heartbeat | None = None
         self._store_lock = threading.Lock()
         self._usage_log = settings.usage_log
         self._usage_lock = threading.Lock()
@@ -60,10 +58,14 @@ class Gate:
     @property
     def store(self) -> QuotaStore:
         """Opened on first use, in the process that uses it (after any fork)."""
-        with self._store_lock:
-            if self._store is None:
-                self._store = _open_store(self._settings)
-            return self._store
+        return self._open()[0]
+
+    def state_problem(self) -> str | None:
+        """Why the store of limits and budgets is unusable now; None when it is, or when no
+        key needs it."""
+        if not self.keyring.enabled:
+            return None
+        return self._open()[1].problem
 
     def authorize(self, key: KeySettings | None, model: str) -> None:
         """Raises PermissionDenied unless `key` may use `model` (the name the client used)."""
@@ -92,8 +94,28 @@ class Gate:
                 f"(${key.budget_usd:g}); ask for fewer max_tokens",
                 param="max_tokens",
             )
-        reservation = self.store.reserve(Limits.of(key), input_tokens + max_output, cost)
+        store, heartbeat = self._open()
+        try:
+            reservation = store.reserve(Limits.of(key), input_tokens + max_output, cost)
+        except StateUnavailable as error:
+            if self._settings.state.when_unavailable == "fail_closed":
+                raise
+            log.warning("key %r served uncounted (state.when_unavailable: fail_open): %s",
+                        key.name, error)
+            return Meter(self, key, None)
+        heartbeat.hold(reservation)
         return Meter(self, key, reservation)
+
+    def settle(self, reservation: Reservation, tokens: int, cost: float) -> None:
+        store, heartbeat = self._open()
+        heartbeat.release(reservation)
+        try:
+            store.settle(reservation, tokens, cost)
+        except StateUnavailable as error:  # the answer still goes out; the hold ends by itself
+            log.error(
+                "key %r: usage not booked ($%.6g): %s; its hold ends within %gs",
+                reservation.limits.key, cost, error, self._settings.state.lease_seconds,
+            )
 
     def cost(self, provider: str, model: str, usage: Usage) -> float:
         provider_settings = self._settings.providers.get(provider)
@@ -109,15 +131,38 @@ class Gate:
             log_file.write(line)
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        with self._store_lock:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
+            if self._store is not None:
+                self._store.close()
+
+    def _open(self) -> tuple[QuotaStore, Heartbeat]:
+        with self._store_lock:
+            if self._store is None or self._heartbeat is None:
+                state = self._settings.state
+                self._store = open_store(state)
+                self._heartbeat = Heartbeat(self._store, state.lease_seconds)
+                self._heartbeat.start()
+            return self._store, self._heartbeat
 
 
-def _open_store(settings: Settings) -> QuotaStore:
-    if settings.state.backend == "redis":
+def open_store(state: StateSettings) -> QuotaStore:
+    if state.backend == "redis":
         from ai_router.access.redis_store import RedisStore
 
-        return RedisStore(settings.state.url)
+        return RedisStore(state.url, state.lease_seconds, state.timeout_seconds)
     from ai_router.access.sqlite_store import SqliteStore
 
-    return SqliteStore(settings.state.path)
+    return SqliteStore(state.path, state.lease_seconds)
+
+
+def check_state(settings: Settings) -> None:
+    """At start: the store that keys need takes a write, or StateUnavailable says what to fix."""
+    if not settings.auth.keys:
+        return
+    store = open_store(settings.state)
+    try:
+        store.check()
+    finally:
+        store.close()

@@ -92,6 +92,13 @@ class StateSettings(_Strict):
     backend: Literal["sqlite", "redis"] = "sqlite"
     path: str = DEFAULT_STATE_PATH  # sqlite: shared by every process of this machine
     url: str = "redis://127.0.0.1:6379/0"  # redis: shared by every replica
+    # What a request holds (a concurrency slot, its reserved spend) is renewed while it lives;
+    # the holds of a process that died end within this.
+    lease_seconds: float = Field(default=10.0, ge=1.0, le=3600.0)
+    # How long a request waits for the store before the store counts as unavailable.
+    timeout_seconds: float = Field(default=1.0, gt=0.0, le=30.0)
+    # The store unreachable: refuse keyed requests (503), or serve them uncounted.
+    when_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
 
 
 class Price(_Strict):

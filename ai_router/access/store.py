@@ -10,6 +10,11 @@ at most what one reservation underestimated.
 
 rpm and tpm are token buckets: capacity = the limit, refilled continuously at limit/60 a second.
 A budget counts per period: fixed windows of `budget_period` from the Unix epoch.
+
+What a reservation holds (its concurrency slot and its reserved spend) is a lease of
+`state.lease_seconds`, renewed while its request lives (`renew`, from access/heartbeat.py). The
+lease of a process that died is not renewed; the next reservation of its key sweeps it, and its
+slot and spend come back. A store that cannot be used raises StateUnavailable.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from __future__ import annotations
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ai_router.access.settings import KeySettings
 from ai_router.errors import LimitReached
 
-# A concurrency slot whose owner vanished (a killed process) frees itself after this long.
-LEASE_SECONDS = 3600.0
+# A slot is freed when a request ends, which nothing predicts: ask again shortly.
 CONCURRENCY_RETRY_SECONDS = 1.0
 
 
@@ -78,8 +83,17 @@ class QuotaStore(ABC):
         """Replace the reservation by the real usage, and free its concurrency slot."""
 
     @abstractmethod
+    def renew(self, reservations: Sequence[Reservation]) -> None:
+        """Extend the leases of these live reservations (none: only show that the store
+        answers)."""
+
+    @abstractmethod
     def spend(self, limits: Limits) -> Spend:
         """The key's spend in the current budget period."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Write to the store once, or raise StateUnavailable saying what to fix."""
 
     def close(self) -> None:
         """Release connections."""

@@ -247,6 +247,6 @@ def _healthz() -> Response:
 
 
 def _readyz() -> tuple[Response, int]:
-    reasons = state.router().readiness()
-    readiness = health.Readiness.of(reasons)
+    router = state.router()
+    readiness = health.Readiness.of(router.readiness(), router.state_problem(), router.keyed)
     return jsonify(readiness.to_json()), 200 if readiness.usable else 503

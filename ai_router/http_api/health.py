@@ -18,22 +18,36 @@ class ProviderReadiness(ResponseModel):
     reason: str | None = omitted()  # why it is unusable: "OPENAI_API_KEY is not set"
 
 
-class Readiness(ResponseModel):
-    """The config is loaded; each provider, and why it is unusable. Sent with 503 when no
-    provider is usable."""
+class StateReadiness(ResponseModel):
+    ready: bool
+    reason: str | None = omitted()  # "state store unavailable: Redis at redis:6379: ..."
 
-    status: Literal["ready", "no provider is usable"]
+
+class Readiness(ResponseModel):
+    """The config is loaded; each provider, and why it is unusable; the store of keys' limits
+    (when keys are configured). Sent with 503 when no provider is usable or the store is not."""
+
+    status: Literal["ready", "no provider is usable", "state store unavailable"]
     providers: dict[str, ProviderReadiness]
+    state: StateReadiness | None = omitted()
 
     @classmethod
-    def of(cls, reasons: dict[str, str | None]) -> Readiness:
-        """From each provider's reason to be unusable (None: usable)."""
+    def of(
+        cls, reasons: dict[str, str | None], state_problem: str | None = None, keyed: bool = False
+    ) -> Readiness:
+        """From each provider's reason to be unusable (None: usable) and the state store's."""
         providers = {
             name: ProviderReadiness(ready=reason is None, reason=reason or None)
             for name, reason in reasons.items()
         }
         usable = any(provider.ready for provider in providers.values())
-        return cls(status="ready" if usable else "no provider is usable", providers=providers)
+        state = StateReadiness(ready=state_problem is None, reason=state_problem) if keyed else None
+        status: Literal["ready", "no provider is usable", "state store unavailable"] = (
+            "no provider is usable" if not usable
+            else "state store unavailable" if state_problem is not None
+            else "ready"
+        )
+        return cls(status=status, providers=providers, state=state)
 
     @property
     def usable(self) -> bool:
