@@ -90,13 +90,13 @@ def redis_ping(port: int) -> bool:
         return False
 
 
-def start_redis(directory: Path) -> RedisServer:
-    """A redis-server on a free loopback port, with no persistence. A missing binary fails the
-    test: the Redis backend is part of what is tested, not an optional extra."""
+def start_redis(directory: Path, port: int | None = None) -> RedisServer:
+    """A redis-server on `port` (default: a free one) of loopback, with no persistence. A missing
+    binary fails the test: the Redis backend is part of what is tested, not an optional extra."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
+    port = port or free_port()
     log_path = directory / "redis.log"
     with log_path.open("wb") as log_file:
         popen = subprocess.Popen(

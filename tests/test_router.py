@@ -6,12 +6,18 @@ import time
 from collections.abc import Callable, Generator
 
 import pytest
-from support import Simulator
+from support import Simulator, free_port
 
 from ai_router.answers import Account, Completion, RelayedStream
 from ai_router.call import Call, Relayable
 from ai_router.config import ProviderSettings, settings_from_mapping
-from ai_router.errors import InvalidRequest, NotFound, ProviderNotConfigured, UpstreamTimeout
+from ai_router.errors import (
+    InvalidRequest,
+    NotFound,
+    ProviderNotConfigured,
+    StateUnavailable,
+    UpstreamTimeout,
+)
 from ai_router.providers.base import Provider
 from ai_router.providers.fake_transport import FakeAnswer, FakeRequest, FakeUpstream
 from ai_router.router import Router
@@ -164,6 +170,10 @@ def test_the_callers_remaining_time_bounds_the_upstream_call(
 
 # --- the one call, on a fake upstream ----------------------------------------------------------
 
+OPENAI_ANSWER = {
+    "object": "chat.completion", "model": "gpt-4o", "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+}  # fmt: skip
 OPENAI_CHUNKS = (
     ("", {"object": "chat.completion.chunk", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": "one"}}]}),
     ("", {"object": "chat.completion.chunk", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": " two"}}]}),
@@ -259,3 +269,32 @@ def test_the_clients_own_error_leaves_a_cooling_targets_probe_to_the_next_reques
         router.call(Call(model="solo", chat=lambda provider: broken))
 
     assert cooldowns.admits(key), "a request the client got wrong kept the probe"
+
+
+@pytest.mark.parametrize("when_unavailable", ["fail_closed", "fail_open"])
+def test_a_store_that_cannot_be_reached_refuses_keyed_calls_or_serves_them_uncounted(
+    when_unavailable: str,
+) -> None:
+    settings = settings_from_mapping(
+        {
+            "providers": {"openai": {"default_model": "gpt-4o", "max_retries": 0}},
+            "auth": {"keys": [{"name": "k", "key_sha256": "0" * 64, "rpm": 10}]},
+            "state": {"backend": "redis", "url": f"redis://127.0.0.1:{free_port()}/0",
+                      "timeout_seconds": 0.2, "when_unavailable": when_unavailable},
+        },
+        {"OPENAI_API_KEY": "k"},
+    )
+    upstream = FakeUpstream(lambda request: FakeAnswer.of_json(OPENAI_ANSWER))
+    router = Router.from_settings(settings, connect=upstream.connect)
+    call = openai_call({"model": "openai/gpt-4o", "messages": []})
+    try:
+        if when_unavailable == "fail_closed":
+            with pytest.raises(StateUnavailable, match="Redis at 127.0.0.1"):
+                router.call(call, settings.auth.keys[0])
+            assert upstream.requests == []
+        else:
+            answer = router.call(call, settings.auth.keys[0])
+            assert answer.account.cost_usd is not None and len(upstream.requests) == 1
+        assert router.state_problem() is not None  # and /readyz says so
+    finally:
+        router.close()

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from access_support import RedisServer, redis_ping, start_redis
+from access_support import RedisServer, start_redis
 from support import free_port, wait_until
 
 from ai_router.access.gate import check_state, open_store
@@ -207,7 +206,8 @@ def test_a_dead_redis_is_unavailable_at_once_and_the_store_recovers_by_itself(
         store.reserve(limits, 10, 0.0)
     refused_after = time.monotonic() - asked
 
-    restarted = _restart_on(port, tmp_path / "again")
+    (tmp_path / "again").mkdir()
+    restarted = start_redis(tmp_path / "again", port)
     try:
         back = time.monotonic()
         wait_until(lambda: _admitted_or_unavailable(store, limits), 5, "a reservation again")
@@ -224,18 +224,3 @@ def _admitted_or_unavailable(store: QuotaStore, limits: Limits) -> bool:
         return _admitted(store, limits)
     except StateUnavailable:
         return False
-
-
-def _restart_on(port: int, directory: Path) -> RedisServer:
-    directory.mkdir()
-    binary = shutil.which("redis-server")
-    assert binary is not None
-    popen = subprocess.Popen(
-        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
-         "--dir", str(directory)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RedisServer(port, popen, directory / "redis.log")
-    wait_until(lambda: redis_ping(port), 10, "redis-server answering PING again")
-    return server
