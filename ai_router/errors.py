@@ -15,7 +15,8 @@ them in one place each. Classification is by type and status code, never by mess
     ├── Cancelled                 the client went away; its upstream call was cut off
     ├── Overloaded                this process is at its concurrency limit; come back shortly
     ├── InternalError             a fault of the router's own, not the request's
-    ├── StateUnavailable          the store of limits and budgets cannot be reached or used
+    ├── Unavailable               the router cannot serve this now (it is stopping); retry
+    │   └── StateUnavailable      the store of limits and budgets cannot be reached or used
     └── UpstreamError             the provider failed; carries `provider`, upstream `status` and
         │                         the `retry_after` seconds it asked for
         ├── UpstreamRejected      the provider refused the request as invalid (400, 404, 422)
@@ -131,14 +132,21 @@ class InternalError(RouterError):
         )
 
 
-class StateUnavailable(RouterError):
+class Unavailable(RouterError):
+    """A fault of the router's side that passes: retry shortly (elsewhere)."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StateUnavailable(Unavailable):
     """The store of limits and budgets (SQLite or Redis) cannot be used now; the message says
     why, never with a key. Keyed requests are refused while it lasts (unless configured to be
     served uncounted)."""
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
-        super().__init__(f"state store unavailable: {message}")
-        self.retry_after = retry_after
+        super().__init__(f"state store unavailable: {message}", retry_after)
 
 
 class UpstreamError(RouterError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -15,12 +16,14 @@ import grpc
 import httpx2
 import pytest
 import yaml
+from access_support import json_lines
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support import (
     REPO_ROOT,
     RouterConfig,
     Simulator,
     free_port,
+    port_open,
     start_process,
     wait_for_port,
     wait_until,
@@ -148,6 +151,55 @@ def test_gunicorn_finishes_an_open_stream_on_sigterm(
         print(f"\nHTTP drain: stream completed, exit 0 {time.monotonic() - signalled_at:.2f}s "
               "after SIGTERM")
     finally:
+        process.stop()
+
+
+def test_a_draining_worker_answers_with_connection_close_and_ends_a_stream_past_its_grace(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    port, grace = free_port(), 4
+    config = RouterConfig(simulator, tmp_path, {"server": {"http_grace_seconds": grace}})
+    env = {**config.env(), "HTTP_PORT": str(port), "WEB_CONCURRENCY": "1"}
+    process = start_process("http-grace", ["http"], env, tmp_path, port)
+    kept = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        wait_for_port(process)
+        kept.request("GET", "/healthz")
+        first = kept.getresponse()
+        first.read()
+        assert not first.will_close
+        simulator.set(token_rate=3)  # 34 tokens: about 11 s, past the grace
+        long_prompt = {"provider": "openai", "prompt": " ".join(["w"] * 30)}
+        with httpx2.stream("POST", f"http://127.0.0.1:{port}/stream", json=long_prompt,
+                           timeout=30) as stream:
+            lines = stream.iter_lines()
+            assert next(line for line in lines if line.startswith("data:"))
+            process.popen.send_signal(signal.SIGTERM)
+            signalled_at = time.monotonic()
+            wait_until(lambda: not port_open(port), 5, "the listener closed")
+
+            # A request on a connection kept alive from before: answered, and the connection
+            # closed after it, so that the client opens its next one elsewhere.
+            kept.request("GET", "/healthz")
+            answer = kept.getresponse()
+            answer.read()
+            assert answer.status == 200
+            assert answer.getheader("Connection") == "close" and answer.will_close
+
+            rest = [line for line in lines if line.startswith("data:")]
+            ended_after = time.monotonic() - signalled_at
+        last = json.loads(rest[-1].removeprefix("data:"))
+        assert last["error"]["type"] == "unavailable", rest[-3:]
+        assert "grace period" in last["error"]["message"]
+        assert grace / 2 <= ended_after < grace  # ended by the worker, before the master's kill
+        assert process.popen.wait(timeout=15) == 0
+        print(f"\nHTTP drain: the stream past its grace ended with an error event "
+              f"{ended_after:.2f}s after SIGTERM (grace {grace}s)")
+        logged = [entry for entry in json_lines(process.log_path)
+                  if entry.get("message") == "request" and entry.get("surface") == "stream"]
+        assert [entry["status"] for entry in logged] == ["unavailable"]
+    finally:
+        kept.close()
         process.stop()
 
 

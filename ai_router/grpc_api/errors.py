@@ -17,7 +17,7 @@ _STATUS_CODES: tuple[tuple[type[errors.RouterError], grpc.StatusCode], ...] = (
     (errors.LimitReached, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.InternalError, grpc.StatusCode.INTERNAL),
-    (errors.StateUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.Cancelled, grpc.StatusCode.CANCELLED),
     (errors.ProviderNotConfigured, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.UpstreamRejected, grpc.StatusCode.INVALID_ARGUMENT),

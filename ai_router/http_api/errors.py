@@ -46,7 +46,7 @@ _STATUS_AND_TYPE: tuple[tuple[type[errors.RouterError], int, ErrorType], ...] = 
     (errors.LimitReached, 429, "rate_limited"),
     (errors.Overloaded, 503, "overloaded"),
     (errors.InternalError, 500, "internal_error"),
-    (errors.StateUnavailable, 503, "unavailable"),
+    (errors.Unavailable, 503, "unavailable"),
     # nginx's "client closed request": logged, never seen by the client that left.
     (errors.Cancelled, 499, "cancelled"),
     (errors.ProviderNotConfigured, 503, "provider_not_configured"),

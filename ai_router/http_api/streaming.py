@@ -5,13 +5,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
-from ai_router.errors import RouterError
+from gevent import GreenletExit
+
+from ai_router.errors import RouterError, Unavailable
 from ai_router.http_api.errors import status_and_type
 from ai_router.observe import RequestRecord
 from ai_router.answers import ChatStream
 from ai_router.types import ChatChunk
 
 log = logging.getLogger(__name__)
+
+
+def mid_stream_error(failure: RouterError | GreenletExit) -> RouterError:
+    """What ends a stream that failed after its first byte. GreenletExit: a stopping worker's
+    grace period ended while the client was still reading."""
+    if isinstance(failure, RouterError):
+        return failure
+    return Unavailable("the router is stopping and its grace period (server.http_grace_seconds) ended")
 
 
 def first_chunk(stream: ChatStream) -> ChatChunk:
@@ -44,7 +54,8 @@ def events(
         yield from encode(first)
         for chunk in stream:
             yield from encode(chunk)
-    except RouterError as error:
+    except (RouterError, GreenletExit) as failure:
+        error = mid_stream_error(failure)
         log.info("stream failed mid-way: %s", error.message, extra={"request_id": request_id})
         if record is not None:
             record.error = status_and_type(error)[1]

@@ -106,6 +106,21 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
     max_head_bytes: int = 65536
     max_fields: int = 100
     waiting: Waiting = Waiting(1000)
+    # After SIGTERM: each answer says `Connection: close`, and no connection takes another
+    # request, so that clients and proxies move to other workers while this one finishes.
+    draining: ClassVar[bool] = False
+    # The greenlet of each open connection: those still open near the end of the grace period
+    # are ended by the worker itself, so that each stream gets its error event and log line
+    # before gunicorn's master kills the process.
+    connections: ClassVar[set[gevent.Greenlet]] = set()
+
+    def handle(self) -> None:
+        current = gevent.getcurrent()
+        self.connections.add(current)
+        try:
+            super().handle()
+        finally:
+            self.connections.discard(current)
     # The clocks of bodies being read (libev timers), by handler: kept here, not as attributes.
     # gevent.pywsgi's own attributes fill a dict that Python shares between handlers up to 30
     # keys; two more of ours gave each connection a dict of its own, 1.5 KiB per open stream
@@ -122,6 +137,8 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         within `idle_seconds`: an idle keep-alive connection would otherwise hold one of the
         worker's `worker_connections` for ever, and keep a stopping worker waiting for it."""
         self._stop_body_clock()
+        if self.draining and self.served:
+            return ""
         self.waiting.enter(self)
         line: str = ""
         try:
@@ -149,7 +166,7 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         self.request_version = f"HTTP/{head.version}"
         self.headers = RequestHeaders(head.fields)
         self.content_length = head.content_length
-        self.close_connection = not head.keep_alive
+        self.close_connection = not head.keep_alive or self.draining
         self.socket.settimeout(self.body_idle_seconds)
         if head.chunked or (head.content_length or 0) > buffered:
             # The whole body within `body_seconds`, however steadily it trickles. A body that
@@ -208,6 +225,9 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         costs a system call, and the client a second read and wake-up for its first token."""
         self.socket.settimeout(None)  # the request is read: a stream may now be quiet for long
         self._stop_body_clock()
+        if self.draining and self.request_version == "HTTP/1.1":
+            self.close_connection = True
+            self.response_headers.append((b"Connection", b"close"))
         if len(data) > COALESCE_BYTES:
             super()._write_with_headers(data)
             return
@@ -231,6 +251,20 @@ class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         Handler.idle_seconds = self.cfg.keepalive
         super().init_process()
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        """SIGTERM: stop taking requests, finish those in hand (gunicorn's graceful stop), and
+        end what is left before the master's deadline (graceful_timeout after its SIGTERM)."""
+        Handler.draining = True
+        grace = float(self.cfg.graceful_timeout)
+        # gunicorn's run loop notices an empty pool only once a second: end them in time.
+        gevent.spawn_later(max(grace / 2, grace - 2.0), _end_connections)
+        super().handle_exit(sig, frame)
+
+
+def _end_connections() -> None:
+    """A stream still open is told the router is stopping (streaming.mid_stream_error)."""
+    gevent.killall(list(Handler.connections), block=True, timeout=1.0)
 
 
 def _read_whole(body: Any) -> bool:

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 
 import orjson
 from flask import Response
+from gevent import GreenletExit
 
 from ai_router.answers import Relayed, RelayedStream
 from ai_router.errors import RouterError
 from ai_router.http_api import sse
 from ai_router.http_api.errors import status_and_type
+from ai_router.http_api.streaming import mid_stream_error
 from ai_router.observe import RequestRecord
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -49,7 +51,8 @@ def _events(
             # The events that came in one read go out in one write: each write is a chunk (and
             # a system call) of its own.
             yield b"".join([rewrite(event) for event in batch])
-    except RouterError as error:
+    except (RouterError, GreenletExit) as failure:
+        error = mid_stream_error(failure)
         record.error = status_and_type(error)[1]
         yield encode_error(error)
 
