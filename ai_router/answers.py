@@ -141,7 +141,7 @@ class ChatStream(_Stream):
         return self._count(chunk)
 
     def _count(self, chunk: ChatChunk) -> ChatChunk:
-        if chunk.delta or chunk.tool_call is not None:
+        if chunk.delta or chunk.reasoning or chunk.tool_call is not None:
             self.relayed_tokens += 1
         if chunk.usage is not None:
             self.usage = chunk.usage

@@ -19,6 +19,10 @@ Role = Literal["user", "assistant", "tool"]
 # The router's own finish reasons, in OpenAI's vocabulary because most clients already know it.
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
+# How hard a model reasons before it answers, in OpenAI's vocabulary (`reasoning_effort`), which
+# Anthropic's `output_config.effort` shares from "low" up.
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
 
 @dataclass(frozen=True, slots=True)
 class TextPart:
@@ -52,6 +56,18 @@ class Tool:
     name: str
     description: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)  # a JSON schema
+    strict: bool = False  # the call's arguments must match `parameters` exactly
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """The answer's text is JSON: an instance of `schema`, or any JSON object when `schema` is
+    None (OpenAI's JSON mode). `name` is what OpenAI calls the format; `strict` asks for the
+    schema to be followed exactly rather than as a guide."""
+
+    schema: Mapping[str, Any] | None = None
+    name: str = "output"
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +125,8 @@ class ChatRequest:
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     user: str = ""  # an end-user id for the provider's abuse monitoring
+    output_format: OutputFormat | None = None
+    reasoning_effort: ReasoningEffort | None = None  # None: the model's default
     timeout: float | None = None
     request_id: str = ""
 
@@ -125,12 +143,18 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class ChatResponse:
+    """A whole answer. `reasoning` is the model's visible reasoning (Anthropic's thinking, an
+    OpenAI-compatible server's reasoning content); `stop_sequence` the one that ended the text,
+    when the upstream says which."""
+
     content: str
     finish_reason: FinishReason
     usage: Usage
     provider: str
     model: str
     tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +170,16 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class ChatChunk:
-    """One piece of a stream: a text delta, a tool-call piece, or the closing chunk that carries
-    the finish reason and usage. A stream ends with exactly one closing chunk."""
+    """One piece of a stream: a text delta, a reasoning delta, a tool-call piece, or the closing
+    chunk that carries the finish reason, the stop sequence that ended the text (when known) and
+    the usage. A stream ends with exactly one closing chunk."""
 
     delta: str = ""
     tool_call: ToolCallDelta | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    reasoning: str = ""
+    stop_sequence: str | None = None
 
     @property
     def is_final(self) -> bool:

@@ -121,18 +121,31 @@ def test_an_audio_part_is_a_400_naming_the_part(
     assert "'input_audio' parts have no equivalent" in caught.value.message
 
 
-def test_anthropic_thinking_is_a_400_for_an_openai_provider(
+def test_anthropic_thinking_reaches_an_openai_provider_as_a_reasoning_effort(
+    ant: anthropic.Anthropic, simulator: Simulator
+) -> None:
+    ant.messages.create(
+        model=OPENAI_MODEL,
+        max_tokens=2048,
+        messages=ANTHROPIC_HELLO,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
+
+    assert simulator.requests()[0]["body"]["reasoning_effort"] == "low"
+
+
+def test_an_anthropic_server_tool_is_a_400_for_an_openai_provider(
     ant: anthropic.Anthropic, simulator: Simulator
 ) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         ant.messages.create(
             model=OPENAI_MODEL,
-            max_tokens=2048,
+            max_tokens=50,
             messages=ANTHROPIC_HELLO,
-            extra_body={"thinking": {"type": "enabled", "budget_tokens": 1024}},
+            tools=[{"type": "web_search_20250305", "name": "web_search"}],
         )
 
-    assert "thinking cannot be translated for provider 'openai'" in str(caught.value)
+    assert "tools[0].type cannot be translated for provider 'openai'" in str(caught.value)
     assert simulator.requests() == []
 
 

@@ -33,6 +33,7 @@ from ai_router.types import (
     ChatResponse,
     ImagePart,
     Message,
+    OutputFormat,
     Sampling,
     TextPart,
     Tool,
@@ -208,6 +209,71 @@ def test_openai_stream_failures_are_the_routers_errors() -> None:
         assert isinstance(error, kind) and text in error.message, error.message
 
 
+SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"], "additionalProperties": False}
+STRUCTURED = dict(
+    tools=(Tool("w", "weather", SCHEMA, strict=True),),
+    output_format=OutputFormat(SCHEMA, "Q", strict=True),
+    reasoning_effort="minimal",
+)
+
+
+def test_openai_gets_strict_tools_a_json_schema_format_and_the_reasoning_effort() -> None:
+    chat, upstream = provider(OpenAIProvider, answering(FakeAnswer.of_json(OPENAI_ANSWER)))
+
+    chat.complete(request(**STRUCTURED))
+    chat.complete(request(output_format=OutputFormat()))
+
+    sent = upstream.requests[0].json()
+    assert sent["tools"] == [
+        {"type": "function", "function": {"name": "w", "description": "weather", "parameters": SCHEMA, "strict": True}}
+    ]
+    assert sent["response_format"] == {"type": "json_schema", "json_schema": {"name": "Q", "schema": SCHEMA, "strict": True}}
+    assert sent["reasoning_effort"] == "minimal"
+    assert upstream.requests[1].json()["response_format"] == {"type": "json_object"}
+
+
+def test_openai_compatible_reasoning_and_a_named_stop_sequence_are_read() -> None:
+    # vLLM's shape: `reasoning` (formerly `reasoning_content`), and `stop_reason` naming the match.
+    answer = {
+        "choices": [
+            {"message": {"role": "assistant", "content": "1, 2, ", "reasoning": "Count."}, "finish_reason": "stop", "stop_reason": "3"}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 5},
+    }
+    chat, _ = provider(OpenAIProvider, answering(FakeAnswer.of_json(answer)))
+
+    response = chat.complete(request(sampling=Sampling(stop=("3",))))
+
+    assert (response.content, response.reasoning, response.stop_sequence) == ("1, 2, ", "Count.", "3")
+    # OpenAI's own "stop" does not say which stop sequence, if any, ended the text.
+    plain = {**answer, "choices": [{"message": {"content": "1, 2, "}, "finish_reason": "stop"}]}
+    chat, _ = provider(OpenAIProvider, answering(FakeAnswer.of_json(plain)))
+    assert chat.complete(request(sampling=Sampling(stop=("3",)))).stop_sequence is None
+
+
+def test_an_openai_compatible_stream_passes_reasoning_deltas_on() -> None:
+    def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> tuple[str, Any]:
+        return "", {"choices": [{"index": 0, "delta": delta, "finish_reason": finish, **more}]}
+
+    answer = FakeAnswer.of_events(
+        chunk({"role": "assistant", "reasoning_content": "Hm"}),
+        chunk({"reasoning_content": "m."}),
+        chunk({"content": "1"}),
+        chunk({}, "stop", stop_reason="3"),
+        b"data: [DONE]\n\n",
+    )
+    chat, _ = provider(OpenAIProvider, answering(answer))
+
+    chunks = list(chat.stream(request(sampling=Sampling(stop=("3",))), Watchdog().watch()))
+
+    assert chunks == [
+        ChatChunk(reasoning="Hm"),
+        ChatChunk(reasoning="m."),
+        ChatChunk(delta="1"),
+        ChatChunk(finish_reason="stop", usage=Usage(), stop_sequence="3"),
+    ]
+
+
 # --- Anthropic ---------------------------------------------------------------------------------
 
 ANTHROPIC_ANSWER = {
@@ -300,6 +366,75 @@ def test_an_anthropic_error_event_after_the_answer_began_is_a_failure_mid_stream
 
     assert isinstance(error, UpstreamUnavailable)
     assert error.message == "provider 'anthropic' failed mid-stream: Overloaded"
+
+
+def test_anthropic_gets_strict_tools_json_outputs_and_adaptive_thinking_at_that_effort() -> None:
+    chat, upstream = provider(AnthropicProvider, answering(FakeAnswer.of_json(ANTHROPIC_ANSWER)))
+
+    chat.complete(request(**STRUCTURED))
+    chat.complete(request(reasoning_effort="none"))
+
+    sent = upstream.requests[0].json()
+    assert sent["tools"] == [{"name": "w", "description": "weather", "input_schema": SCHEMA, "strict": True}]
+    # budget_tokens is deprecated from Claude 4.6 and refused from 4.7: effort steers thinking.
+    assert sent["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}, "effort": "low"}
+    assert "thinking" not in upstream.requests[1].json()
+    assert "output_config" not in upstream.requests[1].json()
+
+
+def test_anthropic_thinking_and_the_stop_sequence_are_read_whole_and_streamed() -> None:
+    answer = {
+        **ANTHROPIC_ANSWER,
+        "content": [
+            {"type": "thinking", "thinking": "Count.", "signature": "c2ln"},
+            {"type": "redacted_thinking", "data": "ZW5j"},
+            {"type": "text", "text": "1, 2, "},
+        ],
+        "stop_reason": "stop_sequence",
+        "stop_sequence": "3",
+    }
+    chat, _ = provider(AnthropicProvider, answering(FakeAnswer.of_json(answer)))
+
+    response = chat.complete(request())
+
+    assert (response.content, response.reasoning, response.stop_sequence) == ("1, 2, ", "Count.", "3")
+    assert response.finish_reason == "stop"
+
+    events = FakeAnswer.of_events(
+        ("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Count."}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "c2ln"}}),
+        ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "1, 2, "}}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "stop_sequence", "stop_sequence": "3"}, "usage": {"output_tokens": 9}}),
+        ("message_stop", {"type": "message_stop"}),
+    )
+
+    assert streamed(AnthropicProvider, events) == [
+        ChatChunk(reasoning="Count."),
+        ChatChunk(delta="1, 2, "),
+        ChatChunk(finish_reason="stop", usage=Usage(5, 9), stop_sequence="3"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        (dict(output_format=OutputFormat()), "response_format"),
+        (dict(reasoning_effort="high", sampling=Sampling(temperature=0.2)), "temperature"),
+        (dict(reasoning_effort="high", sampling=Sampling(top_k=5)), "top_k"),
+        (dict(reasoning_effort="high", sampling=Sampling(top_p=0.5)), "top_p"),
+    ],
+)
+def test_what_anthropic_would_refuse_is_refused_before_anything_is_sent(fields: dict[str, Any], param: str) -> None:
+    chat, upstream = provider(AnthropicProvider, answering(FakeAnswer.of_json(ANTHROPIC_ANSWER)))
+
+    error = failure(lambda: chat.check(request(**fields)))
+
+    assert isinstance(error, InvalidRequest) and error.param == param
+    assert upstream.requests == []
 
 
 def test_tool_call_arguments_that_are_not_an_object_are_refused_before_anything_is_sent() -> None:

@@ -22,6 +22,7 @@ from ai_router.types import (
     ChatResponse,
     ImagePart,
     Message,
+    OutputFormat,
     TextPart,
     Tool,
     ToolCall,
@@ -122,10 +123,72 @@ def test_images_by_url_and_base64_and_cache_hints_let_go() -> None:
     )
 
 
+def test_custom_tools_strict_ones_and_a_null_description_carry_over() -> None:
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}, "additionalProperties": False}
+    request = translated(
+        tools=[
+            {"type": "custom", "name": "w", "description": None, "input_schema": schema, "strict": True},
+            {"name": "v", "input_schema": {"type": "object"}},
+        ]
+    )
+
+    assert request.tools == (Tool("w", "", schema, strict=True), Tool("v", "", {"type": "object"}))
+
+
+def test_json_outputs_are_a_strict_schema_and_effort_is_reasoning_effort() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+
+    request = translated(output_config={"format": {"type": "json_schema", "schema": schema}, "effort": "medium"})
+
+    assert request.output_format == OutputFormat(schema, strict=True)
+    assert request.reasoning_effort == "medium"
+
+
+@pytest.mark.parametrize(
+    ("thinking", "effort"),
+    [
+        ({"type": "enabled", "budget_tokens": 1024}, "low"),
+        ({"type": "enabled", "budget_tokens": 4096}, "medium"),
+        ({"type": "enabled", "budget_tokens": 16384}, "high"),
+        # Adaptive thinking is the model's own call, and OpenAI's default effort is its model's.
+        ({"type": "adaptive"}, None),
+        ({"type": "disabled"}, None),
+    ],
+)
+def test_a_thinking_budget_is_an_effort(thinking: dict[str, Any], effort: str | None) -> None:
+    assert translated(max_tokens=32000, thinking=thinking).reasoning_effort == effort
+
+
+def test_a_thinking_budget_follows_anthropics_own_rules() -> None:
+    assert refusal(max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1000}).param == "thinking.budget_tokens"
+    assert refusal(max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 2000}).param == "thinking.budget_tokens"
+    assert refusal(max_tokens=2000, thinking={"type": "enabled"}).param == "thinking.budget_tokens"
+
+
+def test_thinking_blocks_of_earlier_answers_are_let_go() -> None:
+    request = translated(
+        messages=[
+            {"role": "user", "content": "2+2?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "Easy.", "signature": "c2ln"},
+                    {"type": "redacted_thinking", "data": "ZW5j"},
+                    {"type": "text", "text": "4"},
+                ],
+            },
+            {"role": "user", "content": "and 3+3?"},
+        ]
+    )
+
+    assert request.messages[1] == Message("assistant", (TextPart("4"),))
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
+        ({"tools": [{"name": "w", "input_schema": {}, "input_examples": [{}]}]}, "tools[0].input_examples"),
         (
             {"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]},
             "messages[0].content[0]",
@@ -176,6 +239,25 @@ def test_a_whole_answer_is_a_message_with_anthropics_stop_reason(finish: Any, st
     }
 
 
+def test_the_stop_sequence_the_upstream_named_is_the_stop_reason() -> None:
+    response = ChatResponse("1, 2, ", "stop", Usage(3, 4), "openai", "gpt-4o", stop_sequence="3")
+
+    document = message(response, "openai/gpt-4o", "r")
+
+    assert (document["stop_reason"], document["stop_sequence"]) == ("stop_sequence", "3")
+
+
+def test_reasoning_is_a_thinking_block_before_the_text_with_no_signature() -> None:
+    response = ChatResponse("4", "stop", Usage(3, 9), "openai", "o4", reasoning="2+2 is 4.")
+
+    content = message(response, "openai/o4", "r")["content"]
+
+    assert content == [
+        {"type": "thinking", "thinking": "2+2 is 4.", "signature": ""},
+        {"type": "text", "text": "4"},
+    ]
+
+
 def test_tool_calls_become_tool_use_blocks_even_with_arguments_that_are_not_an_object() -> None:
     calls = (ToolCall("call_1", "w", '{"city": "Oslo"}'), ToolCall("call_2", "w", "not json"))
     response = ChatResponse("", "tool_calls", Usage(1, 1), "openai", "gpt-4o", calls)
@@ -218,6 +300,31 @@ def test_a_stream_is_anthropics_event_sequence_with_a_block_per_text_run_and_too
     # The final counts, input included: an OpenAI upstream reports usage only at the end.
     assert events[9][1]["delta"]["stop_reason"] == "tool_use"
     assert events[9][1]["usage"] == {"input_tokens": 7, "output_tokens": 3}
+
+
+def test_a_stream_opens_a_thinking_block_for_reasoning_and_ends_on_the_stop_sequence() -> None:
+    encoder = EventEncoder("openai/o4", "r")
+
+    events = [
+        event
+        for chunk in (
+            ChatChunk(reasoning="Hm"),
+            ChatChunk(reasoning="m."),
+            ChatChunk(delta="1, 2"),
+            ChatChunk(finish_reason="stop", usage=Usage(2, 5), stop_sequence="3"),
+        )
+        for event in encoder.encode(chunk)
+    ]
+
+    assert [(name, data.get("index")) for name, data in events] == [
+        ("content_block_start", 0), ("content_block_delta", 0), ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1), ("content_block_delta", 1), ("content_block_stop", 1),
+        ("message_delta", None), ("message_stop", None),
+    ]  # fmt: skip
+    assert events[0][1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert events[1][1]["delta"] == {"type": "thinking_delta", "thinking": "Hm"}
+    assert events[7][1]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "3"}
 
 
 def test_errors_are_anthropics_shape_and_type_by_status() -> None:

@@ -22,6 +22,7 @@ from ai_router.types import (
     ChatResponse,
     ImagePart,
     Message,
+    OutputFormat,
     TextPart,
     Tool,
     ToolCall,
@@ -127,20 +128,71 @@ def test_images_by_url_and_as_data_urls() -> None:
     )
 
 
+def test_the_sdks_own_loop_sends_an_answer_back_as_it_came() -> None:
+    # `messages.append(choice.message)`: the router's answer, a real OpenAI one, a reasoner's.
+    request = translated(
+        messages=[
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello", "refusal": None, "annotations": []},
+            {"role": "user", "content": "why?"},
+            {"role": "assistant", "content": "Because.", "refusal": None, "reasoning_content": "..."},
+            {"role": "user", "content": "more"},
+        ]
+    )
+
+    assert [message.content for message in request.messages] == ["hi", "Hello", "why?", "Because.", "more"]
+
+
+def test_a_refusal_the_assistant_gave_is_what_it_said() -> None:
+    request = translated(
+        messages=[
+            {"role": "user", "content": "do it"},
+            {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]},
+        ]
+    )
+
+    assert request.messages[1:] == (
+        Message("assistant", "I can't help with that."),
+        Message("assistant", (TextPart("No."),)),
+    )
+
+
+def test_a_tool_messages_name_and_a_null_description_carry_no_meaning() -> None:
+    request = translated(
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "function": {"name": "w", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "name": "w", "content": "sunny"},
+        ],
+        tools=[{"type": "function", "function": {"name": "w", "description": None}}],
+    )
+
+    assert request.messages[2] == Message("tool", "sunny", tool_call_id="c1")
+    assert request.tools == (Tool("w", "", {}),)
+
+
+def test_strict_tools_structured_output_and_reasoning_effort_carry_over() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    request = translated(
+        tools=[{"type": "function", "function": {"name": "w", "parameters": schema, "strict": True}}],
+        response_format={"type": "json_schema", "json_schema": {"name": "City", "schema": schema, "strict": True}},
+        reasoning_effort="low",
+    )
+
+    assert request.tools == (Tool("w", "", schema, strict=True),)
+    assert request.output_format == OutputFormat(schema, "City", strict=True)
+    assert request.reasoning_effort == "low"
+    # JSON mode is a JSON object of any shape; "text" is what every answer is anyway.
+    assert translated(response_format={"type": "json_object"}).output_format == OutputFormat()
+    assert translated(response_format={"type": "text"}).output_format is None
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
         ({"n": 2}, "n"),
         ({"logprobs": True}, "logprobs"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
-        (
-            {
-                "tools": [
-                    {"type": "function", "function": {"name": "w", "strict": True, "parameters": {}}}
-                ]
-            },
-            "tools[].function.strict",
-        ),
         ({"messages": [{"role": "user", "content": "hi", "name": "ann"}]}, "messages[0].name"),
         (
             {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
@@ -162,6 +214,8 @@ def test_malformed_values_are_the_clients_to_fix() -> None:
     assert refusal(messages=[{"role": "tool", "content": "x"}]).param == "messages[0].tool_call_id"
     bad_url = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:x"}}]}]
     assert refusal(messages=bad_url).param == "messages[0].content[0].image_url.url"
+    assert refusal(messages=[{"role": "user", "content": "hi", "refusal": "no"}]).param == "messages[0].refusal"
+    assert refusal(response_format={"type": "json_schema"}).param == "response_format.json_schema"
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -185,6 +239,14 @@ def test_a_whole_answer_is_a_chat_completion_named_by_provider_and_model() -> No
     assert document["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
 
+def test_reasoning_is_reasoning_content_beside_the_answer() -> None:
+    response = ChatResponse("4", "stop", Usage(3, 9), "anthropic", "claude", reasoning="2+2 is 4.")
+
+    message = completion(response, "anthropic/claude", "r")["choices"][0]["message"]
+
+    assert message == {"role": "assistant", "content": "4", "refusal": None, "reasoning_content": "2+2 is 4."}
+
+
 def test_an_answer_of_tool_calls_only_has_null_content() -> None:
     call = ToolCall("toolu_1", "w", '{"q": 1}')
     response = ChatResponse("", "tool_calls", Usage(1, 1), "anthropic", "claude", (call,))
@@ -204,6 +266,7 @@ def test_a_stream_is_a_role_chunk_content_tool_pieces_a_finish_and_the_usage_if_
     chunks = [
         document
         for chunk in (
+            ChatChunk(reasoning="Hm."),
             ChatChunk(delta="Hel"),
             ChatChunk(tool_call=ToolCallDelta(0, id="toolu_1", name="w")),
             ChatChunk(tool_call=ToolCallDelta(0, arguments='{"q"')),
@@ -214,13 +277,14 @@ def test_a_stream_is_a_role_chunk_content_tool_pieces_a_finish_and_the_usage_if_
 
     assert start["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     deltas = [c["choices"][0]["delta"] if c["choices"] else None for c in chunks]
-    assert deltas[0] == {"content": "Hel"}
-    assert deltas[1] == {
+    assert deltas[0] == {"reasoning_content": "Hm."}
+    assert deltas[1] == {"content": "Hel"}
+    assert deltas[2] == {
         "tool_calls": [{"index": 0, "id": "toolu_1", "type": "function", "function": {"arguments": "", "name": "w"}}]
     }
-    assert deltas[2] == {"tool_calls": [{"index": 0, "function": {"arguments": '{"q"'}}]}
-    assert chunks[3]["choices"][0]["finish_reason"] == "tool_calls"
-    assert chunks[4]["choices"] == [] and chunks[4]["usage"]["total_tokens"] == 9
+    assert deltas[3] == {"tool_calls": [{"index": 0, "function": {"arguments": '{"q"'}}]}
+    assert chunks[4]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[5]["choices"] == [] and chunks[5]["usage"]["total_tokens"] == 9
     assert {c["id"] for c in [start, *chunks]} == {"chatcmpl-rid-1"}
 
 

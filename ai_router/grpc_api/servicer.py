@@ -32,6 +32,8 @@ class AIRouterServicer(pb_grpc.AIRouterServicer):
         context.add_callback(stream.abort)
         try:
             for chunk in stream:
+                if chunk.reasoning and not (chunk.delta or chunk.tool_call or chunk.is_final):
+                    continue  # AIResponse has no field for reasoning
                 yield from_chunk(chunk, stream.request)
         finally:
             stream.close()

@@ -19,7 +19,9 @@ from ai_router.types import (
     FinishReason,
     ImagePart,
     Message,
+    Sampling,
     TextPart,
+    Tool,
     ToolCall,
     ToolCallDelta,
     ToolChoice,
@@ -47,6 +49,8 @@ class AnthropicProvider(HTTPProvider):
                 for block in blocks
                 if block["type"] == "tool_use"
             )
+            # Redacted thinking is encrypted: nothing in it to pass on.
+            thinking = "".join(block["thinking"] for block in blocks if block["type"] == "thinking")
             usage = message["usage"]
             return ChatResponse(
                 content=text,
@@ -55,12 +59,15 @@ class AnthropicProvider(HTTPProvider):
                 provider=self.name,
                 model=request.model,
                 tool_calls=tool_calls,
+                reasoning=thinking,
+                stop_sequence=message.get("stop_sequence"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise self.unreadable(exc) from exc
 
     def stream(self, request: ChatRequest, watch: Watch) -> Iterator[ChatChunk]:
         finish_reason: FinishReason = "stop"
+        stop_sequence: str | None = None
         input_tokens = output_tokens = 0
         # Content-block index -> tool-call index: tool calls are counted apart from text blocks.
         tool_indexes: dict[int, int] = {}
@@ -74,6 +81,8 @@ class AnthropicProvider(HTTPProvider):
                     delta = event["delta"]
                     if delta.get("type") == "text_delta" and delta.get("text"):
                         yield ChatChunk(delta=delta["text"])
+                    elif delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                        yield ChatChunk(reasoning=delta["thinking"])
                     elif delta.get("type") == "input_json_delta" and event["index"] in tool_indexes:
                         yield ChatChunk(
                             tool_call=ToolCallDelta(
@@ -97,7 +106,9 @@ class AnthropicProvider(HTTPProvider):
                     output_tokens = usage.get("output_tokens") or output_tokens
                     if usage.get("input_tokens") is not None:
                         input_tokens = usage["input_tokens"]
-                    finish_reason = wire.finish_reason((event.get("delta") or {}).get("stop_reason"))
+                    stopped = event.get("delta") or {}
+                    finish_reason = wire.finish_reason(stopped.get("stop_reason"))
+                    stop_sequence = stopped.get("stop_sequence")
                 elif kind == wire.ERROR:
                     raise self.failed_mid_stream(event.get("error"))
         except RouterError:
@@ -106,13 +117,27 @@ class AnthropicProvider(HTTPProvider):
             raise self.unreadable(exc) from exc
         finally:
             events.close()
-        yield ChatChunk(finish_reason=finish_reason, usage=Usage(input_tokens, output_tokens))
+        yield ChatChunk(
+            finish_reason=finish_reason,
+            usage=Usage(input_tokens, output_tokens),
+            stop_sequence=stop_sequence,
+        )
 
     def check(self, request: ChatRequest) -> None:
-        """Tool-call arguments become `input` objects: each must be a JSON object."""
+        """Tool-call arguments become `input` objects: each must be a JSON object. JSON output
+        needs a schema, and thinking leaves the sampling to the model."""
         for index, message in enumerate(request.messages):
             for call_index, call in enumerate(message.tool_calls):
                 _arguments_object(call, f"messages[{index}].tool_calls[{call_index}]")
+        if request.output_format is not None and request.output_format.schema is None:
+            raise InvalidRequest(
+                f"response_format cannot be translated for provider {self.name!r}: JSON mode "
+                "(json_object) has no equivalent, since Anthropic's JSON outputs follow a schema; "
+                'send {"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}',
+                param="response_format",
+            )
+        if _thinks(request):
+            _check_sampling_with_thinking(request.sampling)
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         sampling = request.sampling
@@ -126,14 +151,7 @@ class AnthropicProvider(HTTPProvider):
         if sampling.stop:
             body["stop_sequences"] = list(sampling.stop)
         if request.tools:
-            body["tools"] = [
-                {
-                    "name": tool.name,
-                    "description": tool.description,
-                    "input_schema": dict(tool.parameters) or {"type": "object", "properties": {}},
-                }
-                for tool in request.tools
-            ]
+            body["tools"] = [_tool(tool) for tool in request.tools]
         tool_choice = _tool_choice(request.tool_choice, request.parallel_tool_calls)
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
@@ -145,7 +163,39 @@ class AnthropicProvider(HTTPProvider):
             body["top_p"] = sampling.top_p
         if sampling.top_k is not None:
             body["top_k"] = sampling.top_k
+        output_config: dict[str, Any] = {}
+        if request.output_format is not None and request.output_format.schema is not None:
+            schema = dict(request.output_format.schema)
+            output_config["format"] = {"type": "json_schema", "schema": schema}
+        if _thinks(request):
+            # Adaptive thinking steered by effort, as Anthropic's docs advise: budget_tokens is
+            # deprecated from Claude 4.6 and refused from 4.7 (docs/TRANSLATION.md).
+            body["thinking"] = {"type": "adaptive", "display": "summarized"}
+            output_config["effort"] = wire.EFFORTS[request.reasoning_effort or "high"]
+        if output_config:
+            body["output_config"] = output_config
         return body
+
+
+def _thinks(request: ChatRequest) -> bool:
+    return request.reasoning_effort not in (None, "none")
+
+
+def _check_sampling_with_thinking(sampling: Sampling) -> None:
+    """Thinking takes no temperature or top_k, and top_p only from 0.95 (Anthropic answers 400);
+    said here, before any attempt, in the client's terms."""
+    refused = (
+        ("temperature", sampling.temperature not in (None, 1.0)),
+        ("top_k", sampling.top_k is not None),
+        ("top_p", sampling.top_p is not None and sampling.top_p < 0.95),
+    )
+    for name, wrong in refused:
+        if wrong:
+            raise InvalidRequest(
+                f"{name} cannot be combined with reasoning_effort for an Anthropic provider: its "
+                "thinking sets temperature and top_k itself and takes top_p only from 0.95 to 1",
+                param=name,
+            )
 
 
 def _messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -184,6 +234,17 @@ def _blocks(message: Message, index: int) -> list[dict[str, Any]]:
             }
         )
     return blocks
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": tool.name,
+        "description": tool.description,
+        "input_schema": dict(tool.parameters) or {"type": "object", "properties": {}},
+    }
+    if tool.strict:
+        out["strict"] = True
+    return out
 
 
 def _block(part: TextPart | ImagePart) -> dict[str, Any]:

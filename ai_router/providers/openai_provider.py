@@ -18,7 +18,9 @@ from ai_router.types import (
     FinishReason,
     ImagePart,
     Message,
+    OutputFormat,
     TextPart,
+    Tool,
     ToolCall,
     ToolCallDelta,
     ToolChoice,
@@ -52,12 +54,15 @@ class OpenAIProvider(HTTPProvider):
                 provider=self.name,
                 model=request.model,
                 tool_calls=tool_calls,
+                reasoning=wire.reasoning(message),
+                stop_sequence=wire.matched_stop(choice, request.sampling.stop),
             )
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self.unreadable(exc) from exc
 
     def stream(self, request: ChatRequest, watch: Watch) -> Iterator[ChatChunk]:
         finish_reason: FinishReason = "stop"
+        stop_sequence: str | None = None
         usage = Usage()
         body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
         events = self.events(body, request, watch)
@@ -82,6 +87,9 @@ class OpenAIProvider(HTTPProvider):
                     usage = wire.usage(chunk)
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") or {}
+                    reasoning = wire.reasoning(delta)
+                    if reasoning:
+                        yield ChatChunk(reasoning=reasoning)
                     if delta.get("content"):
                         yield ChatChunk(delta=delta["content"])
                     for call in delta.get("tool_calls") or ():
@@ -96,6 +104,7 @@ class OpenAIProvider(HTTPProvider):
                         )
                     if choice.get("finish_reason"):
                         finish_reason = wire.finish_reason(choice["finish_reason"])
+                        stop_sequence = wire.matched_stop(choice, request.sampling.stop)
         except RouterError:
             if not done:  # after [DONE] the answer is whole, however the body ends
                 raise
@@ -103,7 +112,7 @@ class OpenAIProvider(HTTPProvider):
             raise self.unreadable(exc) from exc
         finally:
             events.close()
-        yield ChatChunk(finish_reason=finish_reason, usage=usage)
+        yield ChatChunk(finish_reason=finish_reason, usage=usage, stop_sequence=stop_sequence)
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
@@ -128,24 +137,38 @@ class OpenAIProvider(HTTPProvider):
             # 400, which reaches the client naming the parameter.
             body["top_k"] = sampling.top_k
         if request.tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": tool.name,
-                        "description": tool.description,
-                        "parameters": dict(tool.parameters),
-                    },
-                }
-                for tool in request.tools
-            ]
+            body["tools"] = [_tool(tool) for tool in request.tools]
         if request.tool_choice is not None:
             body["tool_choice"] = _tool_choice(request.tool_choice)
         if request.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = request.parallel_tool_calls
         if request.user:
             body["user"] = request.user
+        if request.output_format is not None:
+            body["response_format"] = _response_format(request.output_format)
+        if request.reasoning_effort is not None:
+            body["reasoning_effort"] = request.reasoning_effort
         return body
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": dict(tool.parameters),
+    }
+    if tool.strict:
+        function["strict"] = True
+    return {"type": "function", "function": function}
+
+
+def _response_format(output: OutputFormat) -> dict[str, Any]:
+    if output.schema is None:
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": output.name, "schema": dict(output.schema)}
+    if output.strict:
+        spec["strict"] = True
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _message(message: Message) -> dict[str, Any]:

@@ -17,6 +17,17 @@ DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
 MESSAGES_PATH: Final = "/v1/messages"
 REQUEST_ID_HEADER: Final = "request-id"
 MAX_TEMPERATURE: Final = 1.0  # the API's range is 0-1 (OpenAI's 0-2)
+MIN_THINKING_BUDGET: Final = 1024  # thinking.budget_tokens, which must also be under max_tokens
+# OpenAI's reasoning efforts as `output_config.effort`, which has no "minimal"; "none" is no
+# thinking at all.
+EFFORTS: Final[dict[str, str]] = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "xhigh",
+    "max": "max",
+}
 
 StopReason = Literal[
     "end_turn",

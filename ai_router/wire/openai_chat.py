@@ -51,8 +51,30 @@ _ERROR_TYPES: dict[int, ErrorType] = {
 CONTENT_PIECE = re.compile(rb'"delta":\s*\{\s*"(?:content"\s*:\s*"[^"]|tool_calls")')
 
 
+# Where OpenAI-compatible servers put a reasoning model's reasoning, in a message or a stream
+# delta: `reasoning_content` (DeepSeek, llama.cpp, vLLM before 0.11) or `reasoning` (vLLM now,
+# OpenRouter, Ollama). OpenAI itself sends none in Chat Completions.
+REASONING_FIELDS: Final = ("reasoning_content", "reasoning")
+
+
 def finish_reason(reason: str | None) -> FinishReason:
     return FINISH_REASONS.get(reason or STOP, "stop")
+
+
+def reasoning(message: Any) -> str:
+    """The reasoning text of a message or delta; empty when it has none."""
+    for name in REASONING_FIELDS:
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def matched_stop(choice: Any, stops: tuple[str, ...]) -> str | None:
+    """The stop sequence that ended a choice. OpenAI's finish_reason "stop" does not tell a stop
+    sequence from the model's own end; vLLM and servers like it name the match in `stop_reason`."""
+    found = choice.get("stop_reason")
+    return found if isinstance(found, str) and found in stops else None
 
 
 def error_type(status: int) -> ErrorType:

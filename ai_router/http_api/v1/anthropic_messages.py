@@ -2,8 +2,10 @@
 
 Used when an Anthropic-family client reaches a provider of another family; between two Anthropic
 speakers the body is relayed instead (see relay.py). Fields with no equivalent elsewhere are
-refused with a 400 naming them, except `cache_control`, a caching hint that the other family
-applies on its own (OpenAI caches long prompts automatically), which is let go.
+refused with a 400 naming them, except what carries no meaning there: `cache_control`, a caching
+hint that the other family applies on its own (OpenAI caches long prompts automatically), and
+the thinking blocks of earlier answers, whose signatures only Anthropic can read. Every rule is in
+docs/TRANSLATION.md.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from ai_router.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    FinishReason,
     ImagePart,
     Message,
+    OutputFormat,
     Part,
+    ReasoningEffort,
     Sampling,
     TextPart,
     Tool,
@@ -78,16 +83,34 @@ class ToolResultBlock(_Block):
     is_error: bool | None = None
 
 
+class ThinkingBlock(_Block):
+    """An earlier answer's thinking, sent back as it came."""
+
+    type: Literal["thinking"]
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(_Block):
+    type: Literal["redacted_thinking"]
+    data: str
+
+
 class OtherBlock(BaseModel):
-    """Documents, thinking and future block types: accepted by the schema so the error can name
-    them."""
+    """Documents and future block types: accepted by the schema so the error can name them."""
 
     model_config = ConfigDict(extra="allow")
     type: str
 
 
 Block = Annotated[
-    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | OtherBlock,
+    TextBlock
+    | ImageBlock
+    | ToolUseBlock
+    | ToolResultBlock
+    | ThinkingBlock
+    | RedactedThinkingBlock
+    | OtherBlock,
     Field(union_mode="left_to_right"),
 ]
 
@@ -99,10 +122,15 @@ class InputMessage(BaseModel):
 
 
 class ToolDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A custom tool. Server tools (web search, code execution...) and fields with no equivalent
+    are accepted by the schema so the error can name them."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str | None = None  # "custom", or a server tool's versioned type
     name: str
-    description: str = ""
+    description: str | None = None
     input_schema: dict[str, Any] = Field(default_factory=dict)
+    strict: bool | None = None
     cache_control: dict[str, Any] | None = None
 
 
@@ -116,6 +144,25 @@ class ToolChoiceModel(BaseModel):
 class Metadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: str | None = None
+
+
+class ThinkingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["enabled", "adaptive", "disabled"]
+    budget_tokens: StrictInt | None = None
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class JSONOutputFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: JSONOutputFormat | None = None
 
 
 class MessagesRequest(BaseModel):
@@ -136,6 +183,8 @@ class MessagesRequest(BaseModel):
     tools: list[ToolDefinition] | None = None
     tool_choice: ToolChoiceModel | None = None
     metadata: Metadata | None = None
+    thinking: ThinkingConfig | None = None
+    output_config: OutputConfig | None = None
 
 
 _TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required", "tool"]] = {
@@ -168,20 +217,52 @@ def to_chat_request(body: MessagesRequest, target: str, request_id: str) -> Chat
         )
     )
     choice = body.tool_choice
+    output = body.output_config or OutputConfig()
     return ChatRequest(
         messages=tuple(messages),
         provider=target,
         system=system,
         max_tokens=body.max_tokens,
         sampling=sampling,
-        tools=tuple(Tool(t.name, t.description, t.input_schema) for t in body.tools or ()),
+        tools=tuple(_tool(tool, f"tools[{i}]", target) for i, tool in enumerate(body.tools or ())),
         tool_choice=ToolChoice(_TOOL_CHOICE_MODES[choice.type], choice.name or "")
         if choice
         else None,
         parallel_tool_calls=False if choice and choice.disable_parallel_tool_use else None,
         user=(body.metadata.user_id if body.metadata else None) or "",
+        # Anthropic's JSON outputs always hold to the schema: OpenAI's strict mode.
+        output_format=OutputFormat(output.format.schema_, strict=True) if output.format else None,
+        reasoning_effort=output.effort or _effort_of(body.thinking, body.max_tokens),
         request_id=request_id,
     )
+
+
+def _tool(tool: ToolDefinition, where: str, target: str) -> Tool:
+    if tool.type not in (None, "custom"):
+        raise _untranslatable(f"{where}.type", target, f"{tool.type!r} tools run at Anthropic")
+    for name in tool.model_extra or {}:
+        raise _untranslatable(f"{where}.{name}", target)
+    return Tool(tool.name, tool.description or "", tool.input_schema, strict=bool(tool.strict))
+
+
+# A thinking budget as OpenAI's effort: Anthropic advises starting near the 1,024 minimum for
+# simple tasks and at 16,000 or more for complex ones.
+_BUDGET_EFFORTS: tuple[tuple[int, ReasoningEffort], ...] = ((4096, "low"), (16384, "medium"))
+
+
+def _effort_of(thinking: ThinkingConfig | None, max_tokens: int) -> ReasoningEffort | None:
+    """The effort a `thinking` setting asks for; None: the model's default (adaptive thinking,
+    which the model applies as it sees fit, or none asked)."""
+    if thinking is None or thinking.type != "enabled":
+        return None
+    budget = thinking.budget_tokens
+    if budget is None or not wire.MIN_THINKING_BUDGET <= budget < max_tokens:
+        raise InvalidRequest(
+            f"thinking.budget_tokens must be at least {wire.MIN_THINKING_BUDGET} and less than "
+            f"max_tokens ({max_tokens}); got {budget}",
+            param="thinking.budget_tokens",
+        )
+    return next((effort for limit, effort in _BUDGET_EFFORTS if budget < limit), "high")
 
 
 def _untranslatable(param: str, target: str, why: str = "") -> InvalidRequest:
@@ -191,6 +272,9 @@ def _untranslatable(param: str, target: str, why: str = "") -> InvalidRequest:
         "provider of the Anthropic family",
         param=param,
     )
+
+
+_THINKING = (ThinkingBlock, RedactedThinkingBlock)
 
 
 def _messages(message: InputMessage, where: str, target: str) -> Iterator[Message]:
@@ -216,6 +300,8 @@ def _messages(message: InputMessage, where: str, target: str) -> Iterator[Messag
                 tool_call_id=block.tool_use_id,
                 is_error=bool(block.is_error),
             )
+        elif isinstance(block, _THINKING) and message.role == "assistant":
+            continue  # signed for Anthropic alone; the other family takes no reasoning back
         else:
             raise _untranslatable(here, target, f"{block.type!r} blocks in a {message.role} turn")
     if parts or calls:
@@ -266,7 +352,18 @@ class ToolUseContentBlock(ResponseModel):
     input: dict[str, Any]
 
 
-ContentBlock = Annotated[TextContentBlock | ToolUseContentBlock, Field(discriminator="type")]
+class ThinkingContentBlock(ResponseModel):
+    """Reasoning from a provider of another family. Its signature is empty: only Anthropic signs
+    thinking, and a translated answer's thinking is let go when it comes back."""
+
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str = ""
+
+
+ContentBlock = Annotated[
+    TextContentBlock | ToolUseContentBlock | ThinkingContentBlock, Field(discriminator="type")
+]
 
 
 class MessageUsage(ResponseModel):
@@ -292,7 +389,9 @@ def message_id(request_id: str) -> str:
 
 
 def message(response: ChatResponse, model: str, request_id: str) -> dict[str, Any]:
-    content: list[TextContentBlock | ToolUseContentBlock] = []
+    content: list[TextContentBlock | ToolUseContentBlock | ThinkingContentBlock] = []
+    if response.reasoning:
+        content.append(ThinkingContentBlock(thinking=response.reasoning))
     if response.content:
         content.append(TextContentBlock(text=response.content))
     for call in response.tool_calls:
@@ -301,9 +400,14 @@ def message(response: ChatResponse, model: str, request_id: str) -> dict[str, An
         id=message_id(request_id),
         model=model,
         content=content,
-        stop_reason=wire.STOP_REASON_OF[response.finish_reason],
+        stop_reason=_stop_reason(response.finish_reason, response.stop_sequence),
+        stop_sequence=response.stop_sequence,
         usage=usage(response.usage),
     ).to_json()
+
+
+def _stop_reason(finish: FinishReason, stop_sequence: str | None) -> StopReason:
+    return "stop_sequence" if stop_sequence is not None else wire.STOP_REASON_OF[finish]
 
 
 def usage(value: Usage) -> MessageUsage:
@@ -348,10 +452,18 @@ class InputJSONDelta(ResponseModel):
     partial_json: str
 
 
+class ThinkingDelta(ResponseModel):
+    type: Literal["thinking_delta"] = "thinking_delta"
+    thinking: str
+
+
+BlockDelta = TextDelta | InputJSONDelta | ThinkingDelta
+
+
 class ContentBlockDelta(ResponseModel):
     type: Literal["content_block_delta"] = "content_block_delta"
     index: int
-    delta: Annotated[TextDelta | InputJSONDelta, Field(discriminator="type")]
+    delta: Annotated[BlockDelta, Field(discriminator="type")]
 
 
 class ContentBlockStop(ResponseModel):
@@ -396,13 +508,14 @@ def _named(event: Event) -> tuple[str, dict[str, Any]]:
 class EventEncoder:
     """Internal chunks -> Anthropic stream events `(name, data)`, in the API's order:
     message_start, then per block content_block_start / _delta... / _stop, then message_delta
-    and message_stop. A text block opens on the first text; each tool call opens its own block."""
+    and message_stop. A thinking block opens on the first reasoning, a text block on the first
+    text; each tool call opens its own block."""
 
     def __init__(self, model: str, request_id: str) -> None:
         self._model = model
         self._request_id = request_id
         self._block = -1  # index of the open content block, -1 before the first
-        self._open: str | None = None  # "text", or "tool:<tool index>"
+        self._open: str | None = None  # "thinking", "text", or "tool:<tool index>"
 
     def start(self) -> Iterator[tuple[str, dict[str, Any]]]:
         message = MessageResponse(
@@ -418,6 +531,10 @@ class EventEncoder:
         yield _named(Ping())
 
     def encode(self, chunk: ChatChunk) -> Iterator[tuple[str, dict[str, Any]]]:
+        if chunk.reasoning:
+            if self._open != "thinking":
+                yield from self._open_block("thinking", ThinkingContentBlock(thinking=""))
+            yield self._delta(ThinkingDelta(thinking=chunk.reasoning))
         if chunk.delta:
             if self._open != "text":
                 yield from self._open_block("text", TextContentBlock(text=""))
@@ -435,7 +552,10 @@ class EventEncoder:
             final = chunk.usage or Usage()
             yield _named(
                 MessageDelta(
-                    delta=StopDelta(stop_reason=wire.STOP_REASON_OF[chunk.finish_reason]),
+                    delta=StopDelta(
+                        stop_reason=_stop_reason(chunk.finish_reason, chunk.stop_sequence),
+                        stop_sequence=chunk.stop_sequence,
+                    ),
                     usage=DeltaUsage(
                         input_tokens=final.input_tokens, output_tokens=final.output_tokens
                     ),
@@ -444,7 +564,7 @@ class EventEncoder:
             yield _named(MessageStop())
 
     def _open_block(
-        self, key: str, block: TextContentBlock | ToolUseContentBlock
+        self, key: str, block: TextContentBlock | ToolUseContentBlock | ThinkingContentBlock
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         yield from self._close_block()
         self._block += 1
@@ -456,7 +576,7 @@ class EventEncoder:
             yield _named(ContentBlockStop(index=self._block))
             self._open = None
 
-    def _delta(self, delta: TextDelta | InputJSONDelta) -> tuple[str, dict[str, Any]]:
+    def _delta(self, delta: BlockDelta) -> tuple[str, dict[str, Any]]:
         return _named(ContentBlockDelta(index=self._block, delta=delta))
 
 

@@ -3,7 +3,8 @@
 Used when an OpenAI-family client reaches a provider of another family; between two OpenAI
 speakers the body is relayed instead (see relay.py). The request models list exactly what
 can be translated; any other field the client set is refused with a 400 naming it rather than
-silently dropped.
+silently dropped. What carries no meaning elsewhere (a null refusal, a tool message's name beside
+its tool_call_id, an earlier answer's reasoning) is let go: docs/TRANSLATION.md has every rule.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from ai_router.types import (
     FinishReason,
     ImagePart,
     Message,
+    OutputFormat,
     Part,
+    ReasoningEffort,
     Sampling,
     TextPart,
     Tool,
@@ -56,6 +59,13 @@ class ImageContent(_Model):
     image_url: ImageURL
 
 
+class RefusalContent(_Model):
+    """A refusal in an assistant message sent back: what the assistant said."""
+
+    type: Literal["refusal"]
+    refusal: str
+
+
 class OtherContent(BaseModel):
     """Audio, files and future part types: accepted by the schema so the error can name them."""
 
@@ -63,7 +73,9 @@ class OtherContent(BaseModel):
     type: str
 
 
-ContentPart = Annotated[TextContent | ImageContent | OtherContent, Field(union_mode="left_to_right")]
+ContentPart = Annotated[
+    TextContent | ImageContent | RefusalContent | OtherContent, Field(union_mode="left_to_right")
+]
 
 
 class FunctionCall(_Model):
@@ -83,12 +95,17 @@ class ChatMessage(_Model):
     name: str | None = None
     tool_calls: list[ToolCallModel] | None = None
     tool_call_id: str | None = None
+    # An earlier answer sent back as it came (the SDK's `messages.append(choice.message)`).
+    refusal: str | None = None
+    annotations: list[dict[str, Any]] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
 
 
 class FunctionSpec(_Model):
     name: str
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
@@ -108,6 +125,18 @@ class NamedToolChoice(_Model):
 
 class StreamOptions(_Model):
     include_usage: bool | None = None
+
+
+class JSONSchemaSpec(_Model):
+    name: str
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Model):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaSpec | None = None
 
 
 class ChatCompletionRequest(BaseModel):
@@ -131,6 +160,8 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: ReasoningEffort | None = None
 
 
 def to_chat_request(body: ChatCompletionRequest, target: str, request_id: str) -> ChatRequest:
@@ -141,24 +172,20 @@ def to_chat_request(body: ChatCompletionRequest, target: str, request_id: str) -
     messages: list[Message] = []
     for index, message in enumerate(body.messages):
         where = f"messages[{index}]"
-        if message.name is not None:
+        # A tool message's name repeats what its tool_call_id already says (litellm sends it).
+        if message.name is not None and message.role != "tool":
             raise _untranslatable(f"{where}.name", target)
+        if message.role != "assistant":
+            _refuse_answer_fields(message, where)
         if message.role in ("system", "developer"):
             system_parts.append(_text_only(message.content, f"{where}.content", target))
         elif message.role == "tool":
             if not message.tool_call_id:
                 raise InvalidRequest(f"{where}.tool_call_id is required", f"{where}.tool_call_id")
-            content = _text_only(message.content, f"{where}.content", target)
-            messages.append(Message("tool", content, tool_call_id=message.tool_call_id))
+            text = _text_only(message.content, f"{where}.content", target)
+            messages.append(Message("tool", text, tool_call_id=message.tool_call_id))
         else:
-            calls = tuple(
-                ToolCall(call.id, call.function.name, call.function.arguments)
-                for call in message.tool_calls or ()
-            )
-            role: Literal["user", "assistant"] = "user" if message.role == "user" else "assistant"
-            if role == "user" and calls:
-                raise InvalidRequest(f"{where}.tool_calls: only assistant messages have them")
-            messages.append(Message(role, _content(message.content, where, target), calls))
+            messages.append(_turn(message, where, target))
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     sampling = check_sampling(
         Sampling(temperature=body.temperature, top_p=body.top_p, top_k=body.top_k, stop=stop)
@@ -169,15 +196,70 @@ def to_chat_request(body: ChatCompletionRequest, target: str, request_id: str) -
         system="\n".join(system_parts),
         max_tokens=_max_tokens(body),
         sampling=sampling,
-        tools=tuple(
-            Tool(t.function.name, t.function.description, t.function.parameters)
-            for t in body.tools or ()
-        ),
+        tools=tuple(_tool(tool.function) for tool in body.tools or ()),
         tool_choice=_tool_choice(body.tool_choice),
         parallel_tool_calls=body.parallel_tool_calls,
         user=body.user or "",
+        output_format=_output_format(body.response_format),
+        reasoning_effort=body.reasoning_effort,
         request_id=request_id,
     )
+
+
+def _turn(message: ChatMessage, where: str, target: str) -> Message:
+    """A user or assistant message."""
+    calls = tuple(
+        ToolCall(call.id, call.function.name, call.function.arguments)
+        for call in message.tool_calls or ()
+    )
+    role: Literal["user", "assistant"] = "user" if message.role == "user" else "assistant"
+    if role == "user" and calls:
+        raise InvalidRequest(f"{where}.tool_calls: only assistant messages have them")
+    content = _content(message.content, where, target, role == "assistant")
+    if message.refusal:
+        # What the assistant said when it declined: part of the conversation.
+        content = _with_text(content, message.refusal)
+    # An earlier answer's reasoning and annotations are let go: the answer's text stays.
+    return Message(role, content, calls)
+
+
+def _tool(function: FunctionSpec) -> Tool:
+    return Tool(
+        function.name,
+        function.description or "",
+        function.parameters or {},
+        strict=bool(function.strict),
+    )
+
+
+def _output_format(value: ResponseFormat | None) -> OutputFormat | None:
+    if value is None or value.type == "text":
+        return None
+    if value.type == "json_object":
+        return OutputFormat()
+    spec = value.json_schema
+    if spec is None:
+        raise InvalidRequest(
+            "response_format.json_schema is required when response_format.type is json_schema",
+            param="response_format.json_schema",
+        )
+    # OpenAI takes a json_schema without a schema as "any JSON object", as JSON mode does.
+    return OutputFormat(spec.schema_, spec.name, bool(spec.strict))
+
+
+def _refuse_answer_fields(message: ChatMessage, where: str) -> None:
+    """Fields of an assistant's answer are the client's mistake on any other message."""
+    for name in ("refusal", "annotations", "reasoning_content", "reasoning"):
+        if getattr(message, name) is not None:
+            raise InvalidRequest(
+                f"{where}.{name}: only assistant messages have it", param=f"{where}.{name}"
+            )
+
+
+def _with_text(content: str | tuple[Part, ...], text: str) -> str | tuple[Part, ...]:
+    if isinstance(content, str):
+        return f"{content}\n{text}" if content else text
+    return (*content, TextPart(text))
 
 
 def _refuse_untranslatable(body: ChatCompletionRequest, target: str) -> None:
@@ -186,8 +268,6 @@ def _refuse_untranslatable(body: ChatCompletionRequest, target: str) -> None:
             raise _untranslatable(name, target)
     if body.n not in (None, 1):
         raise _untranslatable("n", target, "only n=1 can be translated")
-    if any(tool.function.strict for tool in body.tools or ()):
-        raise _untranslatable("tools[].function.strict", target)
 
 
 def _untranslatable(param: str, target: str, why: str = "") -> InvalidRequest:
@@ -216,13 +296,17 @@ def _text_only(content: str | list[Any] | None, where: str, target: str) -> str:
     return "".join(texts)
 
 
-def _content(content: str | list[Any] | None, where: str, target: str) -> str | tuple[Part, ...]:
+def _content(
+    content: str | list[Any] | None, where: str, target: str, assistant: bool
+) -> str | tuple[Part, ...]:
     if content is None or isinstance(content, str):
         return content or ""
     parts: list[Part] = []
     for index, part in enumerate(content):
         if isinstance(part, TextContent):
             parts.append(TextPart(part.text))
+        elif isinstance(part, RefusalContent) and assistant:
+            parts.append(TextPart(part.refusal))
         elif isinstance(part, ImageContent):
             parts.append(_image(part.image_url, f"{where}.content[{index}]"))
         else:
@@ -269,6 +353,8 @@ class AssistantMessage(ResponseModel):
     content: str | None  # null when the answer is tool calls only
     refusal: str | None = None
     tool_calls: list[ToolCallModel] | None = omitted()
+    # The model's reasoning (Anthropic's thinking), where OpenAI-compatible servers put it.
+    reasoning_content: str | None = omitted()
 
 
 class CompletionChoice(ResponseModel):
@@ -306,6 +392,7 @@ class ToolCallDelta(ResponseModel):
 class ChunkDelta(ResponseModel):
     role: Literal["assistant"] | None = omitted()
     content: str | None = omitted()
+    reasoning_content: str | None = omitted()
     tool_calls: list[ToolCallDelta] | None = omitted()
 
 
@@ -340,6 +427,7 @@ def completion(response: ChatResponse, model: str, request_id: str) -> dict[str,
     message = AssistantMessage(
         content=response.content if response.content or not calls else None,
         tool_calls=calls or None,
+        reasoning_content=response.reasoning or None,
     )
     return ChatCompletion(
         id=completion_id(request_id),
@@ -372,6 +460,8 @@ class ChunkEncoder:
         return self._chunk(ChunkDelta(role="assistant", content=""))
 
     def encode(self, chunk: ChatChunk) -> Iterator[dict[str, Any]]:
+        if chunk.reasoning:
+            yield self._chunk(ChunkDelta(reasoning_content=chunk.reasoning))
         if chunk.delta:
             yield self._chunk(ChunkDelta(content=chunk.delta))
         if chunk.tool_call is not None:
