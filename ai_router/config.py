@@ -206,6 +206,17 @@ class Settings(_Strict):
         _raise_first(_alias_target_problems(self.models, self.providers, list(self.providers)))
         return self
 
+    def named_targets(self) -> frozenset[str]:
+        """Every `provider/model` this config names: each provider's default and listed models,
+        and every alias target. What a process keeps per target is kept for these only, since
+        a provider without `models:` accepts any name a client makes up."""
+        listed = {
+            f"{name}/{model}"
+            for name, provider in self.providers.items()
+            for model in (provider.default_model, *(provider.models or ()))
+        }
+        return frozenset(listed | {t.model for alias in self.models.values() for t in alias.targets})
+
 
 def _named_providers(providers: dict[Any, Any]) -> dict[Any, Any]:
     # A provider's name is its key in the file; its type defaults to that name, so that

@@ -59,7 +59,12 @@ class Router:
         self._providers = dict(providers)
         self.metrics = metrics or Metrics(settings)
         self.gate = Gate(settings)
-        self.executor = Executor(Cooldowns(settings.cooldown), TargetStats(), self.metrics, rng)
+        # State per target only for those the config names, so that it is bounded by the config
+        # and not by the model names clients send (a provider without `models:` takes any).
+        named = settings.named_targets()
+        self.executor = Executor(
+            Cooldowns(settings.cooldown, named), TargetStats(named), self.metrics, rng
+        )
         self.watchdog = Watchdog()
 
     @classmethod

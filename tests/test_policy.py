@@ -88,7 +88,7 @@ def test_only_provider_side_transient_failures_are_retried(
 
 def test_a_target_cools_down_after_repeated_failures_then_takes_one_probe() -> None:
     clock = Clock()
-    cooldowns = Cooldowns(CooldownSettings(failures=2, window_seconds=10, seconds=5), clock)
+    cooldowns = Cooldowns(CooldownSettings(failures=2, window_seconds=10, seconds=5), ["a"], clock)
 
     cooldowns.failed("a")
     assert cooldowns.admits("a")
@@ -106,7 +106,7 @@ def test_a_target_cools_down_after_repeated_failures_then_takes_one_probe() -> N
 
 def test_a_failed_probe_rests_the_target_again() -> None:
     clock = Clock()
-    cooldowns = Cooldowns(CooldownSettings(failures=1, window_seconds=10, seconds=5), clock)
+    cooldowns = Cooldowns(CooldownSettings(failures=1, window_seconds=10, seconds=5), ["a"], clock)
     cooldowns.failed("a")
     clock.now += 5
     cooldowns.begin("a")
@@ -119,7 +119,7 @@ def test_a_failed_probe_rests_the_target_again() -> None:
 
 def test_failures_outside_the_window_do_not_add_up() -> None:
     clock = Clock()
-    cooldowns = Cooldowns(CooldownSettings(failures=2, window_seconds=10, seconds=5), clock)
+    cooldowns = Cooldowns(CooldownSettings(failures=2, window_seconds=10, seconds=5), ["a"], clock)
 
     cooldowns.failed("a")
     clock.now += 11
@@ -128,26 +128,36 @@ def test_failures_outside_the_window_do_not_add_up() -> None:
     assert cooldowns.admits("a")
 
 
+def test_only_the_targets_the_config_names_cool_down() -> None:
+    cooldowns = Cooldowns(CooldownSettings(failures=1, window_seconds=10, seconds=5), ["a"], Clock())
+
+    cooldowns.failed("a")
+    cooldowns.failed("made-up")
+
+    assert cooldowns.cooling("a")
+    assert not cooldowns.cooling("made-up") and cooldowns.admits("made-up")
+
+
 # --- balance -------------------------------------------------------------------------------------
 
 
 def test_fallback_keeps_the_listed_order() -> None:
     targets = [Named("a"), Named("b"), Named("c")]
 
-    assert balance.order("fallback", targets, TargetStats(), random.Random()) == targets
+    assert balance.order("fallback", targets, TargetStats(["a", "b", "c"]), random.Random()) == targets
 
 
 def test_weighted_puts_each_target_first_in_proportion_to_its_weight() -> None:
     targets = [Named("a", 3), Named("b", 1)]
     rng = random.Random(7)
 
-    firsts = [balance.order("weighted", targets, TargetStats(), rng)[0].key for _ in range(4000)]
+    firsts = [balance.order("weighted", targets, TargetStats(["a", "b"]), rng)[0].key for _ in range(4000)]
 
     assert 0.72 < firsts.count("a") / len(firsts) < 0.78
 
 
 def test_least_busy_prefers_the_target_with_fewest_requests_in_flight() -> None:
-    stats = TargetStats()
+    stats = TargetStats(["a", "b", "c"])
     held: list[Lease] = [stats.lease("a"), stats.lease("a"), stats.lease("b")]
 
     ordered = balance.order("least-busy", [Named("a"), Named("b"), Named("c")], stats, random.Random())
@@ -159,7 +169,7 @@ def test_least_busy_prefers_the_target_with_fewest_requests_in_flight() -> None:
 
 
 def test_lowest_latency_prefers_the_fastest_and_measures_the_unmeasured_first() -> None:
-    stats = TargetStats()
+    stats = TargetStats(["slow", "fast", "new"])
     stats.observe_latency("slow", 2.0)
     stats.observe_latency("fast", 0.2)
 
@@ -170,6 +180,20 @@ def test_lowest_latency_prefers_the_fastest_and_measures_the_unmeasured_first() 
     assert [t.key for t in ordered] == ["new", "fast", "slow"]
 
 
+def test_statistics_are_kept_for_the_targets_the_config_names_only() -> None:
+    stats = TargetStats(["a"])
+
+    leases = [stats.lease("a"), stats.lease("made-up")]
+    stats.observe_latency("a", 0.5)
+    stats.observe_latency("made-up", 0.5)
+
+    assert (stats.in_flight("a"), stats.latency("a")) == (1, 0.5)
+    assert (stats.in_flight("made-up"), stats.latency("made-up")) == (0, None)
+    for lease in leases:
+        lease.release()
+    assert stats.in_flight("a") == 0
+
+
 # --- executor ------------------------------------------------------------------------------------
 
 
@@ -178,9 +202,13 @@ def make_target(name: str, max_retries: int = 2, timeout: float = 10.0) -> Targe
     return Target(OpenAIProvider(settings.providers[name]), "m", timeout, max_retries)
 
 
+NAMED = ["a/m", "b/m"]  # the targets the config names
+
+
 def make_executor(clock: Clock, failures: int = 3) -> Executor:
-    cooldowns = Cooldowns(CooldownSettings(failures=failures, window_seconds=60, seconds=30), clock)
-    return Executor(cooldowns, TargetStats(), rng=random.Random(1), sleep=clock.sleep, clock=clock)
+    settings = CooldownSettings(failures=failures, window_seconds=60, seconds=30)
+    cooldowns = Cooldowns(settings, NAMED, clock)
+    return Executor(cooldowns, TargetStats(NAMED), rng=random.Random(1), sleep=clock.sleep, clock=clock)
 
 
 class Script:
@@ -279,8 +307,8 @@ def test_the_cooldown_gauge_shows_a_target_cooling_and_then_recovered() -> None:
     clock = Clock()
     settings = settings_from_mapping({"providers": {"a": {"type": "openai", "default_model": "m"}}}, {})
     metrics = Metrics(settings)
-    cooldowns = Cooldowns(CooldownSettings(failures=1, window_seconds=60, seconds=30), clock)
-    executor = Executor(cooldowns, TargetStats(), metrics, random.Random(1), clock.sleep, clock)
+    cooldowns = Cooldowns(CooldownSettings(failures=1, window_seconds=60, seconds=30), NAMED, clock)
+    executor = Executor(cooldowns, TargetStats(NAMED), metrics, random.Random(1), clock.sleep, clock)
     plan = Plan("a/m", (make_target("a", max_retries=0),))
 
     def shown() -> float | None:

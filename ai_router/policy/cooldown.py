@@ -3,6 +3,9 @@
 closed --(`failures` failures within `window_seconds`)--> cooling --(`seconds` pass)--> half-open
 half-open: the next attempt is the probe, and no other is admitted while it runs; its success
 closes the target, its failure sends it back to cooling.
+
+Only the targets the config names (`Settings.named_targets`) cool down: only an alias skips a
+cooling target, and its targets are named; a client can name any number of others.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ai_router.config import CooldownSettings
@@ -25,12 +28,21 @@ class _State:
 
 class Cooldowns:
     def __init__(
-        self, settings: CooldownSettings, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: CooldownSettings,
+        keys: Iterable[str],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`keys`: the targets that may cool down; the failures of any other are not kept."""
         self._settings = settings
+        self._keys = frozenset(keys)
         self._clock = clock
         self._states: dict[str, _State] = {}
         self._lock = threading.Lock()
+
+    def keeps(self, key: str) -> bool:
+        """Whether `key` is one of the targets that may cool down."""
+        return key in self._keys
 
     def admits(self, key: str) -> bool:
         """Whether an attempt on `key` may start now."""
@@ -73,6 +85,8 @@ class Cooldowns:
             self._states.pop(key, None)
 
     def failed(self, key: str) -> None:
+        if key not in self._keys:
+            return
         now = self._clock()
         with self._lock:
             state = self._states.setdefault(key, _State())

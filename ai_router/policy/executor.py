@@ -222,8 +222,8 @@ class Executor:
             self._metrics.fallbacks.labels(alias_label, provider, model, reason_of(error)).inc()
 
     def _show_cooldown(self, target: Target) -> None:
-        if self._metrics is None:
-            return
+        if self._metrics is None or not self.cooldowns.keeps(target.key):
+            return  # a target that cannot cool down has nothing to show, and no entry here
         with self._shown_lock:  # the check and the write together, or a race could leave it stale
             cooling = self.cooldowns.cooling(target.key)
             if self._cooling_shown.get(target.key) == cooling:
