@@ -8,7 +8,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin airouter
+# The router's user. /app stays root's: the running router cannot change its code or config.
+# With auth.keys and no REDIS_URL, limits and budgets are a SQLite file (STATE_PATH below) in a
+# directory of the user's own, a volume so that they outlive the container. It is chowned before
+# VOLUME declares it because a new volume starts out as a copy of the image's directory.
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin airouter \
+    && mkdir -p /var/lib/ai-router && chown 10001:10001 /var/lib/ai-router
+VOLUME /var/lib/ai-router
 
 # Dependencies first, in a layer of their own that stays cached until setup.cfg changes:
 # install the package's requirements from its metadata alone, with a placeholder package.
@@ -25,9 +31,12 @@ RUN python -m grpc_tools.protoc -Iai_router/_generated=protos \
 COPY config.yaml gunicorn.conf.py ./
 
 # Listen on every interface inside the container; publish ports deliberately.
+# STATE_PATH: the SQLite file in the volume; REDIS_URL, when set, puts that state in a Redis
+# that several replicas share instead (docker-compose.yaml does).
 ENV HOST=0.0.0.0 \
     HTTP_PORT=8080 \
-    GRPC_PORT=50051
+    GRPC_PORT=50051 \
+    STATE_PATH=/var/lib/ai-router/state.db
 USER 10001:10001
 EXPOSE 8080 50051 9464
 
