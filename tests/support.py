@@ -85,16 +85,28 @@ class Process:
 def start_process(
     name: str, arguments: list[str], env: Mapping[str, str], log_dir: Path, port: int = 0
 ) -> Process:
+    """`python -m ai_router.cli ARGUMENTS` from the repository, with this environment plus `env`."""
+    command = [sys.executable, "-m", "ai_router.cli", *arguments]
+    router = arguments[0] != "simulate"
+    return launch(name, command, {**os.environ, **env}, REPO_ROOT, log_dir, port, router)
+
+
+def launch(
+    name: str,
+    command: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    log_dir: Path,
+    port: int = 0,
+    router: bool = True,
+) -> Process:
+    """`command` with exactly `env`, in `cwd`. A router's log joins the session's scan."""
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log_file, log_path.with_suffix(".out").open("wb") as out_file:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "ai_router.cli", *arguments],
-            env={**os.environ, **env},
-            cwd=REPO_ROOT,
-            stdout=out_file,
-            stderr=log_file,
+            command, env=dict(env), cwd=cwd, stdout=out_file, stderr=log_file
         )
-    if arguments[0] != "simulate":
+    if router:
         ROUTER_LOGS.append(log_path)
     return Process(name, popen, log_path, port)
 

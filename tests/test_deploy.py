@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,8 +17,8 @@ from pathlib import Path
 import grpc
 import httpx2
 import pytest
+from deploy_support import REPLICA_HEADER, Nginx, descendants, start_nginx, wait_ready
 from support import (
-    REPO_ROOT,
     Process,
     RouterConfig,
     Simulator,
@@ -37,7 +34,6 @@ from ai_router._generated import ai_router_pb2_grpc as pb_grpc
 
 REPLICAS = 3
 NGINX_NOTICE_SECONDS = 0.1
-REPLICA_HEADER = "x-ai-router-replica"
 PROMPT = {"provider": "openai", "prompt": "ping"}
 
 
@@ -48,21 +44,9 @@ class Replica:
     http_port: int
     grpc_port: int
 
-    def descendants(self) -> list[int]:
-        pids, frontier = [], [self.process.popen.pid]
-        while frontier:
-            pid = frontier.pop()
-            pids.append(pid)
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except FileNotFoundError:
-                continue
-            frontier.extend(int(child) for child in children)
-        return pids
-
     def kill(self) -> None:
         """SIGKILL the whole replica at once, as when its container dies."""
-        pids = self.descendants()
+        pids = descendants(self.process.popen.pid)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -76,30 +60,6 @@ class Deployment:
     replicas: list[Replica]
     http_url: str
     grpc_target: str
-
-
-def render_nginx_conf(http_ports: list[int], grpc_ports: list[int], listen: tuple[int, int]) -> str:
-    conf = (REPO_ROOT / "nginx.conf").read_text()
-    substitutions = [
-        (r"server ai-router:8080 ([^;]*);", _servers(http_ports)),
-        (r"server ai-router:50051 ([^;]*);", _servers(grpc_ports)),
-        (r"listen 80;", f"listen 127.0.0.1:{listen[0]};"),
-        (r"listen 8000 http2;", f"listen 127.0.0.1:{listen[1]} http2;"),
-    ]
-    for pattern, replacement in substitutions:
-        conf, count = re.subn(pattern, replacement, conf)
-        assert count == 1, f"nginx.conf no longer has exactly one {pattern!r}"
-    return conf
-
-
-def _servers(ports: list[int]) -> str:
-    return "\n        ".join(f"server 127.0.0.1:{port} \\1;" for port in ports)
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
-    assert found, "nginx is required: `apt-get install -y nginx` (.ci/run does it)"
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +82,7 @@ def fresh_deployment(simulator: Simulator, tmp_path: Path) -> Iterator[Deploymen
 def deploy(simulator: Simulator, tmp_path: Path) -> Iterator[Deployment]:
     env = RouterConfig(simulator, tmp_path).env()
     replicas: list[Replica] = []
-    nginx: subprocess.Popen[bytes] | None = None
+    nginx: Nginx | None = None
     try:
         for index in range(REPLICAS):
             name = f"replica-{index}"
@@ -137,33 +97,16 @@ def deploy(simulator: Simulator, tmp_path: Path) -> Iterator[Deployment]:
             process = start_process(name, ["serve"], replica_env, tmp_path, http_port)
             replicas.append(Replica(name, process, http_port, grpc_port))
         for replica in replicas:
-            wait_for_port(replica.process)
+            wait_ready(replica.process, replica.http_port)
             wait_for_port(replica.process, replica.grpc_port)
 
-        listen = (free_port(), free_port())
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(
-            render_nginx_conf(
-                [r.http_port for r in replicas], [r.grpc_port for r in replicas], listen
-            )
+        nginx = start_nginx(
+            tmp_path, [r.http_port for r in replicas], [r.grpc_port for r in replicas]
         )
-        nginx = subprocess.Popen(
-            [
-                nginx_binary(),
-                "-p", str(tmp_path),
-                "-e", str(tmp_path / "nginx-error.log"),
-                "-c", str(conf),
-                "-g", f"daemon off; pid {tmp_path / 'nginx.pid'};",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(lambda: port_open(listen[0]) and port_open(listen[1]), 10, "nginx listening")
-        yield Deployment(replicas, f"http://127.0.0.1:{listen[0]}", f"127.0.0.1:{listen[1]}")
+        yield Deployment(replicas, nginx.http_url, nginx.grpc_target)
     finally:
         if nginx is not None:
-            nginx.send_signal(signal.SIGQUIT)  # graceful
-            nginx.wait(timeout=10)
+            nginx.stop()
         for replica in replicas:
             replica.process.stop()
 
