@@ -4,13 +4,16 @@ Checked: `max_tokens`, the top-level `system` (a string or text blocks), roles (
 only; a `system` message is refused), content blocks (`text`, `image` with a base64 or url source,
 `tool_use` in assistant turns, `tool_result` in user turns; `cache_control` accepted anywhere),
 the pairing of tool results with the previous assistant turn's `tool_use` blocks, `tools` and
-`tool_choice`. Errors name the field as `messages.1.content.0.tool_use_id`.
+`tool_choice`, `output_config` (effort, a json_schema format) and `thinking` (enabled with a
+budget of at least 1,024, under max_tokens when generating, adaptive, disabled; no temperature, top_k, low top_p
+or forced tool use beside a budget). Thinking blocks of earlier answers are taken in assistant
+turns. Errors name the field as `messages.1.content.0.tool_use_id`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from .conversation import (
     BadRequest,
@@ -34,8 +37,15 @@ from .conversation import (
 )
 
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-BLOCKS = {"user": ("text", "image", "tool_result"), "assistant": ("text", "image", "tool_use")}
+BLOCKS = {
+    "user": ("text", "image", "tool_result"),
+    "assistant": ("text", "image", "tool_use", "thinking", "redacted_thinking"),
+}
 CHOICES = ("auto", "any", "none", "tool")
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+THINKING = ("enabled", "adaptive", "disabled")
+DISPLAYS = ("summarized", "omitted")
+MIN_BUDGET = 1024
 
 
 def parse_anthropic(body: object) -> Conversation:
@@ -55,6 +65,8 @@ def parse_anthropic(body: object) -> Conversation:
             _block(block, f"system.{j}", ("text",))
     tools = _tools(body.get("tools"))
     tool = _tool_choice(body.get("tool_choice"), tools)
+    json_schema = _output_config(body.get("output_config"))
+    thinking = _thinking(body)
 
     texts = [content_text(system)]
     images = 0
@@ -113,7 +125,69 @@ def parse_anthropic(body: object) -> Conversation:
             break
     return Conversation(model=model, limit=limit, stops=stops, stream=stream, include_usage=False,
                         input_tokens=input_token_count(texts, images), user_text=user_text, images=last_images,
-                        tool_results=tool_results, tool=tool)
+                        tool_results=tool_results, tool=tool, json_schema=json_schema, thinking=thinking)
+
+
+def _output_config(value: object) -> dict[str, Any] | None:
+    """The schema of a JSON output, if one is asked for."""
+    if value is None:
+        return None
+    config = require_dict(value, "output_config")
+    effort = config.get("effort")
+    if effort is not None and effort not in EFFORTS:
+        fail(f"Input should be {', '.join(EFFORTS)}", "output_config.effort")
+    if config.get("format") is None:
+        return None
+    format_ = require_dict(config["format"], "output_config.format")
+    if format_.get("type") != "json_schema":
+        fail("Input tag found using 'type' does not match any of the expected tags: json_schema",
+             "output_config.format.type")
+    return require_dict(format_.get("schema"), "output_config.format.schema")
+
+
+def _thinking(body: dict[str, Any]) -> Literal["summarized", "omitted"] | None:
+    """How a thinking block is shown, if the request thinks."""
+    value = body.get("thinking")
+    if value is None:
+        return None
+    thinking = require_dict(value, "thinking")
+    kind = thinking.get("type")
+    if kind not in THINKING:
+        fail(f"Input tag '{kind}' found using 'type' does not match any of the expected tags: "
+             f"{', '.join(THINKING)}", "thinking.type")
+    display = thinking.get("display")
+    if display is not None and (kind == "disabled" or display not in DISPLAYS):
+        fail(f"Input should be {', '.join(DISPLAYS)}, and only with thinking enabled or adaptive",
+             "thinking.display")
+    if kind == "disabled":
+        return None
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < MIN_BUDGET:
+            fail(f"Input should be greater than or equal to {MIN_BUDGET}", "thinking.budget_tokens")
+        if isinstance(body.get("tool_choice"), dict) and body["tool_choice"].get("type") in ("any", "tool"):
+            fail("Thinking may not be enabled when tool_choice forces tool use.", "tool_choice")
+    _sampling_with_thinking(body)
+    return "omitted" if display == "omitted" else "summarized"
+
+
+def check_budget(body: dict[str, Any], limit: int | None) -> None:
+    """A thinking budget leaves room for the answer: a request to generate, unlike one to count
+    tokens (which has no max_tokens), must set max_tokens above it."""
+    thinking = body.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if isinstance(budget, int) and limit is not None and budget >= limit:
+        fail("`max_tokens` must be greater than `thinking.budget_tokens`", "max_tokens")
+
+
+def _sampling_with_thinking(body: dict[str, Any]) -> None:
+    temperature, top_p = body.get("temperature"), body.get("top_p")
+    if temperature is not None and temperature != 1:
+        fail("`temperature` may only be set to 1 when thinking is enabled.", "temperature")
+    if body.get("top_k") is not None:
+        fail("`top_k` cannot be set when thinking is enabled.", "top_k")
+    if isinstance(top_p, (int, float)) and top_p < 0.95:
+        fail("`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled.", "top_p")
 
 
 def _block(raw: object, param: str, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -138,6 +212,11 @@ def _block(raw: object, param: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         else:
             fail("Input tag found using 'type' does not match any of the expected tags: base64, url",
                  f"{param}.source.type")
+    elif kind == "thinking":
+        require_str(block.get("thinking"), f"{param}.thinking")
+        require_str(block.get("signature"), f"{param}.signature")
+    elif kind == "redacted_thinking":
+        require_str(block.get("data"), f"{param}.data")
     elif kind == "tool_use":
         require_str(block.get("id"), f"{param}.id", nonempty=True)
         require_str(block.get("name"), f"{param}.name", nonempty=True)
@@ -182,6 +261,7 @@ def _tools(value: object) -> list[str] | None:
         names.append(name)
         optional_str(tool.get("description"), f"{param}.description")
         require_dict(tool.get("input_schema"), f"{param}.input_schema")
+        optional_bool(tool.get("strict"), f"{param}.strict")
         if tool.get("cache_control") is not None:
             require_dict(tool["cache_control"], f"{param}.cache_control")
     return names or None

@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 WORD_RE = re.compile(r"\S+")
 # Tool names, as both APIs constrain them.
@@ -42,6 +42,14 @@ class Conversation:
     images: int  # image parts in the last user message
     tool_results: tuple[str, ...] | None  # set when the last turn carries tool results
     tool: str | None  # the tool to call: tools are declared and the tool choice is not "none"
+    # Structured output: the text is an instance of this schema (JSON mode: JSON_MODE_SCHEMA).
+    json_schema: dict[str, Any] | None = None
+    # Anthropic's thinking: a thinking block first, its text shown (summarized) or not (omitted).
+    thinking: Literal["summarized", "omitted"] | None = None
+
+
+# What JSON mode (OpenAI's json_object, which names no schema) answers: an object.
+JSON_MODE_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"reply": {"type": "string"}}}
 
 
 def fail(message: str, param: str | None = None) -> NoReturn:

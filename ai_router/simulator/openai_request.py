@@ -4,7 +4,8 @@ Checked: the roles and the content each role may carry, user content parts (text
 input_audio, file), assistant `tool_calls` (their `arguments` must parse as JSON), `tool` messages
 (each must answer an id of the assistant message right before its run of tool messages, and an
 assistant's tool calls must all be answered before the conversation moves on), `tools`,
-`tool_choice` and `parallel_tool_calls`. Params name the field as `messages[1].tool_calls[0].id`.
+`tool_choice`, `parallel_tool_calls`, `response_format` (text, json_object, json_schema with its
+name) and `reasoning_effort`. Params name the field as `messages[1].tool_calls[0].id`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from typing import Any
 
 from .conversation import (
+    JSON_MODE_SCHEMA,
     Conversation,
     content_text,
     fail,
@@ -40,6 +42,8 @@ USER_PARTS = ("text", "image_url", "input_audio", "file")
 ASSISTANT_PARTS = ("text", "refusal")
 DATA_URL_RE = re.compile(r"^data:image/[A-Za-z0-9.+-]+;base64,(.*)$", re.DOTALL)
 DETAILS = ("auto", "low", "high")
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+FORMATS = ("text", "json_object", "json_schema")
 
 
 def parse_openai(body: object) -> Conversation:
@@ -57,6 +61,10 @@ def parse_openai(body: object) -> Conversation:
     tools = _tools(body.get("tools"))
     tool = _tool_choice(body.get("tool_choice"), tools)
     optional_bool(body.get("parallel_tool_calls"), "parallel_tool_calls")
+    json_schema = _response_format(body.get("response_format"))
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in EFFORTS:
+        fail(f"must be one of {', '.join(EFFORTS)}", "reasoning_effort")
 
     # System, developer and tool turns are ordinary messages here, so they count as input too.
     texts: list[str] = []
@@ -112,7 +120,28 @@ def parse_openai(body: object) -> Conversation:
         tool_results = tuple(reversed(run))
     return Conversation(model=model, limit=limit, stops=stops, stream=stream, include_usage=include_usage,
                         input_tokens=input_token_count(texts, images), user_text=user_text, images=last_images,
-                        tool_results=tool_results, tool=tool)
+                        tool_results=tool_results, tool=tool, json_schema=json_schema)
+
+
+def _response_format(value: object) -> dict[str, Any] | None:
+    """The schema the answer must be an instance of; None for plain text."""
+    if value is None:
+        return None
+    spec = require_dict(value, "response_format")
+    kind = spec.get("type")
+    if kind not in FORMATS:
+        fail(f"must be one of {', '.join(FORMATS)}", "response_format.type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return JSON_MODE_SCHEMA
+    schema = require_dict(spec.get("json_schema"), "response_format.json_schema")
+    require_tool_name(schema.get("name"), "response_format.json_schema.name")
+    optional_str(schema.get("description"), "response_format.json_schema.description")
+    optional_bool(schema.get("strict"), "response_format.json_schema.strict")
+    if schema.get("schema") is None:
+        return JSON_MODE_SCHEMA  # no schema: any JSON object
+    return require_dict(schema["schema"], "response_format.json_schema.schema")
 
 
 def _tools(value: object) -> list[str] | None:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ai_router.wire import anthropic_messages, openai_chat, sse
 
-from .reply import Reply, anthropic_reply, openai_reply
+from .reply import Piece, Reply, anthropic_reply, openai_reply
 from .script import Family
 
 
@@ -48,7 +48,7 @@ class Wire(Protocol):
     def error_body(self, status: int, message: str, param: str | None = None) -> dict[str, Any]: ...
     def message(self, turn: Turn) -> dict[str, Any]: ...
     def stream_head(self, turn: Turn) -> list[bytes]: ...
-    def stream_token(self, turn: Turn, token: str) -> bytes: ...
+    def stream_token(self, turn: Turn, piece: Piece) -> bytes: ...
     def stream_tail(self, turn: Turn) -> list[bytes]: ...
     def stream_error(self, message: str | None) -> bytes: ...
     def garbled_event(self) -> bytes: ...
@@ -115,10 +115,11 @@ class OpenAIWire:
         return [self._chunk(turn, {"role": "assistant", "content": None}),
                 self._chunk(turn, {"tool_calls": [header]})]
 
-    def stream_token(self, turn: Turn, token: str) -> bytes:
-        if turn.reply.tool_call is not None:
-            return self._chunk(turn, {"tool_calls": [{"index": 0, "function": {"arguments": token}}]})
-        return self._chunk(turn, {"content": token})
+    def stream_token(self, turn: Turn, piece: Piece) -> bytes:
+        # OpenAI's Chat Completions sends no reasoning text, so a reply here never has thinking.
+        if piece.kind == "arguments":
+            return self._chunk(turn, {"tool_calls": [{"index": 0, "function": {"arguments": piece.text}}]})
+        return self._chunk(turn, {"content": piece.text})
 
     def stream_tail(self, turn: Turn) -> list[bytes]:
         r = turn.reply
@@ -178,12 +179,13 @@ class AnthropicWire:
 
     def message(self, turn: Turn) -> dict[str, Any]:
         r = turn.reply
+        thinking = [] if r.thinking is None else [self._thinking_block(turn, start=False)]
         return {
             "id": turn.id,
             "type": "message",
             "role": "assistant",
             "model": r.model,
-            "content": [self._block(turn, start=False)],
+            "content": [*thinking, self._block(turn, start=False)],
             "stop_reason": self._STOP[r.finish],
             "stop_sequence": r.stop_sequence,
             "usage": {"input_tokens": r.input_tokens, "output_tokens": r.output_tokens},
@@ -196,17 +198,47 @@ class AnthropicWire:
                  "usage": {"input_tokens": r.input_tokens, "output_tokens": 0}}
         return [
             self._event(anthropic_messages.MESSAGE_START, {"type": anthropic_messages.MESSAGE_START, "message": start}),
-            self._event(anthropic_messages.CONTENT_BLOCK_START,
-                        {"type": anthropic_messages.CONTENT_BLOCK_START, "index": 0, "content_block": self._block(turn, start=True)}),
+            self._block_start(0, self._thinking_block(turn, start=True) if r.thinking is not None
+                              else self._block(turn, start=True)),
             self._event(anthropic_messages.PING, {"type": anthropic_messages.PING}),
         ]
 
-    def stream_token(self, turn: Turn, token: str) -> bytes:
-        if turn.reply.tool_call is not None:
-            delta = {"type": "input_json_delta", "partial_json": token}
+    def stream_token(self, turn: Turn, piece: Piece) -> bytes:
+        index = 1 if turn.reply.thinking is not None and piece.kind != "thinking" else 0
+        events = b""
+        if piece.opens:
+            # The answer's first piece ends the thinking block and opens its own.
+            events = self._end_thinking(turn) + self._block_start(index, self._block(turn, start=True))
+        if piece.kind == "thinking":
+            delta = {"type": "thinking_delta", "thinking": piece.text}
+        elif piece.kind == "arguments":
+            delta = {"type": "input_json_delta", "partial_json": piece.text}
         else:
-            delta = {"type": "text_delta", "text": token}
-        return self._event(anthropic_messages.CONTENT_BLOCK_DELTA, {"type": anthropic_messages.CONTENT_BLOCK_DELTA, "index": 0, "delta": delta})
+            delta = {"type": "text_delta", "text": piece.text}
+        return events + self._delta(index, delta)
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        return self._event(anthropic_messages.CONTENT_BLOCK_DELTA,
+                           {"type": anthropic_messages.CONTENT_BLOCK_DELTA, "index": index, "delta": delta})
+
+    def _block_start(self, index: int, block: dict[str, Any]) -> bytes:
+        return self._event(anthropic_messages.CONTENT_BLOCK_START,
+                           {"type": anthropic_messages.CONTENT_BLOCK_START, "index": index, "content_block": block})
+
+    def _end_thinking(self, turn: Turn) -> bytes:
+        """The thinking block's signature, just before its content_block_stop, as the API sends it."""
+        signature = {"type": "signature_delta", "signature": self._signature(turn)}
+        return self._delta(0, signature) + self._event(
+            anthropic_messages.CONTENT_BLOCK_STOP, {"type": anthropic_messages.CONTENT_BLOCK_STOP, "index": 0})
+
+    @staticmethod
+    def _signature(turn: Turn) -> str:
+        return f"sim-signature-{turn.id}"
+
+    def _thinking_block(self, turn: Turn, *, start: bool) -> dict[str, Any]:
+        if start:
+            return {"type": "thinking", "thinking": "", "signature": ""}
+        return {"type": "thinking", "thinking": turn.reply.thinking_text, "signature": self._signature(turn)}
 
     @staticmethod
     def _block(turn: Turn, *, start: bool) -> dict[str, Any]:
@@ -218,12 +250,21 @@ class AnthropicWire:
 
     def stream_tail(self, turn: Turn) -> list[bytes]:
         r = turn.reply
+        answered = any(piece.opens for piece in r.pieces)
+        if r.thinking is not None and not answered:
+            # Nothing of the answer came (the limit went to thinking): its block opens empty.
+            close = self._end_thinking(turn) + self._block_start(1, self._block(turn, start=True))
+        else:
+            close = b""
+        last = 1 if r.thinking is not None else 0
         return [
-            self._event(anthropic_messages.CONTENT_BLOCK_STOP, {"type": anthropic_messages.CONTENT_BLOCK_STOP, "index": 0}),
+            close + self._event(anthropic_messages.CONTENT_BLOCK_STOP,
+                                {"type": anthropic_messages.CONTENT_BLOCK_STOP, "index": last}),
             self._event(anthropic_messages.MESSAGE_DELTA, {
                 "type": anthropic_messages.MESSAGE_DELTA,
                 "delta": {"stop_reason": self._STOP[r.finish], "stop_sequence": r.stop_sequence},
-                "usage": {"output_tokens": r.output_tokens},  # cumulative, as the real API reports it
+                # Cumulative counts, input included, as the real API reports them.
+                "usage": {"input_tokens": r.input_tokens, "output_tokens": r.output_tokens},
             }),
             self._event(anthropic_messages.MESSAGE_STOP, {"type": anthropic_messages.MESSAGE_STOP}),
         ]
