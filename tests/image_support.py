@@ -11,15 +11,17 @@ which stands for the image's site-packages (its bin directory for /usr/local/bin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,9 +201,24 @@ def as_user(image: Image, command: list[str]) -> list[str]:
     return [setpriv, f"--reuid={image.uid}", f"--regid={image.gid}", "--clear-groups", *command]
 
 
-def world_traversable(path: Path) -> bool:
-    """Whether a user other than root can reach `path` (each directory above it searchable)."""
-    return all(parent.stat().st_mode & 0o001 for parent in [path, *path.parents] if parent.is_dir())
+@contextlib.contextmanager
+def searchable_by_others(*paths: Path) -> Iterator[None]:
+    """Every directory from `paths` up to / searchable by other users (o+x) while the block runs,
+    as the image's installed packages are to its user: a clone under a private home (a CI
+    runner's /root, mode 700) would otherwise keep uid 10001 from the repository's venv. The
+    modes are put back afterwards."""
+    changed: list[tuple[Path, int]] = []
+    try:
+        for path in paths:
+            for directory in [path, *path.parents]:
+                mode = stat.S_IMODE(directory.stat().st_mode)
+                if not mode & 0o001:
+                    directory.chmod(mode | 0o001)
+                    changed.append((directory, mode))
+        yield
+    finally:
+        for directory, mode in reversed(changed):
+            directory.chmod(mode)
 
 
 @dataclass

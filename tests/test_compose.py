@@ -52,7 +52,7 @@ from image_support import (
     service_mounts,
     start_container,
     uid_of,
-    world_traversable,
+    searchable_by_others,
 )
 from support import REPO_ROOT, free_port
 
@@ -108,12 +108,11 @@ def own_ports(env: dict[str, str]) -> dict[str, str]:
 def places() -> Iterator[Path]:
     """Where the containers' filesystems go: a directory the image's user can reach (pytest's
     own temporary directories are root's alone), removed afterwards."""
-    for needed in (REPO_ROOT, Path(sys.executable).parent):
-        assert world_traversable(needed), f"uid {IMAGE.uid} must be able to read {needed}"
     path = Path(tempfile.mkdtemp(prefix="ai-router-compose-"))
     path.chmod(0o755)
     try:
-        yield path
+        with searchable_by_others(REPO_ROOT, Path(sys.executable).parent):
+            yield path
     finally:
         shutil.rmtree(path)
 
