@@ -2,9 +2,10 @@
 
 A call names a model (an alias, `provider/model`, or a model of `provider`) and says how to ask
 any target for it: in the router's own types (`chat`, built for a target's provider), or, for a
-target of the client's own family, by relaying the client's body (`relay`). The core builds the
-requests it needs before the first attempt, so a request that cannot be translated is refused
-before any upstream is tried.
+target of the client's own family, by relaying the client's body (`relay`) to one of its
+upstream's endpoints. The core builds the requests it needs before the first attempt, so a
+request that cannot be translated is refused before any upstream is tried. An endpoint the
+router's types do not model (embeddings, token counts) is relayed only: its `chat` refuses.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ai_router.types import ChatRequest
 
 CHARS_PER_TOKEN = 3  # a cautious estimate of a prompt's tokens before the provider counts them
+
+# The upstream endpoints a client's body can be relayed to. Only "chat" has a translation into
+# the router's types; the others reach providers of the client's own family only.
+Endpoint = Literal["chat", "embeddings", "count_tokens"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,7 @@ class Relayable:
 
     family: str
     body: Mapping[str, Any]
+    endpoint: Endpoint = "chat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,9 @@ class Call:
     input_tokens: int = 0  # estimated, for the reservation against the key's limits
     max_output: int | None = None  # None: the largest default of the targets' providers
     relay: Relayable | None = None
+    # Costs nothing and takes nothing from the key's limits (Anthropic's token counting: free,
+    # and rate-limited apart from generation); the key must still allow the model.
+    free: bool = False
 
     @classmethod
     def of(cls, request: ChatRequest, stream: bool) -> Call:

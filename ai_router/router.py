@@ -3,7 +3,8 @@
     plan     the model name -> its targets (an alias's, or one provider and model)
     prepare  the request each target needs, in the router's types or relayed; checked here,
              before any upstream is tried
-    admit    the caller's key may use the model, and its limits can take the request (reserve)
+    admit    the caller's key may use the model, and its limits can take the request (reserve;
+             a free call, token counting, takes nothing from them and costs nothing)
     execute  the targets in the plan's order, retried and failed over (policy/executor.py)
     settle   the real usage replaces the reservation; the answer carries its cost
 
@@ -99,16 +100,22 @@ class Router:
             account.alias = plan.name
         self.gate.authorize(caller, plan.full_name)
         prepared = self._prepare(call, plan)
-        meter = self.gate.reserve(caller, plan, call.input_tokens, call.max_output)
+        meter = None
+        if not call.free:
+            meter = self.gate.reserve(caller, plan, call.input_tokens, call.max_output)
         if caller is not None:
             account.key = caller.name
         attempt = partial(self._attempt, call, prepared, account)
         try:
             answer = self.executor.run(plan, attempt, call.timeout, account)
         except BaseException:
-            meter.settle("", "", None)
+            if meter is not None:
+                meter.settle("", "", None)
             raise
-        self._settle(answer, meter, call.input_tokens)
+        if meter is None:
+            account.settled(None, 0.0)
+        else:
+            self._settle(answer, meter, call.input_tokens)
         return answer
 
     def complete(
@@ -173,7 +180,8 @@ class Router:
         assert call.relay is not None
         body = {**call.relay.body, "model": target.model}
         watch = self.watchdog.watch()
-        relay = target.provider.relay(RelayRequest(body, call.stream, timeout, call.request_id), watch)
+        request = RelayRequest(body, call.stream, timeout, call.request_id, call.relay.endpoint)
+        relay = target.provider.relay(request, watch)
         if not call.stream:
             try:
                 content = b"".join(relay.chunks)

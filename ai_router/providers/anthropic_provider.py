@@ -1,5 +1,5 @@
-"""Anthropic's Messages API (wire/anthropic_messages.py), with the headers of the official
-`anthropic` SDK's client."""
+"""Anthropic's Messages API (wire/anthropic_messages.py), and its token counting relayed for
+Anthropic clients, with the headers of the official `anthropic` SDK's client."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ class AnthropicProvider(HTTPProvider):
     client_class = anthropic.Anthropic
     default_base_url = wire.DEFAULT_BASE_URL
     chat_path = wire.MESSAGES_PATH
+    # Where the SDK's `messages.count_tokens` posts (no beta header: generally available).
+    other_paths = {"count_tokens": "/v1/messages/count_tokens"}
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         message = self.post(self._body(request), request.timeout, request.request_id)

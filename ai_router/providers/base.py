@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ai_router.call import Endpoint
 from ai_router.config import ProviderSettings
 from ai_router.errors import ProviderNotConfigured
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
@@ -29,6 +30,7 @@ class RelayRequest:
     stream: bool
     timeout: float | None = None
     request_id: str = ""
+    endpoint: Endpoint = "chat"  # which of the upstream's endpoints it goes to
 
 
 @dataclass(frozen=True, slots=True)

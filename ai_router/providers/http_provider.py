@@ -2,20 +2,22 @@
 headers of the upstream's official SDK client (upstream.py), its answers read under a watch, and
 every failure raised as one of the router's errors.
 
-A subclass names its SDK client class, its default base URL and the path chat bodies go to, and
-implements `complete` and `stream` by building its upstream's JSON body and reading its JSON
-answer with `post` (a whole answer) and `events` (the data of a stream's events).
+A subclass names its SDK client class, its default base URL and the path chat bodies go to (and
+the paths of any other endpoints it relays), and implements `complete` and `stream` by building
+its upstream's JSON body and reading its JSON answer with `post` (a whole answer) and `events`
+(the data of a stream's events).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from http.client import HTTPException
 from typing import Any, ClassVar, TypeVar
 
 import orjson
 
+from ai_router.call import Endpoint
 from ai_router.config import ProviderSettings
 from ai_router.errors import (
     Cancelled,
@@ -46,16 +48,19 @@ class HTTPProvider(Provider):
     client_class: ClassVar[Callable[..., Any]]
     default_base_url: ClassVar[str]
     chat_path: ClassVar[str]
+    # The upstream's other endpoints that a body of its family is relayed to, and their paths.
+    other_paths: ClassVar[Mapping[Endpoint, str]] = {}
 
     def __init__(self, settings: ProviderSettings, connect: TransportFactory = transport_for) -> None:
         super().__init__(settings)
         self.failing = failures.Upstream(self.name, self.api_key, settings.timeout)
-        self._upstream: UpstreamHTTP | None = None
+        # One per endpoint: a transport sends to one URL, its request head rendered once.
+        self._upstreams: dict[Endpoint, UpstreamHTTP] = {}
         if self.api_key is not None:
-            url, headers = self._sdk_head(self.api_key)
-            self._upstream = UpstreamHTTP(self.failing, url, headers, connect)
+            for endpoint, (url, headers) in self._sdk_heads(self.api_key).items():
+                self._upstreams[endpoint] = UpstreamHTTP(self.failing, url, headers, connect)
 
-    def _sdk_head(self, api_key: str) -> tuple[str, dict[str, str]]:
+    def _sdk_heads(self, api_key: str) -> dict[Endpoint, tuple[str, dict[str, str]]]:
         client = self.client_class(
             api_key=api_key,
             # Always explicit: the SDK would otherwise read its <TYPE>_BASE_URL variable for
@@ -64,18 +69,26 @@ class HTTPProvider(Provider):
             # The router retries (policy/retry.py); SDK retries would multiply with ours.
             max_retries=0,
         )
+        paths: dict[Endpoint, str] = {"chat": self.chat_path, **self.other_paths}
         try:
-            return sdk_request_head(client, self.chat_path)
+            return {endpoint: sdk_request_head(client, path) for endpoint, path in paths.items()}
         finally:
             client.close()
 
     def send(
-        self, body: dict[str, Any], timeout: float | None, request_id: str, stream: bool = False
+        self,
+        body: dict[str, Any],
+        timeout: float | None,
+        request_id: str,
+        stream: bool = False,
+        endpoint: Endpoint = "chat",
     ) -> Answer:
-        """`body` sent to `chat_path`; the answer's body read unless `stream`."""
+        """`body` sent to the endpoint's path; the answer's body read unless `stream`."""
         self.require_key()
-        assert self._upstream is not None  # made whenever there is a key
-        return self._upstream.post(orjson.dumps(body), self.timeout_for(timeout), request_id, stream)
+        upstream = self._upstreams.get(endpoint)
+        if upstream is None:
+            raise NotImplementedError(f"{type(self).__name__} has no {endpoint} endpoint")
+        return upstream.post(orjson.dumps(body), self.timeout_for(timeout), request_id, stream)
 
     def post(self, body: dict[str, Any], timeout: float | None, request_id: str) -> Any:
         """The whole answer to `body`, decoded."""
@@ -103,9 +116,11 @@ class HTTPProvider(Provider):
         if not request.stream:
             # Read at once and bounded by the read timeout, as complete() is: nothing to pass on
             # as it arrives, so nothing to watch.
-            answer = self.send(body, request.timeout, request.request_id)
+            answer = self.send(body, request.timeout, request.request_id, endpoint=request.endpoint)
             return RelayResponse(answer.status_code, answer.content_type, iter((answer.content,)), answer.close)
-        answer, chunks = self._open_watched(body, request.timeout, request.request_id, watch)
+        answer, chunks = self._open_watched(
+            body, request.timeout, request.request_id, watch, request.endpoint
+        )
         read = self._read(chunks, watch)
 
         def close() -> None:
@@ -115,12 +130,17 @@ class HTTPProvider(Provider):
         return RelayResponse(answer.status_code, answer.content_type, read, close)
 
     def _open_watched(
-        self, body: dict[str, Any], timeout: float | None, request_id: str, watch: Watch
+        self,
+        body: dict[str, Any],
+        timeout: float | None,
+        request_id: str,
+        watch: Watch,
+        endpoint: Endpoint = "chat",
     ) -> tuple[Answer, Iterator[bytes]]:
         """A streamed answer to `body`, and its bytes as they arrive under `watch`: the first
         within the call's timeout, then none more than `stream_idle_timeout` apart."""
         deadline = time.monotonic() + (timeout or self.settings.timeout)
-        answer = self.send(body, timeout, request_id, stream=True)
+        answer = self.send(body, timeout, request_id, stream=True, endpoint=endpoint)
         return answer, self._watched(answer.iter_bytes(), answer, watch, deadline - time.monotonic())
 
     def _watched(
@@ -172,5 +192,5 @@ class HTTPProvider(Provider):
         return failures.failed_mid_stream(self.failing, error)
 
     def close(self) -> None:
-        if self._upstream is not None:
-            self._upstream.close()
+        for upstream in self._upstreams.values():
+            upstream.close()

@@ -1,5 +1,6 @@
-"""OpenAI and any OpenAI-compatible server: Chat Completions (wire/openai_chat.py), with the
-headers of the official `openai` SDK's client."""
+"""OpenAI and any OpenAI-compatible server: Chat Completions (wire/openai_chat.py), and the
+embeddings endpoint relayed for OpenAI clients, with the headers of the official `openai` SDK's
+client."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class OpenAIProvider(HTTPProvider):
     client_class = openai.OpenAI
     default_base_url = wire.DEFAULT_BASE_URL
     chat_path = wire.CHAT_PATH
+    # Where the SDK's `embeddings.create` posts, beside chat under the base URL's /v1.
+    other_paths = {"embeddings": "/embeddings"}
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         completion = self.post(self._body(request), request.timeout, request.request_id)
