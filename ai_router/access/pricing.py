@@ -22,6 +22,10 @@ DEFAULT_PRICES: dict[str, Price] = {
     "openai/gpt-4.1-nano": Price(input=0.1, output=0.4, cached_input=0.025),
     "openai/o3": Price(input=2.0, output=8.0, cached_input=0.5),
     "openai/o4-mini": Price(input=1.1, output=4.4, cached_input=0.275),
+    # Embeddings: billed by input tokens alone.
+    "openai/text-embedding-3-small": Price(input=0.02, output=0.0),
+    "openai/text-embedding-3-large": Price(input=0.13, output=0.0),
+    "openai/text-embedding-ada-002": Price(input=0.1, output=0.0),
     "anthropic/claude-3-5-haiku-20241022": Price(input=0.8, output=4.0, cached_input=0.08),
     "anthropic/claude-3-5-sonnet-20240620": Price(input=3.0, output=15.0, cached_input=0.3),
     "anthropic/claude-3-7-sonnet-20250219": Price(input=3.0, output=15.0, cached_input=0.3),
