@@ -6,7 +6,9 @@ thread into a greenlet so thousands of slow streams cost little.
 
 Upstream endpoints (each request is recorded and may take one queued fault):
   POST /v1/chat/completions, GET /v1/models   OpenAI wire format, `x-request-id` header
+  POST /v1/embeddings                         (embeddings.py)
   POST /v1/messages                           Anthropic wire format, `request-id` header
+  POST /v1/messages/count_tokens              (token_count.py)
 Control endpoints (JSON, never recorded, never faulted):
   GET|DELETE /_sim/requests   the recorded requests / forget them
   GET|POST   /_sim/settings   read / update latency, ttft, token_rate
@@ -25,13 +27,16 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from ai_router.wire import anthropic_messages, openai_chat
 
+from .embeddings import embeddings
 from .reply import BadRequest
 from .script import Fault, SimState, SimulatorSettings
+from .token_count import count_tokens
 from .wire import ANTHROPIC, GARBLED, OPENAI, Turn, Wire
 
 # Upstream endpoints: (method, path) -> (wire format, endpoint kind).
@@ -39,6 +44,13 @@ ROUTES: dict[tuple[str, str], tuple[Wire, str]] = {
     ("POST", "/v1" + openai_chat.CHAT_PATH): (OPENAI, "complete"),
     ("GET", "/v1/models"): (OPENAI, "models"),
     ("POST", anthropic_messages.MESSAGES_PATH): (ANTHROPIC, "complete"),
+    ("POST", "/v1/embeddings"): (OPENAI, "embeddings"),
+    ("POST", anthropic_messages.MESSAGES_PATH + "/count_tokens"): (ANTHROPIC, "count_tokens"),
+}
+# Endpoints answered whole by a function of the body (which raises BadRequest).
+ANSWERS: dict[str, Callable[[object], dict[str, Any]]] = {
+    "embeddings": embeddings,
+    "count_tokens": count_tokens,
 }
 
 
@@ -198,6 +210,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if body is MALFORMED:
             self._error(400, "The request body is not valid JSON")
             return
+        if kind in ANSWERS:
+            self._answer_whole(ANSWERS[kind], body, fault)
+            return
         try:
             reply = self._wire.parse(body)
         except BadRequest as exc:
@@ -213,6 +228,18 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         rate_wait = len(reply.pieces) / settings.token_rate if settings.token_rate else 0.0
         time.sleep(settings.ttft + rate_wait)
         self._send_json(200, self._wire.message(turn))
+
+    def _answer_whole(
+        self, answer: Callable[[object], dict[str, Any]], body: object, fault: Fault | None
+    ) -> None:
+        try:
+            document = answer(body)
+        except BadRequest as exc:
+            self._error(400, exc.message, exc.param)
+            return
+        if not self._non_stream_fault(fault):
+            time.sleep(self.server.state.settings.ttft)
+            self._send_json(200, document)
 
     def _api_key(self) -> str:
         scheme, _, token = self.headers.get("authorization", "").partition(" ")
