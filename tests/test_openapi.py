@@ -30,6 +30,7 @@ from ai_router.http_api.docs.openapi import ENDPOINTS, build_document
 
 OPENAI_MODEL = "openai/gpt-4o-mini"
 ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
+EMBEDDING_MODEL = "openai/text-embedding-3-small"
 MODELS = [OPENAI_MODEL, ANTHROPIC_MODEL]  # relayed to the same family, or translated
 HELLO = [{"role": "user", "content": "hello there"}]
 OPENAI_TOOL = {"type": "function", "function": {"name": "weather", "parameters": {}}}
@@ -166,7 +167,9 @@ def test_what_wants_a_router_key_is_documented_so(served_document: dict[str, Any
         ("/generate", "post"),
         ("/stream", "post"),
         ("/v1/chat/completions", "post"),
+        ("/v1/embeddings", "post"),
         ("/v1/messages", "post"),
+        ("/v1/messages/count_tokens", "post"),
         ("/v1/models", "get"),
         ("/v1/models/{model_id}", "get"),
         ("/v1/usage", "get"),  # the admin key
@@ -189,7 +192,9 @@ def test_components_are_named_after_their_models(served_document: dict[str, Any]
         ("/generate", "NativeError"),
         ("/stream", "NativeError"),
         ("/v1/chat/completions", "OpenAIError"),
+        ("/v1/embeddings", "OpenAIError"),
         ("/v1/messages", "AnthropicError"),
+        ("/v1/messages/count_tokens", "AnthropicError"),
     ],
 )
 def test_generation_endpoints_document_every_error_status_in_their_family_format(
@@ -376,6 +381,45 @@ def test_openai_errors_are_documented(
     assert set(error["error"]) == {"message", "type", "param", "code"}
 
 
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_embeddings_answer_as_documented(
+    client: httpx2.Client, spec: Spec, simulator: Simulator, encoding: str
+) -> None:
+    body = {"model": EMBEDDING_MODEL, "input": ["hello", "there"], "encoding_format": encoding}
+
+    response = client.post("/v1/embeddings", json=body)
+
+    assert response.status_code == 200, response.text
+    [embeddings] = spec.check(response, "/v1/embeddings", "post")
+    assert len(embeddings["data"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "fault", "status"),
+    [
+        ({"model": ANTHROPIC_MODEL, "input": "hi"}, None, 400),  # no embeddings there
+        ({"model": EMBEDDING_MODEL, "input": ""}, None, 400),  # the upstream refuses it
+        ({"model": EMBEDDING_MODEL, "input": "hi"}, {"status": 500}, 502),
+    ],
+)
+def test_embeddings_errors_are_documented(
+    client: httpx2.Client,
+    spec: Spec,
+    simulator: Simulator,
+    body: Any,
+    fault: dict[str, Any] | None,
+    status: int,
+) -> None:
+    if fault is not None:
+        simulator.fail_next(fault)
+
+    response = post_json(client, "/v1/embeddings", body)
+
+    assert response.status_code == status
+    [error] = spec.check(response, "/v1/embeddings", "post")
+    assert set(error["error"]) == {"message", "type", "param", "code"}
+
+
 def test_models_are_listed_as_documented(client: httpx2.Client, spec: Spec) -> None:
     [models] = spec.check(client.get("/v1/models"), "/v1/models", "get")
     [one] = spec.check(client.get(f"/v1/models/{OPENAI_MODEL}"), "/v1/models/{model_id}", "get")
@@ -493,6 +537,35 @@ def test_anthropic_errors_are_documented(
 
     assert response.status_code == status
     [error] = spec.check(response, "/v1/messages", "post")
+    assert error["type"] == "error"
+
+
+def test_a_token_count_answers_as_documented(
+    client: httpx2.Client, spec: Spec, simulator: Simulator
+) -> None:
+    body = {"model": ANTHROPIC_MODEL, "messages": HELLO}
+
+    response = client.post("/v1/messages/count_tokens", json=body)
+
+    assert response.status_code == 200, response.text
+    [count] = spec.check(response, "/v1/messages/count_tokens", "post")
+    assert count == {"input_tokens": 2}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": OPENAI_MODEL, "messages": HELLO},  # no token counting there
+        {"model": ANTHROPIC_MODEL, "messages": HELLO, "max_tokens": 5},  # the upstream refuses it
+    ],
+)
+def test_token_count_errors_are_documented(
+    client: httpx2.Client, spec: Spec, simulator: Simulator, body: Any
+) -> None:
+    response = post_json(client, "/v1/messages/count_tokens", body)
+
+    assert response.status_code == 400
+    [error] = spec.check(response, "/v1/messages/count_tokens", "post")
     assert error["type"] == "error"
 
 

@@ -46,6 +46,7 @@ from ai_router.http_api.v1 import (
     anthropic_messages,
     openai_api,
     openai_chat,
+    passthrough,
 )
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ai_router.reload import LiveRouter
@@ -154,6 +155,7 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.register_blueprint(native.blueprint)
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(anthropic_api.blueprint)
+    app.register_blueprint(passthrough.blueprint)
     app.register_blueprint(usage_api.blueprint)
     replica = settings.server.replica_name
 

@@ -35,7 +35,7 @@ from ai_router.http_api.errors import NativeError, documented_statuses, family_o
 from ai_router.http_api.headers import COST_HEADER, REPLICA_HEADER, REQUEST_ID_HEADER
 from ai_router.http_api.scoped import is_keyed
 from ai_router.http_api.usage_api import KeyUsage
-from ai_router.http_api.v1 import anthropic_messages, openai_api, openai_chat
+from ai_router.http_api.v1 import anthropic_messages, openai_api, openai_chat, passthrough
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -130,6 +130,28 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         events=anthropic_messages.MessageStreamEvent,
         answer_description="A message; with `stream: true`, named server-sent events "
         "(`event: <type>`, `data: <event JSON>`)",
+        raises=_GENERATION_ERRORS, costed=True,
+    ),
+    Endpoint(
+        "post", "/v1/embeddings",
+        "passthrough.embeddings", "createEmbedding", "openai", "OpenAI embeddings",
+        "For a model of an OpenAI-family provider (OpenAI, or any OpenAI-compatible server), "
+        "named `provider/model` or an alias: the body is relayed with only `model` changed (the "
+        "router reads `model`, and `input` to estimate its tokens), in either `encoding_format`. "
+        "A model of another family is a 400 naming the providers that offer embeddings. Billed "
+        "at the model's input price for the tokens the provider reports.",
+        body=passthrough.EmbeddingsRequest, answer=passthrough.EmbeddingList,
+        raises=_GENERATION_ERRORS, costed=True,
+    ),
+    Endpoint(
+        "post", "/v1/messages/count_tokens",
+        "passthrough.count_tokens", "countMessageTokens", "anthropic",
+        "Anthropic token counting",
+        "For a model of an Anthropic-family provider: the body is relayed with only `model` "
+        "changed, and the provider counts. A model of another family is a 400 (no count is made "
+        "up). Free, as Anthropic's is: it costs 0 and takes nothing from the key's rpm, tpm or "
+        "budget, but the key must allow the model.",
+        body=passthrough.CountTokensRequest, answer=passthrough.MessageTokensCount,
         raises=_GENERATION_ERRORS, costed=True,
     ),
     Endpoint(
