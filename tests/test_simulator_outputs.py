@@ -66,7 +66,9 @@ def test_an_instance_fills_every_property_and_each_free_string_with_the_text() -
             "child": {"$ref": "#/$defs/Child"},
             "either": {"anyOf": [{"type": "boolean"}, {"type": "string"}]},
         },
-        "$defs": {"Child": {"type": "object", "properties": {"n": {"type": "integer"}, "xs": {"type": "array", "items": {"const": 7}}}}},
+        "$defs": {
+            "Child": {"type": "object", "properties": {"n": {"type": "integer"}, "xs": {"type": "array", "items": {"const": 7}}}}
+        },
     }
 
     assert instance(schema, "t") == {
@@ -80,7 +82,8 @@ def test_an_instance_fills_every_property_and_each_free_string_with_the_text() -
 
 
 def test_a_recursive_schema_ends_in_null() -> None:
-    schema = {"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}}}}
+    node = {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}}
+    schema = {"$ref": "#/$defs/Node", "$defs": {"Node": node}}
 
     value = instance(schema, "t")
 
@@ -199,7 +202,9 @@ def test_anthropic_stream_usage_has_input_tokens_in_message_delta(sim: str) -> N
         ({"output_config": {"effort": "extreme"}}, "output_config.effort"),
     ],
 )
-def test_anthropic_refuses_what_the_real_api_refuses(ant: anthropic.Anthropic, changes: dict[str, Any], fragment: str) -> None:
+def test_anthropic_refuses_what_the_real_api_refuses(
+    ant: anthropic.Anthropic, changes: dict[str, Any], fragment: str
+) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         # The SDK takes temperature and top_k only in extra_body; it overrides max_tokens too.
         ant.messages.create(model="m", max_tokens=2000, messages=USER, extra_body=changes)

@@ -125,7 +125,8 @@ def parse_anthropic(body: object) -> Conversation:
             break
     return Conversation(model=model, limit=limit, stops=stops, stream=stream, include_usage=False,
                         input_tokens=input_token_count(texts, images), user_text=user_text, images=last_images,
-                        tool_results=tool_results, tool=tool, json_schema=json_schema, thinking=thinking)
+                        tool_results=tool_results, tool=tool, json_schema=json_schema, thinking=thinking,
+                        tool_schema=_strict_schemas(body.get("tools")).get(tool or ""))
 
 
 def _output_config(value: object) -> dict[str, Any] | None:
@@ -265,6 +266,11 @@ def _tools(value: object) -> list[str] | None:
         if tool.get("cache_control") is not None:
             require_dict(tool["cache_control"], f"{param}.cache_control")
     return names or None
+
+
+def _strict_schemas(tools: Any) -> dict[str, dict[str, Any]]:
+    """The input schema of each strict tool (already validated), by name."""
+    return {tool["name"]: tool["input_schema"] for tool in tools or () if tool.get("strict")}
 
 
 def _tool_choice(value: object, tools: list[str] | None) -> str | None:

@@ -46,6 +46,8 @@ class Conversation:
     json_schema: dict[str, Any] | None = None
     # Anthropic's thinking: a thinking block first, its text shown (summarized) or not (omitted).
     thinking: Literal["summarized", "omitted"] | None = None
+    # The schema of the tool to call, when that tool is strict: its arguments must match it.
+    tool_schema: dict[str, Any] | None = None
 
 
 # What JSON mode (OpenAI's json_object, which names no schema) answers: an object.

@@ -120,7 +120,8 @@ def parse_openai(body: object) -> Conversation:
         tool_results = tuple(reversed(run))
     return Conversation(model=model, limit=limit, stops=stops, stream=stream, include_usage=include_usage,
                         input_tokens=input_token_count(texts, images), user_text=user_text, images=last_images,
-                        tool_results=tool_results, tool=tool, json_schema=json_schema)
+                        tool_results=tool_results, tool=tool, json_schema=json_schema,
+                        tool_schema=_strict_schemas(body.get("tools")).get(tool or ""))
 
 
 def _response_format(value: object) -> dict[str, Any] | None:
@@ -161,6 +162,12 @@ def _tools(value: object) -> list[str] | None:
             require_dict(function["parameters"], f"{param}.function.parameters")
         optional_bool(function.get("strict"), f"{param}.function.strict")
     return names
+
+
+def _strict_schemas(tools: Any) -> dict[str, dict[str, Any]]:
+    """The parameters of each strict tool (already validated), by name."""
+    functions = [tool["function"] for tool in tools or ()]
+    return {f["name"]: f.get("parameters") or {} for f in functions if f.get("strict")}
 
 
 def _tool_choice(value: object, tools: list[str] | None) -> str | None:

@@ -7,7 +7,8 @@ validated and reduced to a `Conversation` (openai_request.py, anthropic_request.
    Anthropic: the last user message has `tool_result` blocks): the text
    `f"Simulated reply from {model}: tool said: {results}"`, the result texts joined with "; ".
 2. Else, tools are declared and the tool choice is not "none": one call to the named tool (or the
-   first declared), with arguments `json.dumps({"query": last user text})`. Its output tokens are
+   first declared), with arguments `json.dumps({"query": last user text})`, or for a strict tool
+   an instance of its schema whose free strings are the last user text. Its output tokens are
    the words of that JSON string (at least 1); max_tokens and stop sequences never cut it. Streams
    send the JSON in pieces of at most 8 characters (`ARGUMENT_PIECE`).
 3. Else the text `f"Simulated reply from {model}: {last user message text}"`, followed by
@@ -124,7 +125,9 @@ def compose(c: Conversation) -> Reply:
     thinking = TOKEN_RE.findall(f"Simulated thinking about: {subject}") if c.thinking else []
     shown = tuple(thinking) if c.thinking == "summarized" else () if c.thinking else None
     if c.tool_results is None and c.tool is not None:
-        call = ToolCall(c.tool, json.dumps({"query": c.user_text}))
+        # A strict tool's arguments match its schema, as constrained decoding makes them.
+        arguments = {"query": c.user_text} if c.tool_schema is None else instance(c.tool_schema, c.user_text)
+        call = ToolCall(c.tool, json.dumps(arguments))
         return Reply(model=c.model, tokens=(), finish="tool_call", stop_sequence=None, input_tokens=c.input_tokens,
                      stream=c.stream, include_usage=c.include_usage, tool_call=call, thinking=shown,
                      thinking_tokens=len(thinking))
