@@ -1,5 +1,5 @@
-"""POST /v1/embeddings and POST /v1/messages/count_tokens: through real routers (gunicorn +
-gevent) on the simulator, with the official SDKs.
+"""POST /v1/embeddings and POST /v1/messages/count_tokens, and what any other path under /v1
+answers: through real routers (gunicorn + gevent) on the simulator, with the official SDKs.
 
 Embeddings reach OpenAI-family providers and token counting Anthropic-family ones, relayed with
 only the model changed; another family's model is a 400 before any upstream is tried. Both go
@@ -185,6 +185,69 @@ def test_what_the_count_refuses_reaches_the_client_in_anthropics_format(
             {"role": "user", "content": "hi"}], extra_body={"max_tokens": 5})
 
     assert "max_tokens: Extra inputs are not permitted" in caught.value.message
+
+
+# --- any other path under /v1 ---------------------------------------------------------------------
+
+# What /v1 offers today; the list in the message is read off the app's routes, so it may grow.
+OFFERED = {
+    "POST /v1/chat/completions", "POST /v1/embeddings", "POST /v1/messages",
+    "POST /v1/messages/count_tokens", "GET /v1/models", "GET /v1/models/{model_id}",
+    "GET /v1/usage",
+}  # fmt: skip
+
+
+def assert_lists_what_is_offered(message: str, asked: str) -> None:
+    lead = f"{asked} is not an endpoint of this router; under /v1 it offers: "
+    assert message.startswith(lead), message
+    assert OFFERED <= set(message.removeprefix(lead).split(", ")), message
+
+
+def test_an_unknown_path_tells_an_openai_client_what_is_offered(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        oai.post("/no-such-thing", cast_to=httpx2.Response, body={"model": OPENAI_CHAT_MODEL})
+
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert_lists_what_is_offered(error["message"], "POST /v1/no-such-thing")
+
+
+def test_an_unknown_path_answers_in_openais_error_shape(client: httpx2.Client) -> None:
+    answer = client.get("/v1/nothing/here")
+
+    assert answer.status_code == 404
+    error = answer.json()["error"]
+    assert error == {"message": error["message"], "type": "invalid_request_error",
+                     "param": None, "code": None}
+    assert_lists_what_is_offered(error["message"], "GET /v1/nothing/here")
+
+
+def test_an_unknown_path_tells_an_anthropic_client_in_its_own_format(
+    ant: anthropic.Anthropic,
+) -> None:
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        ant.post("/v1/complete", cast_to=httpx2.Response, body={"model": ANTHROPIC_MODEL})
+
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body == {"type": "error", "error": {"type": "not_found_error",
+                                               "message": body["error"]["message"]}}
+    assert_lists_what_is_offered(body["error"]["message"], "POST /v1/complete")
+
+
+def test_an_unknown_path_under_messages_answers_in_anthropics_format(client: httpx2.Client) -> None:
+    answer = client.post("/v1/messages/batches", json={})
+
+    assert answer.status_code == 404
+    assert answer.json()["type"] == "error"
+    assert_lists_what_is_offered(answer.json()["error"]["message"], "POST /v1/messages/batches")
+
+
+def test_a_path_outside_v1_keeps_the_native_format(client: httpx2.Client) -> None:
+    answer = client.get("/nowhere")
+
+    assert answer.status_code == 404
+    assert answer.json()["error"]["type"] == "not_found"
 
 
 # --- keys, limits and spend ------------------------------------------------------------------------

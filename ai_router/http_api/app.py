@@ -1,7 +1,8 @@
 """The Flask app factory: settings in, app out, no module-level state.
 
 Errors are translated here, once, into the error format of the API family the client used:
-OpenAI's under /v1/ (Anthropic's for /v1/messages), the native shape elsewhere.
+OpenAI's under /v1/ (Anthropic's for /v1/messages), the native shape elsewhere. A path under /v1
+that is no endpoint is answered in its client's format, whatever the path (v1/offered.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from flask.ctx import RequestContext
 from flask.wrappers import Request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -29,6 +30,7 @@ from ai_router.errors import (
 from ai_router.http_api import health, native, origins, scoped, state, usage_api
 from ai_router.http_api.docs import openapi
 from ai_router.http_api.errors import (
+    Family,
     error_body,
     error_headers,
     family_of,
@@ -44,6 +46,7 @@ from ai_router.http_api.json_provider import OrjsonProvider
 from ai_router.http_api.v1 import (
     anthropic_api,
     anthropic_messages,
+    offered,
     openai_api,
     openai_chat,
     passthrough,
@@ -200,16 +203,19 @@ def _return_request_id(response: Response) -> Response:
     return response
 
 
-def _family() -> str:
+def _family() -> Family:
     return family_of(request.path)
 
 
-def _router_error(error: RouterError) -> tuple[Response, int, dict[str, str]]:
+def _router_error(
+    error: RouterError, family: Family | None = None
+) -> tuple[Response, int, dict[str, str]]:
+    """`error` in the format of `family` (default: the path's)."""
     status, error_type = status_and_type(error)
     request_id = g.get("request_id", "")
     g.error_type = error_type
     log.info("request failed: %d %s", status, error.message, extra={"request_id": request_id})
-    family = _family()
+    family = family or _family()
     body: dict[str, Any]
     if family == "openai":
         body = openai_chat.error_body(error, status)
@@ -229,6 +235,12 @@ def _http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
     status = error.code or 500
     if status >= 500:
         return _internal_error(error)
+    if status == 404 and offered.is_under_v1(request.path):
+        # A client of one of the /v1 APIs reads its own family's errors, and learns what is here.
+        return _router_error(
+            offered.no_such_endpoint(current_app, request.method, request.path),
+            offered.client_family(request.path, request.headers),
+        )
     message = f"{request.method} {request.path}: {error.description}"
     response, _, headers = _router_error(NotFound(message) if status == 404 else InvalidRequest(message))
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
