@@ -239,7 +239,7 @@ def test_invalid_requests_are_400_in_family_format(sim: str, path: str, content:
 
 def test_unknown_path_is_404(oai: openai.OpenAI, sim: str) -> None:
     with pytest.raises(openai.NotFoundError):
-        oai.embeddings.create(model="m", input="x")
+        oai.batches.list()
     r = httpx2.get(f"{sim}/v1/messages/batches", headers={"x-api-key": "k"})
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
 
