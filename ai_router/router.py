@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import importlib
 import random
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 
@@ -67,6 +68,10 @@ class Router:
             Cooldowns(settings.cooldown, named), TargetStats(named), self.metrics, rng
         )
         self.watchdog = Watchdog()
+        self._holds = 0  # requests using this router now (see `hold`)
+        self._retired = False
+        self._closed = False
+        self._life = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -302,10 +307,52 @@ class Router:
         """Why the store of keys' limits and budgets is unusable now, or None."""
         return self.gate.state_problem()
 
+    # --- its life: held by each request, closed by the last one once a reload retired it -------
+
+    def hold(self) -> Callable[[], None]:
+        """Keep this router open for one request; returns the release (idempotent)."""
+        with self._life:
+            if self._closed:  # a front door took a router that its reload had closed already
+                raise RuntimeError("this router is closed: hold it before it is retired")
+            self._holds += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._life:
+                if released:
+                    return
+                released = True
+                self._holds -= 1
+                last = self._retired and self._holds == 0
+            if last:
+                self.close()
+
+        return release
+
+    def retire(self) -> None:
+        """A reload replaced this router: no request will take it any more, and it is closed
+        as soon as none holds it."""
+        with self._life:
+            self._retired = True
+            idle = self._holds == 0
+        if idle:
+            self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
+        """Release its connections, its store and the watchdog's thread. Once only."""
+        with self._life:
+            if self._closed:
+                return
+            self._closed = True
         for provider in self._providers.values():
             provider.close()
         self.gate.close()
+        self.watchdog.close()
 
     # --- helpers -------------------------------------------------------------------------------
 

@@ -74,10 +74,15 @@ class ConcurrencyLimit:
 
 
 class RequestScope:
-    __slots__ = ("router", "request_id", "record", "caller", "_limit", "_release", "_leave")
+    __slots__ = (
+        "router", "request_id", "record", "caller", "_limit", "_release", "_leave", "_unhold"
+    )
 
     def __init__(self, router: Router, surface: str, request_id: str, limit: ConcurrencyLimit):
+        """`router` must be held by the caller meanwhile (`LiveRouter.hold`): the scope holds
+        it on until the request is finished."""
         self.router = router  # the router the whole request uses, whatever a reload does
+        self._unhold = router.hold()
         self.request_id = request_id
         self.record = observe.RequestRecord(
             surface, request_id, router.metrics, sink=router.record_usage
@@ -136,7 +141,10 @@ class RequestScope:
         """The answer has been sent: report the request with the status the client got
         ("ok", or its error type), once."""
         self.release()
-        self.record.finish(status)
+        try:
+            self.record.finish(status)
+        finally:
+            self._unhold()  # a router that a reload replaced closes with its last request
 
     def leave(self) -> None:
         """Stop being the current scope of this thread or greenlet (its log lines' request id).

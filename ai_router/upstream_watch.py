@@ -6,11 +6,11 @@ stop at once when its client goes away, while the thread (or greenlet) relaying 
 reading the upstream. Both are done the same way: shut the upstream socket down, which wakes the
 blocked reader with an error at once; the reader then asks its `Watch` why.
 
-One `Watchdog` per process runs a single background thread (a greenlet under gevent, whose
+One `Watchdog` per router runs a single background thread (a greenlet under gevent, whose
 monkey-patching makes `threading` cooperative) over a heap of deadlines, so an open stream costs
-a heap entry, not a timer thread. A watch has at most one entry: re-arming it for a later
-deadline (every chunk of a stream does) only moves its deadline, and the watchdog, finding the
-entry early, puts it back for the new one.
+a heap entry, not a timer thread; the thread ends when the router is closed. A watch has at most
+one entry: re-arming it for a later deadline (every chunk of a stream does) only moves its
+deadline, and the watchdog, finding the entry early, puts it back for the new one.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ class Watchdog:
         self._counter = itertools.count()
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def watch(self) -> Watch:
         return Watch(self)
@@ -109,11 +110,21 @@ class Watchdog:
             elif self._heap[0][2] is watch:
                 self._condition.notify()
 
+    def close(self) -> None:
+        """End the thread, leaving the watches it holds unwatched: call when their router's
+        requests are all done (a reload replaced it, or the server stopped)."""
+        with self._condition:
+            self._closed = True
+            self._heap.clear()
+            self._condition.notify()
+
     def _run(self) -> None:
         while True:
             with self._condition:
-                while not self._heap:
+                while not self._heap and not self._closed:
                     self._condition.wait()
+                if self._closed:
+                    return
                 deadline, _, watch = self._heap[0]
                 wait = deadline - time.monotonic()
                 if wait > 0:

@@ -125,7 +125,11 @@ class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
     ) -> tuple[RequestScope, Metadata]:
         given = _metadata_value(context, REQUEST_ID_KEY) or getattr(request, "request_id", "")
         request_id = request_id_of(given)
-        scope = RequestScope(self._routers.current, SURFACE, request_id, self._limit)
+        router, release = self._routers.hold()
+        try:
+            scope = RequestScope(router, SURFACE, request_id, self._limit)
+        finally:
+            release()  # the scope holds the router on until the call is finished
         # Every AIRouter request is an AIRequest.
         scope.asked_for(asked_name(getattr(request, "provider", ""), getattr(request, "model", "")))
         metadata = ((REQUEST_ID_KEY, request_id), (REPLICA_KEY, self._replica))

@@ -2,12 +2,14 @@
 
 The app holds a LiveRouter (reload.py); each request keeps the router that was current when it
 started (bound in `g` by `bind_router`, the app's first before-request function), so it never
-mixes two configs, whatever a reload does meanwhile.
+mixes two configs, whatever a reload does meanwhile. The request holds it until its answer is
+made, and a generation request's scope (scope.py) until the answer is sent: a router that a
+reload replaced is closed after its last request.
 """
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, Response, after_this_request, current_app, g
 from flask.ctx import _AppCtxGlobals
 
 from ai_router.reload import LiveRouter
@@ -22,7 +24,14 @@ def live_router(app: Flask) -> LiveRouter:
 
 
 def bind_router() -> None:
-    g.router = live_router(current_app).current
+    g.router, g.unhold = live_router(current_app).hold()
+    # One function for every request: the app remembers each hook it is given (app.py).
+    after_this_request(_unhold)
+
+
+def _unhold(response: Response) -> Response:
+    g.unhold()
+    return response
 
 
 def router() -> Router:
