@@ -10,7 +10,7 @@ import platform
 import tempfile
 
 from ai_router.logs import GUNICORN_LOGCONFIG
-from ai_router.config_snapshot import snapshot_settings
+from ai_router.config_snapshot import SHARED_METRICS_VARIABLE, snapshot_settings
 
 # The provider SDKs describe the platform in a header, and Python learns the processor type by
 # running `uname -p`: a fork. Forking a gevent worker in the middle of serving lets a copy of
@@ -50,13 +50,16 @@ accesslog = None
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Metrics: each worker writes its values to files in one directory, and /metrics (in any worker)
 # adds them up (prometheus_client's multiprocess mode). The directory is this server's own,
-# emptied when it starts, and a dead worker's live gauges are dropped when it exits.
-_metrics_dir = os.environ.setdefault(
+# emptied when it starts, and a dead worker's live gauges are dropped when it exits. Under
+# `ai-router serve` it is serve's, shared with its gRPC server, and serve has emptied it.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ai-router-metrics-")
 )
 
 
 def on_starting(server: object) -> None:
+    if os.environ.get(SHARED_METRICS_VARIABLE) == _metrics_dir:
+        return  # the gRPC server's files may be in it already
     os.makedirs(_metrics_dir, exist_ok=True)
     for name in os.listdir(_metrics_dir):
         os.remove(os.path.join(_metrics_dir, name))

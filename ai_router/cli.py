@@ -11,10 +11,12 @@ import argparse
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +24,7 @@ from typing import NoReturn
 from pathlib import Path
 
 from ai_router.config import ConfigError, Settings, load_settings
+from ai_router.config_snapshot import SHARED_METRICS_VARIABLE
 from ai_router.logs import configure_logging
 
 log = logging.getLogger("ai_router.serve")
@@ -169,7 +172,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         args.simulator == "auto" and len(unkeyed) == len(settings.providers)
     )
     stop = _Signals()
+    # What the servers write for each other lives here, and goes when serve does.
+    run = Path(tempfile.mkdtemp(prefix="ai-router-serve-"))
     try:
+        env.update(_shared_files(run, env))
         if use_simulator:
             port = _free_port()
             simulator.append(_spawn(["simulate", "--port", str(port), *SIMULATOR_PACE], env))
@@ -196,7 +202,25 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # Servers first, so in-flight requests can finish against the simulator; then it.
         _stop_children(servers, settings.server.longest_stop_seconds + CHILD_STOP_SECONDS)
         _stop_children(simulator, CHILD_STOP_SECONDS)
+        shutil.rmtree(run, ignore_errors=True)
     return exit_code
+
+
+def _shared_files(run: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment that puts the servers' shared files in `run`: the metrics directory
+    where the gRPC server writes its values beside the workers', so that the HTTP /metrics
+    shows both (a port of the gRPC server's own would keep a second serve on the host from
+    starting). A directory given in PROMETHEUS_MULTIPROC_DIR is used instead, emptied of an
+    earlier run's values."""
+    metrics = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or run / "metrics")
+    metrics.mkdir(parents=True, exist_ok=True)
+    for stale in metrics.iterdir():
+        stale.unlink()
+    return {
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        SHARED_METRICS_VARIABLE: str(metrics),
+        "GRPC_METRICS_PORT": "0",
+    }
 
 
 def _simulator_environment(settings: Settings, base_url: str) -> Mapping[str, str]:

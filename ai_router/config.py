@@ -106,7 +106,8 @@ class ServerSettings(_Strict):
     # operator behind a load balancer can tell which one answered. Default: the host name.
     replica_name: str = Field(default_factory=socket.gethostname)
     grpc_max_workers: PositiveInt = 64
-    # Prometheus metrics of the gRPC process, at http://host:port/metrics; 0: none.
+    # Prometheus metrics of `ai-router grpc` run alone, at http://host:port/metrics; 0: none.
+    # (`ai-router serve` sets none: its gRPC server's metrics are in the HTTP server's /metrics.)
     grpc_metrics_port: Port = Field(default=9464, ge=0, le=65535)
     # None: as many as the pool has threads, so an RPC is refused rather than queued.
     grpc_max_concurrent_rpcs: PositiveInt | None = None

@@ -4,7 +4,8 @@ On SIGHUP, gunicorn's master re-reads gunicorn.conf.py and replaces its workers.
 validates config.yaml and, only when it is valid, copies exactly the text it validated to a
 snapshot, which new workers load; an invalid file is logged and the snapshot, so the running
 config, stays. (`ai-router serve` reloads its workers in place instead: reload.py.) Nothing here
-imports a provider SDK: the master never serves.
+imports a provider SDK, nor prometheus_client: the master never serves, and its workers must
+import prometheus_client after PROMETHEUS_MULTIPROC_DIR is set.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from ai_router.config import (
 log = logging.getLogger(__name__)
 
 SNAPSHOT_VARIABLE = "AI_ROUTER_CONFIG_SNAPSHOT"
+# Set by `ai-router serve` to the PROMETHEUS_MULTIPROC_DIR it has emptied for gunicorn's workers
+# and its gRPC server together: gunicorn must not empty it again, the gRPC server may be writing.
+SHARED_METRICS_VARIABLE = "AI_ROUTER_SHARED_METRICS_DIR"
 
 
 def snapshot_settings() -> Settings:

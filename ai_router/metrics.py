@@ -5,7 +5,8 @@ config does not name is counted as "other", so a client cannot grow the series w
 
 gunicorn's workers each keep their own values in files under PROMETHEUS_MULTIPROC_DIR
 (prometheus_client's multiprocess mode, set up in gunicorn.conf.py), and /metrics adds them up;
-the gRPC server is one process and serves its own registry on a port of its own.
+under `ai-router serve` the gRPC server writes its values there too (cli.py). `ai-router grpc`
+run alone is one process, and serves its own registry on a port of its own.
 """
 
 from __future__ import annotations
