@@ -24,7 +24,7 @@ from typing import NoReturn
 from pathlib import Path
 
 from ai_router.config import ConfigError, Settings, load_settings
-from ai_router.config_snapshot import SHARED_METRICS_VARIABLE
+from ai_router.config_snapshot import SHARED_METRICS_VARIABLE, SNAPSHOT_VARIABLE
 from ai_router.logs import configure_logging
 
 log = logging.getLogger("ai_router.serve")
@@ -207,16 +207,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _shared_files(run: Path, env: Mapping[str, str]) -> dict[str, str]:
-    """The environment that puts the servers' shared files in `run`: the metrics directory
-    where the gRPC server writes its values beside the workers', so that the HTTP /metrics
-    shows both (a port of the gRPC server's own would keep a second serve on the host from
-    starting). A directory given in PROMETHEUS_MULTIPROC_DIR is used instead, emptied of an
-    earlier run's values."""
+    """The environment that puts the servers' shared files in `run`: the config snapshot that
+    gunicorn's master writes for its workers, and the metrics directory where the gRPC server
+    writes its values beside the workers', so that the HTTP /metrics shows both (a port of the
+    gRPC server's own would keep a second serve on the host from starting). A directory given
+    in PROMETHEUS_MULTIPROC_DIR is used instead, emptied of an earlier run's values."""
     metrics = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or run / "metrics")
     metrics.mkdir(parents=True, exist_ok=True)
     for stale in metrics.iterdir():
         stale.unlink()
     return {
+        SNAPSHOT_VARIABLE: str(run / "config.yaml"),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
         SHARED_METRICS_VARIABLE: str(metrics),
         "GRPC_METRICS_PORT": "0",

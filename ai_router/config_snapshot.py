@@ -3,7 +3,8 @@
 On SIGHUP, gunicorn's master re-reads gunicorn.conf.py and replaces its workers. The master
 validates config.yaml and, only when it is valid, copies exactly the text it validated to a
 snapshot, which new workers load; an invalid file is logged and the snapshot, so the running
-config, stays. (`ai-router serve` reloads its workers in place instead: reload.py.) Nothing here
+config, stays. (`ai-router serve` reloads its workers in place instead: reload.py; it also names
+the snapshot's path, in a directory of its own that it removes when it exits.) Nothing here
 imports a provider SDK, nor prometheus_client: the master never serves, and its workers must
 import prometheus_client after PROMETHEUS_MULTIPROC_DIR is set.
 """

@@ -1,9 +1,12 @@
 """`ai-router serve` as one unit on a host: the HTTP /metrics shows its gRPC server's requests
 too, so a second serve with ports of its own starts beside the first (issue 21: the gRPC
-process's fixed metrics port stopped it)."""
+process's fixed metrics port stopped it), and nothing of a serve is left in the temporary
+directory once it has exited, however it stops."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,3 +127,27 @@ def test_the_grpc_servers_requests_are_in_the_http_metrics(two: tuple[Served, Se
     assert requests_counted(first, "generate") == 1
     assert requests_counted(second, "grpc") == 0  # each serve's metrics are its own
 
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "a server dies"])
+def test_nothing_of_a_serve_is_left_in_the_temporary_directory(
+    simulator: Simulator, tmp_path: Path, how: str
+) -> None:
+    served = serve("serve-cleanup", simulator, tmp_path / "serve", free_port())
+    try:
+        ready(served)
+        served.ask_http()
+        served.ask_grpc()
+        # While it runs: the config snapshot gunicorn's workers load, and the metrics files.
+        assert list(served.temporary.rglob("*.yaml"))
+        assert list(served.temporary.rglob("*.db"))
+
+        if how == "a server dies":
+            os.kill(served.child("grpc"), signal.SIGKILL)
+            served.process.popen.wait(30)
+        else:
+            served.process.stop(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+    finally:
+        served.process.stop()
+
+    assert (served.process.popen.returncode == 0) is (how != "a server dies")
+    assert sorted(path.name for path in served.temporary.iterdir()) == []
