@@ -10,7 +10,12 @@ import platform
 import tempfile
 
 from ai_router.logs import GUNICORN_LOGCONFIG
-from ai_router.config_snapshot import SHARED_METRICS_VARIABLE, snapshot_settings
+from ai_router.config_snapshot import (
+    SHARED_METRICS_VARIABLE,
+    made_here,
+    remove_made,
+    snapshot_settings,
+)
 
 # The provider SDKs describe the platform in a header, and Python learns the processor type by
 # running `uname -p`: a fork. Forking a gevent worker in the middle of serving lets a copy of
@@ -53,7 +58,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # emptied when it starts, and a dead worker's live gauges are dropped when it exits. Under
 # `ai-router serve` it is serve's, shared with its gRPC server, and serve has emptied it.
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ai-router-metrics-")
+    "PROMETHEUS_MULTIPROC_DIR", made_here(tempfile.mkdtemp(prefix="ai-router-metrics-"))
 )
 
 
@@ -70,6 +75,10 @@ def post_fork(server: object, worker: object) -> None:
     from ai_router.http_api.server.worker import apply_limits
 
     apply_limits(_server)
+
+
+def on_exit(server: object) -> None:
+    remove_made()  # the snapshot and the metrics directory, if nobody named them for it
 
 
 def child_exit(server: object, worker: object) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,26 @@ SNAPSHOT_VARIABLE = "AI_ROUTER_CONFIG_SNAPSHOT"
 # Set by `ai-router serve` to the PROMETHEUS_MULTIPROC_DIR it has emptied for gunicorn's workers
 # and its gRPC server together: gunicorn must not empty it again, the gRPC server may be writing.
 SHARED_METRICS_VARIABLE = "AI_ROUTER_SHARED_METRICS_DIR"
+# The temporary files and directories gunicorn's master made for itself (when nobody named them),
+# removed as it exits. In the environment, since the master re-reads gunicorn.conf.py on SIGHUP.
+MADE_VARIABLE = "AI_ROUTER_MADE_FILES"
+
+
+def made_here(path: str) -> str:
+    """Record `path` as the master's own, to be removed by `remove_made` as it exits."""
+    made = os.environ.get(MADE_VARIABLE)
+    os.environ[MADE_VARIABLE] = f"{made}{os.pathsep}{path}" if made else path
+    return path
+
+
+def remove_made() -> None:
+    """For gunicorn's master as it exits: remove what it made (`ai-router serve` names both the
+    snapshot and the metrics directory, and removes them itself)."""
+    for path in filter(None, os.environ.pop(MADE_VARIABLE, "").split(os.pathsep)):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            Path(path).unlink(missing_ok=True)
 
 
 def snapshot_settings() -> Settings:
@@ -50,7 +71,7 @@ def snapshot_settings() -> Settings:
     if snapshot is None:
         handle, snapshot = tempfile.mkstemp(prefix="ai-router-config-", suffix=".yaml")
         os.close(handle)
-        os.environ[SNAPSHOT_VARIABLE] = snapshot  # inherited by the workers gunicorn forks
+        os.environ[SNAPSHOT_VARIABLE] = made_here(snapshot)  # inherited by the workers it forks
     Path(snapshot).write_text(text, encoding="utf-8")
     return settings
 

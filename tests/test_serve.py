@@ -1,7 +1,7 @@
 """`ai-router serve` as one unit on a host: the HTTP /metrics shows its gRPC server's requests
 too, so a second serve with ports of its own starts beside the first (issue 21: the gRPC
 process's fixed metrics port stopped it), and nothing of a serve is left in the temporary
-directory once it has exited, however it stops."""
+directory once it has exited, however it stops; nor of `ai-router http` run alone."""
 
 from __future__ import annotations
 
@@ -73,7 +73,6 @@ def serve(name: str, simulator: Simulator, directory: Path, metrics_port: int) -
         "WEB_CONCURRENCY": "1",
         "TMPDIR": str(temporary),
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = start_process(name, ["serve"], env, directory, http_port)
     return Served(process, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", temporary)
 
@@ -151,3 +150,26 @@ def test_nothing_of_a_serve_is_left_in_the_temporary_directory(
 
     assert (served.process.popen.returncode == 0) is (how != "a server dies")
     assert sorted(path.name for path in served.temporary.iterdir()) == []
+
+
+def test_gunicorn_run_alone_removes_the_files_it_made(simulator: Simulator, tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    http_port = free_port()
+    env = {
+        **RouterConfig(simulator, tmp_path).env(),
+        "HTTP_PORT": str(http_port),
+        "WEB_CONCURRENCY": "1",
+        "TMPDIR": str(temporary),
+    }
+    process = start_process("http-cleanup", ["http"], env, tmp_path, http_port)
+    try:
+        wait_for_port(process)
+        answer = httpx2.post(f"http://127.0.0.1:{http_port}/generate", json={"provider": "openai", "prompt": "x"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert list(temporary.rglob("*.yaml")) and list(temporary.rglob("*.db"))
+    finally:
+        process.stop()
+
+    assert process.popen.returncode == 0
+    assert sorted(path.name for path in temporary.iterdir()) == []
