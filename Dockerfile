@@ -38,7 +38,7 @@ ENV HOST=0.0.0.0 \
     GRPC_PORT=50051 \
     STATE_PATH=/var/lib/ai-router/state.db
 USER 10001:10001
-EXPOSE 8080 50051 9464
+EXPOSE 8080 50051
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('HTTP_PORT', '8080'), timeout=2)"]

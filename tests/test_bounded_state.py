@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from ai_router.access.pricing import MAX_UNPRICED_WARNINGS, PriceTable
 from ai_router.config import settings_from_mapping
 from ai_router.http_api.app import create_app
 from ai_router.providers.fake_transport import FakeAnswer, FakeRequest, FakeUpstream
 from ai_router.router import Router, build_providers
+from ai_router.types import Usage
 
 NAMES = 1000
 WARM_UP = 200  # first-time costs: a metric's "other" series, dicts grown to their size
@@ -46,8 +48,8 @@ CONFIG = {
 # What this process allocates outside the router's own modules (the test client, pydantic's
 # bounded string cache, the interpreter) is not the router's keeping. Neither are the watchdog's
 # entries: one per request until its deadline (upstream_watch.py), whatever the name.
-# ai_router/access/pricing.py remembers each unpriced name it has warned about: that module is
-# access control's to bound (issue 21).
+# ai_router/access/pricing.py remembers the unpriced names it has warned about, up to
+# MAX_UNPRICED_WARNINGS (1,000), as many as this test sends: bounded, but not by the config.
 KEPT_BY_THE_ROUTER = (
     tracemalloc.Filter(True, "*/ai_router/*"),
     tracemalloc.Filter(False, "*/ai_router/upstream_watch.py"),
@@ -141,3 +143,17 @@ def test_a_new_model_name_with_every_request_grows_nothing(
     assert series(client) == shown  # made-up names are all counted as model "other"
     assert any('model="other"' in line for line in shown)
     print(f"\n{NAMES} new model names on 5 surfaces, a third failing: {kept:.1f} bytes kept per name")
+
+
+def test_an_unpriced_name_is_warned_about_once_and_the_names_kept_are_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prices = PriceTable({})
+
+    with caplog.at_level(logging.WARNING, logger="ai_router.access.pricing"):
+        for number in [0, 0, *range(MAX_UNPRICED_WARNINGS + 500)]:
+            assert prices.cost("local", "openai", f"made-up-{number}", Usage(1, 1)) == 0.0
+
+    warnings = [record.getMessage() for record in caplog.records]
+    assert warnings[0] == "no price for local/made-up-0: its requests cost 0"
+    assert len(warnings) == MAX_UNPRICED_WARNINGS  # then no more names are kept

@@ -9,7 +9,7 @@ HEALTHCHECK passes. No provider key is set (compose's defaults), so each replica
 built-in simulator.
 
 What differs from the containers, and why:
-- Ports: each replica's HTTP_PORT, GRPC_PORT and GRPC_METRICS_PORT are free loopback ports, as
+- Ports: each replica's HTTP_PORT and GRPC_PORT are free loopback ports, as
   the replicas share one network here; nginx.conf's upstreams and listen ports follow them.
 - REDIS_URL's host `redis` (compose's name for the service) is 127.0.0.1, and its port that of
   the test's redis-server.
@@ -100,7 +100,6 @@ def own_ports(env: dict[str, str]) -> dict[str, str]:
         **env,
         "HTTP_PORT": str(free_port()),
         "GRPC_PORT": str(free_port()),
-        "GRPC_METRICS_PORT": str(free_port()),
     }
 
 

@@ -265,10 +265,10 @@ def test_every_key_the_config_names_comes_from_the_secret(tmp_path: Path) -> Non
 def test_the_container_ports_are_the_ports_the_router_listens_on(tmp_path: Path) -> None:
     server = pod_settings(tmp_path).server
 
+    # `serve` puts its gRPC server's metrics in the HTTP port's /metrics: no port of their own.
     assert container_ports(router_container()) == {
         "http": server.http_port,
         "grpc": server.grpc_port,
-        "grpc-metrics": server.grpc_metrics_port,
     }
 
 

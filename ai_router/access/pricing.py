@@ -35,11 +35,13 @@ DEFAULT_PRICES: dict[str, Price] = {
     "anthropic/claude-3-haiku-20240307": Price(input=0.25, output=1.25, cached_input=0.03),
 }
 PER_TOKEN = 1e-6
+MAX_UNPRICED_WARNINGS = 1000
 
 
 class PriceTable:
     def __init__(self, configured: Mapping[str, Price]) -> None:
         self._prices = {**DEFAULT_PRICES, **configured}
+        # Warned about once each; bounded, since a provider without `models:` takes any name.
         self._unpriced: set[str] = set()
 
     def price(self, provider: str, provider_type: str, model: str) -> Price | None:
@@ -49,9 +51,10 @@ class PriceTable:
     def cost(self, provider: str, provider_type: str, model: str, usage: Usage) -> float:
         price = self.price(provider, provider_type, model)
         if price is None:
-            if f"{provider}/{model}" not in self._unpriced:
-                self._unpriced.add(f"{provider}/{model}")
-                log.warning("no price for %s/%s: its requests cost 0", provider, model)
+            name = f"{provider}/{model}"
+            if name not in self._unpriced and len(self._unpriced) < MAX_UNPRICED_WARNINGS:
+                self._unpriced.add(name)
+                log.warning("no price for %s: its requests cost 0", name)
             return 0.0
         return (usage.input_tokens * price.input + usage.output_tokens * price.output) * PER_TOKEN
 
