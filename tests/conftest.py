@@ -7,11 +7,14 @@ is reset before every test, so tests stay independent.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import grpc
 import httpx2
+import openai
 import pytest
 from support import (
     ANTHROPIC_TEST_KEY,
@@ -26,6 +29,7 @@ from support import (
 )
 
 from ai_router.cli import SIMULATOR_API_KEY
+from ai_router.simulator import SimulatorSettings, build_server
 
 SECRETS = (OPENAI_TEST_KEY, ANTHROPIC_TEST_KEY, "sk-test-key", SIMULATOR_API_KEY)
 # Loggers whose every line is about one request, and so must name it.
@@ -133,4 +137,48 @@ def http_url(http_server: Process) -> str:
 def client(http_url: str) -> Iterator[httpx2.Client]:
     """An HTTP client of the session's router."""
     with httpx2.Client(base_url=http_url, timeout=15) as client:
+        yield client
+
+
+# --- an in-process simulator, for the modules that test the simulator itself ---------------------
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[str]:
+    """One simulator per module, in this process (no `ai-router simulate`), on a free port."""
+    server = build_server("127.0.0.1", 0, SimulatorSettings())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def sim_oai(sim: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{sim}/v1", api_key="k", max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def sim_ant(sim: str) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=sim, api_key="k", max_retries=0) as client:
+        yield client
+
+
+# --- the official SDKs pointed at the router (`http_url`) by base URL only -----------------------
+
+
+@pytest.fixture
+def oai(http_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{http_url}/v1", api_key="client-key", max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture
+def ant(http_url: str) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=http_url, api_key="client-key", max_retries=0) as client:
         yield client

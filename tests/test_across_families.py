@@ -5,7 +5,6 @@ The rules themselves: docs/TRANSLATION.md."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -21,18 +20,6 @@ ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
 class Weather(BaseModel):
     city: str
     degrees: int
-
-
-@pytest.fixture
-def oai(http_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{http_url}/v1", api_key="client-key", max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture
-def ant(http_url: str) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=http_url, api_key="client-key", max_retries=0) as client:
-        yield client
 
 
 # --- an OpenAI client, an Anthropic model --------------------------------------------------------

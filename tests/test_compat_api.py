@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -17,18 +16,6 @@ OPENAI_MODEL = "openai/gpt-4o-mini"
 ANTHROPIC_MODEL = "anthropic/claude-3-5-haiku-20241022"
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 ANTHROPIC_HELLO: list[MessageParam] = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture
-def oai(http_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{http_url}/v1", api_key="client-key", max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture
-def ant(http_url: str) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=http_url, api_key="client-key", max_retries=0) as client:
-        yield client
 
 
 # --- relaying within a family --------------------------------------------------------------------

@@ -47,18 +47,6 @@ USER = [{"role": "user", "content": THREE_WORDS}]
 INVALID_INPUT = "'$.input' is invalid. Please check the API reference"
 
 
-@pytest.fixture
-def oai(http_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{http_url}/v1", api_key="client-key", max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture
-def ant(http_url: str) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=http_url, api_key="client-key", max_retries=0) as client:
-        yield client
-
-
 # --- embeddings ------------------------------------------------------------------------------------
 
 

@@ -4,8 +4,6 @@ anthropic SDKs (their parse helpers included), and the JSON instances it answers
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -14,36 +12,10 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from ai_router.simulator import SimulatorSettings, build_server
 from ai_router.simulator.json_instance import instance
 
 USER: Any = [{"role": "user", "content": "hello there world"}]
 TEXT = "Simulated reply from m: hello there world"
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[str]:
-    server = build_server("127.0.0.1", 0, SimulatorSettings())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def oai(sim: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{sim}/v1", api_key="k", max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def ant(sim: str) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=sim, api_key="k", max_retries=0) as client:
-        yield client
 
 
 class City(BaseModel):
@@ -96,14 +68,14 @@ def test_a_recursive_schema_ends_in_null() -> None:
 # --- OpenAI --------------------------------------------------------------------------------------
 
 
-def test_openai_structured_output_parses_into_the_model(oai: openai.OpenAI) -> None:
-    completion = oai.chat.completions.parse(model="m", messages=USER, response_format=City)
+def test_openai_structured_output_parses_into_the_model(sim_oai: openai.OpenAI) -> None:
+    completion = sim_oai.chat.completions.parse(model="m", messages=USER, response_format=City)
 
     assert completion.choices[0].message.parsed == City(name=TEXT, population=1, tags=[TEXT])
 
 
-def test_openai_json_mode_is_a_json_object(oai: openai.OpenAI) -> None:
-    completion = oai.chat.completions.create(model="m", messages=USER, response_format={"type": "json_object"})
+def test_openai_json_mode_is_a_json_object(sim_oai: openai.OpenAI) -> None:
+    completion = sim_oai.chat.completions.create(model="m", messages=USER, response_format={"type": "json_object"})
 
     assert json.loads(completion.choices[0].message.content or "") == {"reply": TEXT}
 
@@ -116,9 +88,9 @@ def test_openai_json_mode_is_a_json_object(oai: openai.OpenAI) -> None:
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
     ],
 )
-def test_openai_bad_formats_and_efforts_are_refused(oai: openai.OpenAI, changes: dict[str, Any], param: str) -> None:
+def test_openai_bad_formats_and_efforts_are_refused(sim_oai: openai.OpenAI, changes: dict[str, Any], param: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        oai.chat.completions.create(model="m", messages=USER, extra_body=changes)
+        sim_oai.chat.completions.create(model="m", messages=USER, extra_body=changes)
 
     assert caught.value.param == param
 
@@ -126,14 +98,14 @@ def test_openai_bad_formats_and_efforts_are_refused(oai: openai.OpenAI, changes:
 # --- Anthropic -----------------------------------------------------------------------------------
 
 
-def test_anthropic_json_outputs_parse_into_the_model(ant: anthropic.Anthropic) -> None:
-    message = ant.messages.parse(model="m", max_tokens=200, messages=USER, output_format=City)
+def test_anthropic_json_outputs_parse_into_the_model(sim_ant: anthropic.Anthropic) -> None:
+    message = sim_ant.messages.parse(model="m", max_tokens=200, messages=USER, output_format=City)
 
     assert message.parsed_output == City(name=TEXT, population=1, tags=[TEXT])
 
 
-def test_anthropic_thinking_comes_first_signed_and_counts_as_output(ant: anthropic.Anthropic) -> None:
-    message = ant.messages.create(
+def test_anthropic_thinking_comes_first_signed_and_counts_as_output(sim_ant: anthropic.Anthropic) -> None:
+    message = sim_ant.messages.create(
         model="m", max_tokens=2000, messages=USER, thinking={"type": "enabled", "budget_tokens": 1024}
     )
 
@@ -145,8 +117,8 @@ def test_anthropic_thinking_comes_first_signed_and_counts_as_output(ant: anthrop
     assert message.usage.output_tokens == 13
 
 
-def test_anthropic_thinking_streams_as_its_own_block_with_a_signature(ant: anthropic.Anthropic) -> None:
-    with ant.messages.stream(
+def test_anthropic_thinking_streams_as_its_own_block_with_a_signature(sim_ant: anthropic.Anthropic) -> None:
+    with sim_ant.messages.stream(
         model="m", max_tokens=100, messages=USER, thinking={"type": "adaptive"}, output_config={"effort": "low"}
     ) as stream:
         events = list(stream)
@@ -160,8 +132,8 @@ def test_anthropic_thinking_streams_as_its_own_block_with_a_signature(ant: anthr
     assert (final.stop_reason, final.usage.output_tokens) == ("end_turn", 13)
 
 
-def test_omitted_thinking_is_an_empty_block_that_still_costs(ant: anthropic.Anthropic) -> None:
-    message = ant.messages.create(
+def test_omitted_thinking_is_an_empty_block_that_still_costs(sim_ant: anthropic.Anthropic) -> None:
+    message = sim_ant.messages.create(
         model="m", max_tokens=100, messages=USER, thinking={"type": "adaptive", "display": "omitted"}
     )
 
@@ -169,8 +141,8 @@ def test_omitted_thinking_is_an_empty_block_that_still_costs(ant: anthropic.Anth
     assert message.usage.output_tokens == 13
 
 
-def test_thinking_takes_the_token_limit_first(ant: anthropic.Anthropic) -> None:
-    with ant.messages.stream(model="m", max_tokens=6, messages=USER, thinking={"type": "adaptive"}) as stream:
+def test_thinking_takes_the_token_limit_first(sim_ant: anthropic.Anthropic) -> None:
+    with sim_ant.messages.stream(model="m", max_tokens=6, messages=USER, thinking={"type": "adaptive"}) as stream:
         final = stream.get_final_message()
 
     thinking, text = final.content
@@ -203,20 +175,20 @@ def test_anthropic_stream_usage_has_input_tokens_in_message_delta(sim: str) -> N
     ],
 )
 def test_anthropic_refuses_what_the_real_api_refuses(
-    ant: anthropic.Anthropic, changes: dict[str, Any], fragment: str
+    sim_ant: anthropic.Anthropic, changes: dict[str, Any], fragment: str
 ) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         # The SDK takes temperature and top_k only in extra_body; it overrides max_tokens too.
-        ant.messages.create(model="m", max_tokens=2000, messages=USER, extra_body=changes)
+        sim_ant.messages.create(model="m", max_tokens=2000, messages=USER, extra_body=changes)
 
     assert fragment in str(caught.value)
 
 
-def test_thinking_blocks_of_earlier_answers_are_taken_back(ant: anthropic.Anthropic) -> None:
-    first = ant.messages.create(model="m", max_tokens=100, messages=USER, thinking={"type": "adaptive"})
+def test_thinking_blocks_of_earlier_answers_are_taken_back(sim_ant: anthropic.Anthropic) -> None:
+    first = sim_ant.messages.create(model="m", max_tokens=100, messages=USER, thinking={"type": "adaptive"})
     turns: Any = [*USER, {"role": "assistant", "content": first.content}, {"role": "user", "content": "again"}]
 
-    again = ant.messages.create(model="m", max_tokens=100, messages=turns, thinking={"type": "adaptive"})
+    again = sim_ant.messages.create(model="m", max_tokens=100, messages=turns, thinking={"type": "adaptive"})
 
     text = again.content[1]
     assert text.type == "text" and text.text == "Simulated reply from m: again"

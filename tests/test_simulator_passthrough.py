@@ -4,8 +4,6 @@ and refusing what the real APIs refuse, with their messages."""
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -13,38 +11,12 @@ import httpx2
 import openai
 import pytest
 
-from ai_router.simulator import SimulatorSettings, build_server
 
 EMBEDDING_MODEL = "text-embedding-3-small"
 INVALID_INPUT = (
     "'$.input' is invalid. Please check the API reference: "
     "https://platform.openai.com/docs/api-reference."
 )
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[str]:
-    server = build_server("127.0.0.1", 0, SimulatorSettings())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def oai(sim: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{sim}/v1", api_key="k", max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def ant(sim: str) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=sim, api_key="k", max_retries=0) as client:
-        yield client
 
 
 def post(sim: str, path: str, body: Any, **headers: str) -> httpx2.Response:
@@ -54,8 +26,8 @@ def post(sim: str, path: str, body: Any, **headers: str) -> httpx2.Response:
 # --- embeddings ------------------------------------------------------------------------------------
 
 
-def test_an_embedding_is_a_unit_vector_of_the_models_dimensions(oai: openai.OpenAI) -> None:
-    answer = oai.embeddings.create(model=EMBEDDING_MODEL, input="hello there", encoding_format="float")
+def test_an_embedding_is_a_unit_vector_of_the_models_dimensions(sim_oai: openai.OpenAI) -> None:
+    answer = sim_oai.embeddings.create(model=EMBEDDING_MODEL, input="hello there", encoding_format="float")
 
     vector = answer.data[0].embedding
     assert len(vector) == 1536
@@ -64,9 +36,9 @@ def test_an_embedding_is_a_unit_vector_of_the_models_dimensions(oai: openai.Open
     assert (answer.usage.prompt_tokens, answer.usage.total_tokens) == (2, 2)
 
 
-def test_the_sdks_default_base64_decodes_to_the_same_floats(oai: openai.OpenAI) -> None:
-    floats = oai.embeddings.create(model=EMBEDDING_MODEL, input="hello", encoding_format="float")
-    default = oai.embeddings.create(model=EMBEDDING_MODEL, input="hello")  # base64 on the wire
+def test_the_sdks_default_base64_decodes_to_the_same_floats(sim_oai: openai.OpenAI) -> None:
+    floats = sim_oai.embeddings.create(model=EMBEDDING_MODEL, input="hello", encoding_format="float")
+    default = sim_oai.embeddings.create(model=EMBEDDING_MODEL, input="hello")  # base64 on the wire
 
     assert default.data[0].embedding == floats.data[0].embedding
 
@@ -79,9 +51,9 @@ def test_base64_on_the_wire_is_a_string(sim: str) -> None:
     assert isinstance(answer.json()["data"][0]["embedding"], str)
 
 
-def test_vectors_are_a_function_of_model_and_input(oai: openai.OpenAI) -> None:
-    first = oai.embeddings.create(model=EMBEDDING_MODEL, input=["a", "b", "a"])
-    other_model = oai.embeddings.create(model="text-embedding-3-large", input="a")
+def test_vectors_are_a_function_of_model_and_input(sim_oai: openai.OpenAI) -> None:
+    first = sim_oai.embeddings.create(model=EMBEDDING_MODEL, input=["a", "b", "a"])
+    other_model = sim_oai.embeddings.create(model="text-embedding-3-large", input="a")
 
     vectors = [item.embedding for item in first.data]
     assert [item.index for item in first.data] == [0, 1, 2]
@@ -89,16 +61,16 @@ def test_vectors_are_a_function_of_model_and_input(oai: openai.OpenAI) -> None:
     assert len(other_model.data[0].embedding) == 3072
 
 
-def test_token_id_inputs_count_their_ids(oai: openai.OpenAI) -> None:
-    one = oai.embeddings.create(model=EMBEDDING_MODEL, input=[1, 2, 3])
-    two = oai.embeddings.create(model=EMBEDDING_MODEL, input=[[1, 2], [3]])
+def test_token_id_inputs_count_their_ids(sim_oai: openai.OpenAI) -> None:
+    one = sim_oai.embeddings.create(model=EMBEDDING_MODEL, input=[1, 2, 3])
+    two = sim_oai.embeddings.create(model=EMBEDDING_MODEL, input=[[1, 2], [3]])
 
     assert len(one.data) == 1 and one.usage.prompt_tokens == 3
     assert len(two.data) == 2 and two.usage.prompt_tokens == 3
 
 
-def test_dimensions_shorten_the_vector_and_keep_it_unit(oai: openai.OpenAI) -> None:
-    answer = oai.embeddings.create(model=EMBEDDING_MODEL, input="hi", dimensions=8)
+def test_dimensions_shorten_the_vector_and_keep_it_unit(sim_oai: openai.OpenAI) -> None:
+    answer = sim_oai.embeddings.create(model=EMBEDDING_MODEL, input="hi", dimensions=8)
 
     vector = answer.data[0].embedding
     assert len(vector) == 8
@@ -116,9 +88,9 @@ def test_a_malformed_input_gets_the_apis_one_message(sim: str, value: Any) -> No
                                        "param": None, "code": None}}
 
 
-def test_ada_002_refuses_dimensions(oai: openai.OpenAI) -> None:
+def test_ada_002_refuses_dimensions(sim_oai: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="does not support specifying dimensions"):
-        oai.embeddings.create(model="text-embedding-ada-002", input="hi", dimensions=8)
+        sim_oai.embeddings.create(model="text-embedding-ada-002", input="hi", dimensions=8)
 
 
 @pytest.mark.parametrize(
@@ -140,21 +112,21 @@ def test_other_mistakes_name_their_field(sim: str, body: dict[str, Any], param: 
 # --- token counting --------------------------------------------------------------------------------
 
 
-def test_a_count_is_the_input_tokens_the_message_would_report(ant: anthropic.Anthropic) -> None:
+def test_a_count_is_the_input_tokens_the_message_would_report(sim_ant: anthropic.Anthropic) -> None:
     request: dict[str, Any] = {
         "model": "claude-3-5-haiku-20241022",
         "system": "be brief",
         "messages": [{"role": "user", "content": "one two three"}],
     }
 
-    counted = ant.messages.count_tokens(**request)
-    message = ant.messages.create(max_tokens=5, **request)
+    counted = sim_ant.messages.count_tokens(**request)
+    message = sim_ant.messages.create(max_tokens=5, **request)
 
     assert counted.input_tokens == message.usage.input_tokens == 5
 
 
-def test_a_count_takes_tools_and_tool_choice(ant: anthropic.Anthropic) -> None:
-    counted = ant.messages.count_tokens(
+def test_a_count_takes_tools_and_tool_choice(sim_ant: anthropic.Anthropic) -> None:
+    counted = sim_ant.messages.count_tokens(
         model="claude-3-5-haiku-20241022",
         messages=[{"role": "user", "content": "weather?"}],
         tools=[{"name": "weather", "input_schema": {"type": "object"}}],
@@ -166,10 +138,10 @@ def test_a_count_takes_tools_and_tool_choice(ant: anthropic.Anthropic) -> None:
 
 @pytest.mark.parametrize("field", ["max_tokens", "stream", "temperature", "metadata"])
 def test_what_only_generation_takes_is_refused_as_the_api_refuses_it(
-    ant: anthropic.Anthropic, field: str
+    sim_ant: anthropic.Anthropic, field: str
 ) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
-        ant.messages.count_tokens(
+        sim_ant.messages.count_tokens(
             model="claude-3-5-haiku-20241022",
             messages=[{"role": "user", "content": "hi"}],
             extra_body={field: 1},
@@ -182,9 +154,9 @@ def test_what_only_generation_takes_is_refused_as_the_api_refuses_it(
     }
 
 
-def test_the_messages_rules_apply_to_a_count(ant: anthropic.Anthropic) -> None:
+def test_the_messages_rules_apply_to_a_count(sim_ant: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError, match="messages.0.role"):
-        ant.messages.count_tokens(
+        sim_ant.messages.count_tokens(
             model="claude-3-5-haiku-20241022",
             messages=[{"role": "system", "content": "hi"}],
         )
