@@ -45,6 +45,8 @@ class Heartbeat:
         try:
             self._store.renew(live)
         except StateUnavailable as error:
+            if self._stopped.is_set():  # its router was closed meanwhile, and the store with it
+                return
             if self.problem is None:
                 log.error("%s", error)
             self.problem = str(error)

@@ -58,6 +58,7 @@ class SqliteStore(QuotaStore):
         self._path = path
         self._lease_seconds = lease_seconds
         self._db: sqlite3.Connection | None = None
+        self._closed = False
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
         self._lock = threading.Lock()  # one connection, shared by this process's threads
 
@@ -133,6 +134,7 @@ class SqliteStore(QuotaStore):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -160,6 +162,8 @@ class SqliteStore(QuotaStore):
 
     def _connection(self) -> sqlite3.Connection:
         """The open connection, (re)opened when the file at the path is not the one it has."""
+        if self._closed:  # a reload replaced its router: a late heartbeat must not reopen it
+            raise StateUnavailable("this store was closed")
         identity = self._file_identity()
         if self._db is not None and identity == self._identity:
             return self._db
