@@ -80,9 +80,8 @@ class Gate:
         if key is None:
             return Meter(self, key, None)
         # Even a key without limits reserves: its spend is counted all the same.
-        max_output = max_output or max(
-            target.provider.settings.default_max_tokens for target in plan.targets
-        )
+        if max_output is None:
+            max_output = max(target.provider.settings.default_max_tokens for target in plan.targets)
         cost = max(
             self.cost(t.provider.name, t.model, Usage(input_tokens, max_output)) for t in plan.targets
         )

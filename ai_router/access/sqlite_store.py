@@ -56,6 +56,7 @@ _OPENED: set[str] = set()
 class SqliteStore(QuotaStore):
     def __init__(self, path: str, lease_seconds: float) -> None:
         self._path = path
+        self._absolute_path = os.path.abspath(path)  # as _OPENED names it
         self._lease_seconds = lease_seconds
         self._db: sqlite3.Connection | None = None
         self._closed = False
@@ -167,7 +168,7 @@ class SqliteStore(QuotaStore):
         identity = self._file_identity()
         if self._db is not None and identity == self._identity:
             return self._db
-        path = os.path.abspath(self._path)
+        path = self._absolute_path
         if self._db is not None or path in _OPENED:
             if identity is None:
                 raise StateUnavailable(
@@ -209,7 +210,7 @@ class SqliteStore(QuotaStore):
         return status.st_dev, status.st_ino
 
     def _unavailable(self, error: sqlite3.Error) -> StateUnavailable:
-        directory = os.path.dirname(os.path.abspath(self._path))
+        directory = os.path.dirname(self._absolute_path)
         return StateUnavailable(
             f"SQLite file {self._path}: {error} (the directory {directory} must be writable by "
             "the router's user; STATE_PATH or state.path moves the file)"

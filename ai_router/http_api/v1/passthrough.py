@@ -46,9 +46,7 @@ def embeddings(scope: RequestScope) -> Response:
         openai_chat.FAMILY,
         "embeddings",
         input_tokens=_input_tokens(data.get("input")),
-        # Nothing is generated, but the gate reads 0 as "the provider's default": one token is
-        # the least it can be asked to reserve.
-        max_output=1,
+        max_output=0,  # nothing is generated
     )
 
 
