@@ -19,9 +19,9 @@ from ai_router.types import ChatRequest
 
 CHARS_PER_TOKEN = 3  # a cautious estimate of a prompt's tokens before the provider counts them
 
-# The upstream endpoints a client's body can be relayed to. Only "chat" has a translation into
-# the router's types; the others reach providers of the client's own family only.
-Endpoint = Literal["chat", "embeddings", "count_tokens"]
+# The upstream endpoints a client's body can be relayed to. "chat" and "responses" have a
+# translation into the router's types; the others reach providers of the client's own family only.
+Endpoint = Literal["chat", "embeddings", "count_tokens", "responses"]
 
 
 @dataclass(frozen=True, slots=True)

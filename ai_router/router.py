@@ -192,12 +192,12 @@ class Router:
                 content = b"".join(relay.chunks)
             finally:
                 relay.close()
-            counts = wire.FORMATS[call.relay.family].usage_counts(json_of(content))
+            counts = wire.relayed_format(call.relay.family, call.relay.endpoint).usage_counts(json_of(content))
             return Relayed(relay.status, relay.content_type, content, counts, account)
         lease.keep()
         stream = RelayedStream(
             relay.status, relay.content_type, relay.chunks, relay.close, watch,
-            wire.FORMATS[call.relay.family], account,
+            wire.relayed_format(call.relay.family, call.relay.endpoint), account,
         )  # fmt: skip
         stream.on_close(lease.release)
         return stream

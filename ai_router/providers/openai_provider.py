@@ -29,6 +29,7 @@ from ai_router.types import (
 )
 from ai_router.upstream_watch import Watch
 from ai_router.wire import openai_chat as wire
+from ai_router.wire import openai_responses as responses_wire
 from ai_router.wire.sse import DONE_DATA
 
 
@@ -38,7 +39,7 @@ class OpenAIProvider(HTTPProvider):
     default_base_url = wire.DEFAULT_BASE_URL
     chat_path = wire.CHAT_PATH
     # Where the SDK's `embeddings.create` posts, beside chat under the base URL's /v1.
-    other_paths = {"embeddings": "/embeddings"}
+    other_paths = {"embeddings": "/embeddings", "responses": responses_wire.PATH}
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         completion = self.post(self._body(request), request.timeout, request.request_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from ai_router.wire import anthropic_messages, openai_chat
+from ai_router.wire import anthropic_messages, openai_chat, openai_responses
 
 
 class RelayedFormat(Protocol):
@@ -19,8 +19,18 @@ class RelayedFormat(Protocol):
     def usage_counts(self, document: Any) -> tuple[int | None, int | None] | None: ...
 
 
-# Each family's module, by the family's name (a provider's `family`, a client's API).
+# Each family's module, by the family's name (a provider's `family`, a client's API), for the
+# bodies relayed to its chat endpoint; the other endpoints whose answers have a format of their
+# own, by (family, endpoint).
 FORMATS: dict[str, RelayedFormat] = {
     openai_chat.FAMILY: openai_chat,
     anthropic_messages.FAMILY: anthropic_messages,
 }
+ENDPOINT_FORMATS: dict[tuple[str, str], RelayedFormat] = {
+    (openai_responses.FAMILY, "responses"): openai_responses,
+}
+
+
+def relayed_format(family: str, endpoint: str) -> RelayedFormat:
+    """The format of an answer relayed from `endpoint` of a provider of `family`."""
+    return ENDPOINT_FORMATS.get((family, endpoint)) or FORMATS[family]
