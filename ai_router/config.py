@@ -178,8 +178,8 @@ class ResponsesSettings(_Strict):
     # At least a minute (a next turn needs time to come), at most a year.
     retention_seconds: int = Field(default=30 * 86400, ge=60, le=365 * 86400)
     # One stored response, its whole conversation included (each one holds every earlier turn,
-    # so that continuing it is one read): beyond this, storing it is refused (400), and a
-    # conversation stops growing at this size instead of the store.
+    # so that continuing it is one read): a larger one is refused by the store (InvalidRequest),
+    # so that a conversation stops growing at this size instead of the store.
     max_stored_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
 
 
