@@ -9,6 +9,8 @@ Upstream endpoints (each request is recorded and may take one queued fault):
   POST /v1/embeddings                         (embeddings.py)
   POST /v1/messages                           Anthropic wire format, `request-id` header
   POST /v1/messages/count_tokens              (token_count.py)
+  POST /v1/responses, GET|DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
+                                              OpenAI Responses API (responses.py)
 Control endpoints (JSON, never recorded, never faulted):
   GET|DELETE /_sim/requests   the recorded requests / forget them
   GET|POST   /_sim/settings   read / update latency, ttft, token_rate
@@ -31,10 +33,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from ai_router.wire import anthropic_messages, openai_chat
+from ai_router.wire import anthropic_messages, openai_chat, openai_responses
 
 from .embeddings import embeddings
 from .reply import BadRequest
+from .responses import ResponseStore, ResponsesWire, stored_route
 from .script import Fault, SimState, SimulatorSettings
 from .token_count import count_tokens
 from .wire import ANTHROPIC, GARBLED, OPENAI, Turn, Wire
@@ -46,6 +49,7 @@ ROUTES: dict[tuple[str, str], tuple[Wire, str]] = {
     ("POST", anthropic_messages.MESSAGES_PATH): (ANTHROPIC, "complete"),
     ("POST", "/v1/embeddings"): (OPENAI, "embeddings"),
     ("POST", anthropic_messages.MESSAGES_PATH + "/count_tokens"): (ANTHROPIC, "count_tokens"),
+    ("POST", "/v1" + openai_responses.PATH): (OPENAI, "responses"),
 }
 # Endpoints answered whole by a function of the body (which raises BadRequest).
 ANSWERS: dict[str, Callable[[object], dict[str, Any]]] = {
@@ -76,6 +80,7 @@ class SimulatorServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.state = state
+        self.responses = ResponseStore()  # what the Responses API stored (`store`)
         super().__init__(address, SimulatorHandler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -180,7 +185,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                                        "client_port": self.client_address[1],
                                        "body": None if body is MALFORMED else body})
 
-        route = ROUTES.get((self.command, path))
+        route = ROUTES.get((self.command, path)) or stored_route(self.command, path)
         if route is None:
             guess_anthropic = path.startswith("/v1/messages") or "anthropic-version" in headers
             self._wire = ANTHROPIC if guess_anthropic else OPENAI
@@ -191,6 +196,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self._error(404, f"Unknown request URL: {self.command} {path}")
             return
         kind = route[1]
+        if kind == "responses":
+            self._wire = ResponsesWire(self.server.responses)  # one per request: it numbers its events
 
         fault = state.take_fault(self._wire.family)
         settings = state.settings
@@ -206,6 +213,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if kind == "models":
             if not self._non_stream_fault(fault):
                 self._send_json(200, OPENAI.models(settings.models))
+            return
+        if kind == "stored_response":
+            if not self._non_stream_fault(fault):
+                self._send_json(*self.server.responses.answer(self.command, self.path))
             return
         if body is MALFORMED:
             self._error(400, "The request body is not valid JSON")
@@ -343,6 +354,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 faults = [Fault.from_json(item) for item in items]
                 self._send_json(200, {"faults": [f.to_json() for f in state.add_faults(faults)]})
             elif route == ("POST", "/_sim/reset"):
+                self.server.responses.clear()
                 self._send_json(200, {"settings": state.reset().to_json()})
             else:
                 self._send_json(404, {"error": f"unknown control endpoint: {self.command} {path}"})
