@@ -85,6 +85,7 @@ def test_create_answers_a_text_and_records_exactly_what_it_received(
     assert response.usage.input_tokens_details.cached_tokens == 0
     assert response.usage.output_tokens_details.reasoning_tokens == 0
     assert (response.instructions, response.model, response.store) == ("be brief", "m", True)
+    assert (response.parallel_tool_calls, response.tool_choice, response.tools) == (True, "auto", [])
 
     [request] = received(control)
     assert (request["method"], request["path"]) == ("POST", "/v1/responses")

@@ -221,7 +221,7 @@ def read_request(body: object, store: ResponseStore) -> ResponsesRequest:
         "max_output_tokens": limit,
         "metadata": body.get("metadata") or {},
         "model": model,
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
         "previous_response_id": previous_id,
         "reasoning": reasoning,
         "store": saved is not False,
