@@ -5,6 +5,8 @@ the scenarios in scenarios.py. Each cell checks both sides of the router:
   its own SDK, in its own family's vocabulary;
 - what the provider received: the request in the upstream's format, relayed untouched but for
   the model when client and upstream speak the same family, translated otherwise.
+
+A scenario a client's API cannot express is no cell (matrix.py shows it n/a).
 """
 
 from __future__ import annotations
