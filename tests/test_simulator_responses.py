@@ -415,6 +415,9 @@ def test_missing_key_and_bad_requests_are_openai_errors(sim: str, sim_oai: opena
         sim_oai.responses.create(model="m", input=[{"type": "web_search_call", "id": "ws_1"}])
     assert err.value.body["param"] == "input[0].type"
     with pytest.raises(openai.BadRequestError) as err:
+        sim_oai.responses.create(model="m", input="x", conversation="conv_1")
+    assert err.value.body["param"] == "conversation"
+    with pytest.raises(openai.BadRequestError) as err:
         sim_oai.responses.create(model="m", input="x", tools=[LOOKUP], tool_choice={"type": "function", "name": "no"})
     assert err.value.body["param"] == "tool_choice"
 

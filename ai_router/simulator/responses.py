@@ -21,6 +21,9 @@ of its parameters schema. `max_output_tokens` cuts the text: status `incomplete`
 the whole limit, as the real API does). `usage.input_tokens_details.cached_tokens` is the input of
 the previous response when one is continued (its prefix is what a real prompt cache would hold).
 
+Not simulated, and refused with a 400 rather than ignored: `conversation`, `background`, hosted
+tools' items and `item_reference` inputs (hosted tools may be declared; only functions are called).
+
 Stored responses (`store`, default true) live in memory, the oldest dropped beyond
 `MAX_STORED`; `POST /_sim/reset` forgets them. A mid-stream error fault sends the API's `error`
 event; a cut or failed stream stores nothing.
@@ -187,6 +190,9 @@ class ResponsesRequest:
 def read_request(body: object, store: ResponseStore) -> ResponsesRequest:
     body = require_object(body)
     model = require_model(body)
+    for unsupported in ("conversation", "background"):
+        if body.get(unsupported):  # answered as if absent, a test would pass for the wrong reason
+            fail("is not supported by the simulator", unsupported)
     items = _input(body.get("input"))
     instructions = body.get("instructions")
     optional_str(instructions, "instructions")
