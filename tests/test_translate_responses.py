@@ -483,6 +483,27 @@ def test_input_items_get_ids_and_the_shapes_the_input_items_list_returns() -> No
     assert chat.messages[1] == Message("assistant", (TextPart("Hello."),), (ToolCall("call_1", "weather", "{}"),))
 
 
+def test_a_relayed_body_gives_its_items_as_they_came_with_ids_added() -> None:
+    # A body relayed to OpenAI is not validated: its items are copied, whatever their type.
+    raw = {
+        "model": "openai/gpt-x",
+        "input": [
+            user("hi"),
+            {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}},
+            {"type": "function_call_output", "call_id": "call_1", "output": "18C"},
+        ],
+    }
+    first, search, output = input_items(raw)
+    assert first == {"id": first["id"], "type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "hi"}]}
+    assert search == raw["input"][1]
+    assert output["id"].startswith("fco_") and output["status"] == "completed"
+    assert input_items({"model": "m", "input": "hello"})[0]["content"] == [{"type": "input_text", "text": "hello"}]
+    assert input_items({"model": "m"}) == []
+    with pytest.raises(InvalidRequest) as caught:
+        input_items({"model": "m", "input": [user("hi"), "loose"]})
+    assert (str(caught.value), caught.value.param) == ("input[1] must be a JSON object", "input[1]")
+
+
 # --- answers -----------------------------------------------------------------------------------
 
 

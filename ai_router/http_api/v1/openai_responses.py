@@ -570,7 +570,9 @@ def _tool_output(output: str | list[Any], at: _Place) -> str:
 def _tools_and_choice(
     body: ResponsesRequest, provider: str
 ) -> tuple[tuple[Tool, ...], ToolChoice | None]:
-    tools = tuple(_tool(tool, f"tools[{index}]", provider) for index, tool in enumerate(body.tools or ()))
+    tools = tuple(
+        _tool(tool, f"tools[{index}]", provider) for index, tool in enumerate(body.tools or ())
+    )
     choice = body.tool_choice
     if choice is None:
         return tools, None
@@ -777,9 +779,13 @@ def render(
     if response.content or not response.tool_calls:
         output.append(_message_item(_new_id(wire.MESSAGE_ID_PREFIX), response.content))
     for call in response.tool_calls:
-        output.append(_call_item(_new_id(wire.FUNCTION_CALL_ID_PREFIX), call.id, call.name, call.arguments))
+        item_id = _new_id(wire.FUNCTION_CALL_ID_PREFIX)
+        output.append(_call_item(item_id, call.id, call.name, call.arguments))
     _mark_last(output, status)
-    return _response(body, model, response_id, created_at, status, reason, output, response.usage).to_json()
+    document = _response(
+        body, model, response_id, created_at, status, reason, output, response.usage
+    )
+    return document.to_json()
 
 
 def _status(finish: FinishReason) -> tuple[str, IncompleteDetails | None]:
@@ -807,7 +813,9 @@ def _message_item(item_id: str, text: str, status: str = wire.COMPLETED) -> Outp
 def _call_item(
     item_id: str, call_id: str, name: str, arguments: str, status: str = wire.COMPLETED
 ) -> FunctionCallOutput:
-    return FunctionCallOutput(id=item_id, call_id=call_id, name=name, arguments=arguments, status=status)
+    return FunctionCallOutput(
+        id=item_id, call_id=call_id, name=name, arguments=arguments, status=status
+    )
 
 
 def _response(
@@ -1043,13 +1051,17 @@ class EventStream(family.StreamEncoder):
         self._writing = None
         at = self._at(writing)
         if writing.kind == "reasoning":
-            yield self._event(wire.REASONING_SUMMARY_TEXT_DONE, **at, summary_index=0, text=writing.text)
+            yield self._event(
+                wire.REASONING_SUMMARY_TEXT_DONE, **at, summary_index=0, text=writing.text
+            )
             yield self._event(
                 wire.REASONING_SUMMARY_PART_DONE, **at, summary_index=0,
                 part=SummaryPart(text=writing.text).to_json(),
             )
         elif writing.kind == "message":
-            yield self._event(wire.OUTPUT_TEXT_DONE, **at, content_index=0, text=writing.text, logprobs=[])
+            yield self._event(
+                wire.OUTPUT_TEXT_DONE, **at, content_index=0, text=writing.text, logprobs=[]
+            )
             yield self._event(
                 wire.CONTENT_PART_DONE, **at, content_index=0,
                 part=OutputTextContent(text=writing.text).to_json(),
@@ -1058,7 +1070,9 @@ class EventStream(family.StreamEncoder):
             yield self._event(wire.FUNCTION_CALL_ARGUMENTS_DONE, **at, arguments=writing.text)
         item = self._item(writing, status)
         self._output.append(item)
-        yield self._event(wire.OUTPUT_ITEM_DONE, output_index=writing.output_index, item=item.to_json())
+        yield self._event(
+            wire.OUTPUT_ITEM_DONE, output_index=writing.output_index, item=item.to_json()
+        )
 
     @staticmethod
     def _item(writing: _Writing, status: str) -> OutputItem:
