@@ -42,6 +42,7 @@ from ai_router.http_api.v1 import (
     openai_responses,
     passthrough,
     responses_api,
+    responses_documents,
 )
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
@@ -158,7 +159,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "continued with `previous_response_id` on any provider; an unknown id is a 400 "
         "`previous_response_not_found`. With `stream: true` the answer is the Responses API's "
         "named server-sent events, `response.created` to `response.completed`. " + _STREAM_NOTE,
-        body=openai_responses.ResponsesRequest, answer=openai_responses.ResponseObject,
+        body=openai_responses.ResponsesRequest, answer=responses_documents.ResponseObject,
+        events=responses_documents.ResponseStreamEvent,
         answer_description="A response; with `stream: true`, named server-sent events "
         "(`event: <type>`, `data: <event JSON>`)",
         raises=_GENERATION_ERRORS, costed=True,
@@ -167,7 +169,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "get", "/v1/responses/{response_id}",
         "responses_api.retrieve", "getResponse", "openai", "A stored response",
         "As it was answered, to the router key that made it; another key's is a 404.",
-        answer=openai_responses.ResponseObject,
+        answer=responses_documents.ResponseObject,
         raises=(errors.NotFound, errors.Unavailable),
         parameters=(_RESPONSE_ID,),
     ),

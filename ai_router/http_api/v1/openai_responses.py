@@ -21,8 +21,36 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 from ai_router.errors import InvalidRequest, RouterError
 from ai_router.http_api import sse
 from ai_router.http_api.errors import status_and_type
-from ai_router.http_api.response_model import ResponseModel, omitted
 from ai_router.http_api.v1 import family, openai_chat
+from ai_router.http_api.v1.responses_documents import (
+    Event,
+    FunctionCallOutput,
+    IncompleteDetails,
+    OutputItem,
+    OutputMessage,
+    OutputTextContent,
+    ReasoningOutput,
+    ResponseCompletedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseErrorEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseIncompleteEvent,
+    ResponseInProgressEvent,
+    ResponseObject,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseReasoningSummaryPartAddedEvent,
+    ResponseReasoningSummaryPartDoneEvent,
+    ResponseReasoningSummaryTextDeltaEvent,
+    ResponseReasoningSummaryTextDoneEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    ResponseUsage,
+    SummaryPart,
+)
 from ai_router.native_request import check_max_tokens, check_sampling
 from ai_router.types import (
     ChatChunk,
@@ -665,107 +693,7 @@ def _untranslatable(
     )
 
 
-# --- router types -> the Response object -----------------------------------------------------
-# The documents below are what OpenAI returns; every object the SDK requires is there.
-
-
-class OutputTextContent(ResponseModel):
-    type: Literal["output_text"] = "output_text"
-    text: str
-    annotations: list[Any] = []
-    logprobs: list[Any] = []
-
-
-class OutputMessage(ResponseModel):
-    id: str
-    type: Literal["message"] = "message"
-    role: Literal["assistant"] = "assistant"
-    status: str
-    content: list[OutputTextContent]
-
-
-class FunctionCallOutput(ResponseModel):
-    """A function call the model made (`call_id` is the call's id, for its output)."""
-
-    id: str
-    type: Literal["function_call"] = "function_call"
-    call_id: str
-    name: str
-    arguments: str
-    status: str
-
-
-class SummaryPart(ResponseModel):
-    type: Literal["summary_text"] = "summary_text"
-    text: str
-
-
-class ReasoningOutput(ResponseModel):
-    """The model's visible reasoning (Anthropic's thinking), as a reasoning summary."""
-
-    id: str
-    type: Literal["reasoning"] = "reasoning"
-    summary: list[SummaryPart]
-    status: str
-
-
-OutputItem = OutputMessage | FunctionCallOutput | ReasoningOutput
-
-
-class InputTokensDetails(ResponseModel):
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-
-
-class OutputTokensDetails(ResponseModel):
-    reasoning_tokens: int = 0
-
-
-class ResponseUsage(ResponseModel):
-    input_tokens: int
-    input_tokens_details: InputTokensDetails = InputTokensDetails()
-    output_tokens: int
-    output_tokens_details: OutputTokensDetails = OutputTokensDetails()
-    total_tokens: int
-
-
-class IncompleteDetails(ResponseModel):
-    reason: Literal["max_output_tokens", "content_filter"]
-
-
-class ResponseObject(ResponseModel):
-    """A Response: the answer of POST /v1/responses, and the `response` of its stream's
-    lifecycle events. The request's settings are echoed as OpenAI echoes them."""
-
-    id: str
-    object: Literal["response"] = "response"
-    created_at: int
-    completed_at: int | None = None
-    status: str
-    error: dict[str, Any] | None = None
-    incomplete_details: IncompleteDetails | None = None
-    model: str
-    output: list[OutputItem]
-    usage: ResponseUsage | None = None
-    instructions: str | None = None
-    max_output_tokens: int | None = None
-    max_tool_calls: int | None = None
-    previous_response_id: str | None = None
-    reasoning: dict[str, Any]
-    store: bool
-    background: bool = False
-    temperature: float | None = None
-    top_p: float | None = None
-    text: dict[str, Any]
-    tool_choice: str | dict[str, Any]
-    tools: list[dict[str, Any]]
-    parallel_tool_calls: bool
-    truncation: str
-    metadata: dict[str, str]
-    service_tier: str = "default"
-    user: str | None = omitted()
-    safety_identifier: str | None = omitted()
-    prompt_cache_key: str | None = omitted()
+# --- router types -> the Response object (its models: responses_documents.py) ----------------
 
 
 def render(
@@ -931,9 +859,9 @@ class EventStream(family.StreamEncoder):
         self._has_message = False
         self._final: dict[str, Any] | None = None
         start = _response(body, model, response_id, created_at, wire.IN_PROGRESS, None, [], None)
-        self.head = self._event(wire.RESPONSE_CREATED, response=start.to_json()) + self._event(
-            wire.RESPONSE_IN_PROGRESS, response=start.to_json()
-        )
+        self.head = self._send(
+            ResponseCreatedEvent(sequence_number=self._next(), response=start)
+        ) + self._send(ResponseInProgressEvent(sequence_number=self._next(), response=start))
 
     @property
     def response(self) -> dict[str, Any] | None:
@@ -952,22 +880,24 @@ class EventStream(family.StreamEncoder):
 
     def error_event(self, error: RouterError) -> bytes:
         """A failure after the first byte, numbered in this stream's sequence."""
-        event = error_event(error, self._sequence)
-        self._sequence += 1
-        return event
+        return error_event(error, self._next())
 
     def _reasoning(self, text: str) -> Iterator[bytes]:
         writing = self._writing
         if writing is None or writing.kind != "reasoning":
             yield from self._close()
             writing = yield from self._open("reasoning", wire.REASONING_ID_PREFIX)
-            yield self._event(
-                wire.REASONING_SUMMARY_PART_ADDED, **self._at(writing), summary_index=0,
-                part=SummaryPart(text="").to_json(),
+            yield self._send(
+                ResponseReasoningSummaryPartAddedEvent(
+                    sequence_number=self._next(), **self._at(writing), summary_index=0,
+                    part=SummaryPart(text=""),
+                )
             )
         writing.text += text
-        yield self._event(
-            wire.REASONING_SUMMARY_TEXT_DELTA, **self._at(writing), summary_index=0, delta=text
+        yield self._send(
+            ResponseReasoningSummaryTextDeltaEvent(
+                sequence_number=self._next(), **self._at(writing), summary_index=0, delta=text
+            )
         )
 
     def _text(self, text: str) -> Iterator[bytes]:
@@ -975,17 +905,21 @@ class EventStream(family.StreamEncoder):
         if writing is None or writing.kind != "message":
             writing = yield from self._open_message()
         writing.text += text
-        yield self._event(
-            wire.OUTPUT_TEXT_DELTA, **self._at(writing), content_index=0, delta=text, logprobs=[]
+        yield self._send(
+            ResponseTextDeltaEvent(
+                sequence_number=self._next(), **self._at(writing), content_index=0, delta=text
+            )
         )
 
     def _open_message(self) -> Generator[bytes, None, _Writing]:
         yield from self._close()
         writing = yield from self._open("message", wire.MESSAGE_ID_PREFIX)
         self._has_message = True
-        yield self._event(
-            wire.CONTENT_PART_ADDED, **self._at(writing), content_index=0,
-            part=OutputTextContent(text="").to_json(),
+        yield self._send(
+            ResponseContentPartAddedEvent(
+                sequence_number=self._next(), **self._at(writing), content_index=0,
+                part=OutputTextContent(text=""),
+            )
         )
         return writing
 
@@ -999,9 +933,11 @@ class EventStream(family.StreamEncoder):
                 assert isinstance(item, FunctionCallOutput)
                 item.arguments += piece.arguments
                 if piece.arguments:
-                    yield self._event(
-                        wire.FUNCTION_CALL_ARGUMENTS_DELTA, item_id=item.id,
-                        output_index=done_at, delta=piece.arguments,
+                    yield self._send(
+                        ResponseFunctionCallArgumentsDeltaEvent(
+                            sequence_number=self._next(), item_id=item.id,
+                            output_index=done_at, delta=piece.arguments,
+                        )
                     )
                 return
             yield from self._close()
@@ -1012,8 +948,10 @@ class EventStream(family.StreamEncoder):
             self._calls[piece.index] = writing.output_index
         if piece.arguments:
             writing.text += piece.arguments
-            yield self._event(
-                wire.FUNCTION_CALL_ARGUMENTS_DELTA, **self._at(writing), delta=piece.arguments
+            yield self._send(
+                ResponseFunctionCallArgumentsDeltaEvent(
+                    sequence_number=self._next(), **self._at(writing), delta=piece.arguments
+                )
             )
 
     def _finish(self, finish: FinishReason, usage: Usage) -> Iterator[bytes]:
@@ -1023,10 +961,10 @@ class EventStream(family.StreamEncoder):
         yield from self._close(status)
         response = _response(
             self._body, self._model, self._id, self._created_at, status, reason, self._output, usage
-        ).to_json()
-        self._final = response
-        kind = wire.RESPONSE_COMPLETED if status == wire.COMPLETED else wire.RESPONSE_INCOMPLETE
-        yield self._event(kind, response=response)
+        )
+        self._final = response.to_json()
+        final = ResponseCompletedEvent if status == wire.COMPLETED else ResponseIncompleteEvent
+        yield self._send(final(sequence_number=self._next(), response=response))
 
     def _open(
         self, kind: Literal["reasoning", "message", "call"], prefix: str, **fields: Any
@@ -1038,8 +976,10 @@ class EventStream(family.StreamEncoder):
             item.summary = []
         elif isinstance(item, OutputMessage):
             item.content = []
-        yield self._event(
-            wire.OUTPUT_ITEM_ADDED, output_index=writing.output_index, item=item.to_json()
+        yield self._send(
+            ResponseOutputItemAddedEvent(
+                sequence_number=self._next(), output_index=writing.output_index, item=item
+            )
         )
         return writing
 
@@ -1051,27 +991,41 @@ class EventStream(family.StreamEncoder):
         self._writing = None
         at = self._at(writing)
         if writing.kind == "reasoning":
-            yield self._event(
-                wire.REASONING_SUMMARY_TEXT_DONE, **at, summary_index=0, text=writing.text
+            yield self._send(
+                ResponseReasoningSummaryTextDoneEvent(
+                    sequence_number=self._next(), **at, summary_index=0, text=writing.text
+                )
             )
-            yield self._event(
-                wire.REASONING_SUMMARY_PART_DONE, **at, summary_index=0,
-                part=SummaryPart(text=writing.text).to_json(),
+            yield self._send(
+                ResponseReasoningSummaryPartDoneEvent(
+                    sequence_number=self._next(), **at, summary_index=0,
+                    part=SummaryPart(text=writing.text),
+                )
             )
         elif writing.kind == "message":
-            yield self._event(
-                wire.OUTPUT_TEXT_DONE, **at, content_index=0, text=writing.text, logprobs=[]
+            yield self._send(
+                ResponseTextDoneEvent(
+                    sequence_number=self._next(), **at, content_index=0, text=writing.text
+                )
             )
-            yield self._event(
-                wire.CONTENT_PART_DONE, **at, content_index=0,
-                part=OutputTextContent(text=writing.text).to_json(),
+            yield self._send(
+                ResponseContentPartDoneEvent(
+                    sequence_number=self._next(), **at, content_index=0,
+                    part=OutputTextContent(text=writing.text),
+                )
             )
         else:
-            yield self._event(wire.FUNCTION_CALL_ARGUMENTS_DONE, **at, arguments=writing.text)
+            yield self._send(
+                ResponseFunctionCallArgumentsDoneEvent(
+                    sequence_number=self._next(), **at, arguments=writing.text
+                )
+            )
         item = self._item(writing, status)
         self._output.append(item)
-        yield self._event(
-            wire.OUTPUT_ITEM_DONE, output_index=writing.output_index, item=item.to_json()
+        yield self._send(
+            ResponseOutputItemDoneEvent(
+                sequence_number=self._next(), output_index=writing.output_index, item=item
+            )
         )
 
     @staticmethod
@@ -1086,25 +1040,28 @@ class EventStream(family.StreamEncoder):
     def _at(writing: _Writing) -> dict[str, Any]:
         return {"item_id": writing.id, "output_index": writing.output_index}
 
-    def _event(self, kind: str, **fields: Any) -> bytes:
-        data = {"type": kind, "sequence_number": self._sequence, **fields}
+    def _next(self) -> int:
+        """The next event's sequence number."""
         self._sequence += 1
-        return sse.encode(data, event=kind)
+        return self._sequence - 1
+
+    @staticmethod
+    def _send(event: Event) -> bytes:
+        # Dumped when sent: a later event may change an item an earlier one carried.
+        return sse.encode(event.to_json(), event=event.type)
 
 
 def error_event(error: RouterError, sequence_number: int = 0) -> bytes:
-    """A failure after the first byte: an `error` event. Its fields are both flat (code,
-    message, param: OpenAI's documented ResponseErrorEvent) and nested under `error` (what the
-    live API sends), because the SDK's Stream raises APIError only on a truthy `error` key of
-    an event's data (openai/_streaming.py, legacy mode, which responses.create uses)."""
+    """A failure after the first byte: an `error` event (ResponseErrorEvent says why its
+    fields are there twice)."""
     status, _ = status_and_type(error)
-    detail = openai_chat.error_body(error, status)["error"]
-    data = {
-        "type": wire.ERROR,
-        "sequence_number": sequence_number,
-        "code": detail["code"] or detail["type"],
-        "message": detail["message"],
-        "param": detail["param"],
-        "error": detail,
-    }
-    return sse.encode(data, event=wire.ERROR)
+    # The error as a failed request's body has it, read back from the one place that makes it.
+    detail = openai_chat.OpenAIError.model_validate(openai_chat.error_body(error, status)).error
+    event = ResponseErrorEvent(
+        sequence_number=sequence_number,
+        code=detail.code or detail.type,
+        message=detail.message,
+        param=detail.param,
+        error=detail,
+    )
+    return sse.encode(event.to_json(), event=event.type)
