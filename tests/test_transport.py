@@ -1,6 +1,7 @@
-"""The fast path's transport (providers/transport.py): one geventhttpclient pool per upstream
-under gevent, one per thread in threads. Both shapes are driven here in-process against the
-simulator (gevent's sockets work unpatched, in each thread's own hub), and must behave the same:
+"""The fast path's transport (providers/transport.py): one geventhttpclient pool per upstream,
+of gevent's sockets under gevent, of plain blocking ones shared by every thread in threads. Both
+shapes are driven here in-process against the simulator (gevent's sockets work unpatched, in the
+test thread's own hub), and must behave the same:
 whole answers and streams as they arrive, kept-alive connections, timeouts and cut-offs that the
 router can classify, proxies from the environment."""
 
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from gevent._hub_local import get_hub_if_exists
 from support import Simulator
 
 from ai_router.errors import RouterError, UpstreamTimeout, UpstreamUnavailable
@@ -22,15 +24,15 @@ from ai_router.providers import failures
 from ai_router.providers.transport import (
     FAILURES,
     FIRST_PARSE,
-    PerThread,
     PooledTransport,
+    ThreadedTransport,
     Timeout,
     Transport,
     UpstreamResponse,
 )
 
 Make = Callable[[str, dict[str, str]], Transport]
-TRANSPORTS: dict[str, Make] = {"pooled": PooledTransport, "per-thread": PerThread}
+TRANSPORTS: dict[str, Make] = {"pooled": PooledTransport, "threaded": ThreadedTransport}
 HEADERS = {"authorization": "Bearer sk-transport", "content-type": "application/json"}
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"one two three four"}]}'
 STREAM_BODY = BODY[:-1] + b',"stream":true}'
@@ -300,29 +302,39 @@ def test_answers_are_asked_for_uncompressed_and_a_compressed_one_is_refused_clea
     assert "cannot read" in error.message and "'gzip'" in error.message
 
 
-def test_in_threads_each_thread_keeps_a_connection_of_its_own(simulator: Simulator) -> None:
-    transport = PerThread(f"{simulator.url}/v1/chat/completions", HEADERS)
-    start = threading.Barrier(3)
+def test_in_threads_one_pool_serves_them_all_and_no_thread_gets_a_gevent_hub(
+    simulator: Simulator,
+) -> None:
+    transport = ThreadedTransport(f"{simulator.url}/v1/chat/completions", HEADERS)
+    all_open = threading.Barrier(3)
     statuses: list[int] = []
+    hubs: list[object] = []
 
-    def calls(thread: int) -> None:
-        start.wait()
-        for call in range(3):
-            response = transport.post(BODY, {"x-request-id": f"{thread}-{call}"}, TIMEOUT, False)
-            statuses.append(response.status_code)
+    def call(name: str, together: bool) -> None:
+        response = transport.post(STREAM_BODY, {"x-request-id": name}, TIMEOUT, True)
+        if together:
+            all_open.wait(timeout=10)  # three streams open at once: three connections
+        b"".join(response.iter_bytes())
+        response.close()
+        statuses.append(response.status_code)
+        hubs.append(get_hub_if_exists())
 
-    threads = [threading.Thread(target=calls, args=(n,)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    def run(names: list[str], together: bool) -> None:
+        threads = [threading.Thread(target=call, args=(name, together)) for name in names]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    run(["first-0", "first-1", "first-2"], together=True)
+    for turn in range(3):  # then threads new each time, one after another
+        run([f"then-{turn}"], together=False)
     transport.close()
 
-    assert statuses == [200] * 9
-    ports: dict[str, set[int]] = {}
-    for request in simulator.requests():
-        thread = request["headers"]["x-request-id"].split("-")[0]
-        ports.setdefault(thread, set()).add(request["client_port"])
-    assert sorted(ports) == ["0", "1", "2"]
-    assert all(len(used) == 1 for used in ports.values()), ports
-    assert len(set.union(*ports.values())) == 3
+    assert statuses == [200] * 6
+    assert hubs == [None] * 6
+    ports = {request["headers"]["x-request-id"]: request["client_port"] for request in simulator.requests()}
+    first = {ports[f"first-{n}"] for n in range(3)}
+    assert len(first) == 3
+    # The threads that came after reused a connection the first ones left in the shared pool.
+    assert {ports[f"then-{n}"] for n in range(3)} <= first
