@@ -8,13 +8,17 @@ router can classify, proxies from the environment."""
 from __future__ import annotations
 
 import gzip
+import http.server
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import orjson
 import pytest
 from gevent._hub_local import get_hub_if_exists
 from support import Simulator
@@ -166,6 +170,76 @@ def test_a_refused_connection_is_unavailable(make: Make) -> None:
     with pytest.raises(Exception) as caught:
         transport.post(BODY, {}, TIMEOUT, stream=False)
 
+    assert isinstance(classified(caught.value), UpstreamUnavailable)
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    """Answers a POST with the client's port, as JSON, on a kept-alive connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        body = b'{"client_port":%d}' % self.client_address[1]
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tls_upstream(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server on loopback with a certificate of its own (openssl's), and that
+    certificate's file."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_https_upstream_is_reached_with_the_certificates_of_ssl_cert_file(
+    make: Make, tls_upstream: tuple[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, cert = tls_upstream
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    transport = make(f"https://localhost:{port}/v1/chat/completions", HEADERS)
+    try:
+        answers = [transport.post(BODY, {}, TIMEOUT, stream=False) for _ in range(2)]
+    finally:
+        transport.close()
+
+    assert [answer.status_code for answer in answers] == [200, 200]
+    ports = {orjson.loads(answer.content)["client_port"] for answer in answers}
+    assert len(ports) == 1  # one TLS connection, kept alive
+
+
+def test_an_https_upstream_whose_certificate_is_not_trusted_is_unavailable(
+    make: Make, tls_upstream: tuple[int, Path]
+) -> None:
+    port, _ = tls_upstream
+    transport = make(f"https://localhost:{port}/v1/chat/completions", HEADERS)
+
+    with pytest.raises(Exception) as caught:
+        transport.post(BODY, {}, TIMEOUT, stream=False)
+
+    assert isinstance(caught.value, ssl.SSLCertVerificationError)
     assert isinstance(classified(caught.value), UpstreamUnavailable)
 
 
