@@ -51,11 +51,10 @@ def metric(metrics_port: int, name: str) -> float:
     return 0.0
 
 
-def threads_of(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no thread count for {pid}")
+def python_threads_of(pid: int) -> int:
+    """The process's threads named as the process is: Python's (grpc's core names its own)."""
+    name = Path(f"/proc/{pid}/comm").read_text()
+    return sum((task / "comm").read_text() == name for task in Path(f"/proc/{pid}/task").iterdir())
 
 
 def test_a_process_holds_its_limit_of_streams_refuses_one_more_and_serves_again(
@@ -75,8 +74,9 @@ def test_a_process_holds_its_limit_of_streams_refuses_one_more_and_serves_again(
         for stream in streams:
             next(stream)  # every stream has its first message: all LIMIT are held at once
         assert metric(metrics_port, "ai_router_in_flight_requests") == LIMIT
-        # One pool thread per stream, and nothing more per stream (no hub or resolver thread).
-        assert LIMIT <= threads_of(process.popen.pid) <= LIMIT + RESERVED_THREADS + 20
+        # One pool thread per stream, and nothing more per stream (no hub or resolver thread):
+        # beyond them, the main thread, grpc's serving thread, the metrics server's.
+        assert LIMIT <= python_threads_of(process.popen.pid) <= LIMIT + RESERVED_THREADS + 6
 
         one_more = stubs[0].StreamingRouteRequest(SLOW, timeout=10)
         with pytest.raises(grpc.RpcError) as caught:
