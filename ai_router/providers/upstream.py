@@ -10,11 +10,12 @@ Why not through the SDK or its httpx2: docs/PERFORMANCE.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx2
 
+from ai_router.errors import RouterError
 from ai_router.providers import failures
 from ai_router.providers.transport import (
     FAILURES,
@@ -29,14 +30,23 @@ _PER_REQUEST_HEADERS = frozenset({"host", "content-length"})
 _SDK_TELEMETRY = "x-stainless-"
 REQUEST_ID_HEADER = "x-request-id"
 
+# What an error answer means: failures.status_error, or a provider's own reading of its errors.
+StatusError = Callable[[failures.Upstream, int, Iterable[tuple[str, str]], bytes], RouterError]
+
 
 class UpstreamHTTP:
     """POSTs JSON bodies to one URL, with the headers of the SDK client it was made from."""
 
     def __init__(
-        self, upstream: failures.Upstream, url: str, headers: Mapping[str, str], connect: TransportFactory
+        self,
+        upstream: failures.Upstream,
+        url: str,
+        headers: Mapping[str, str],
+        connect: TransportFactory,
+        status_error: StatusError = failures.status_error,
     ) -> None:
         self.upstream = upstream
+        self._status_error = status_error
         self.url = url
         self.headers = dict(headers)
         self._transport: Transport = connect(url, self.headers)
@@ -57,7 +67,7 @@ class UpstreamHTTP:
             raise failures.transport_error(self.upstream, exc) from exc
         finally:
             answer.close()
-        raise failures.status_error(self.upstream, answer.status_code, answer.header_items(), content)
+        raise self._status_error(self.upstream, answer.status_code, answer.header_items(), content)
 
     def close(self) -> None:
         """Close the pooled connections."""

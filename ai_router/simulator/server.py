@@ -9,6 +9,8 @@ Upstream endpoints (each request is recorded and may take one queued fault):
   POST /v1/embeddings                         (embeddings.py)
   POST /v1/messages                           Anthropic wire format, `request-id` header
   POST /v1/messages/count_tokens              (token_count.py)
+  POST /v1beta/models/{model}:generateContent Gemini wire format (gemini_wire.py); the model and
+       /v1beta/models/{model}:streamGenerateContent?alt=sse   the stream come from the URL
 Control endpoints (JSON, never recorded, never faulted):
   GET|DELETE /_sim/requests   the recorded requests / forget them
   GET|POST   /_sim/settings   read / update latency, ttft, token_rate
@@ -29,11 +31,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from ai_router.wire import anthropic_messages, openai_chat
+from ai_router.wire import anthropic_messages, gemini, openai_chat
 
 from .embeddings import embeddings
+from .gemini_request import GeminiCall
+from .gemini_wire import GEMINI
 from .reply import BadRequest
 from .script import Fault, SimState, SimulatorSettings
 from .token_count import count_tokens
@@ -181,6 +185,17 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                                        "body": None if body is MALFORMED else body})
 
         route = ROUTES.get((self.command, path))
+        # Gemini's URL names the model and the method: the body is parsed with them.
+        gemini_path = gemini.PATH_RE.match(path) if self.command == "POST" else None
+        if gemini_path is not None:
+            route = (GEMINI, "complete")
+            query = parse_qs(urlsplit(self.path).query)
+            body = body if body is MALFORMED else GeminiCall(
+                gemini_path[2], gemini_path[3] == gemini.STREAM_GENERATE, body)
+            if gemini_path[3] == gemini.STREAM_GENERATE and query.get("alt") != ["sse"]:
+                self._wire, self._request_id = GEMINI, f"req_sim_{state.next_id()}"
+                self._error(400, "the simulator streams Gemini answers as server-sent events only: add ?alt=sse")
+                return
         if route is None:
             guess_anthropic = path.startswith("/v1/messages") or "anthropic-version" in headers
             self._wire = ANTHROPIC if guess_anthropic else OPENAI
@@ -245,7 +260,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         scheme, _, token = self.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-        return self.headers.get("x-api-key", "").strip()
+        # Gemini's key: its header, or the `key` query parameter Google also takes.
+        gemini_key = self.headers.get(gemini.API_KEY_HEADER, "").strip() or \
+            (parse_qs(urlsplit(self.path).query).get("key") or [""])[0]
+        return self.headers.get("x-api-key", "").strip() or gemini_key
 
     def _non_stream_fault(self, fault: Fault | None) -> bool:
         """Apply a stream-only fault to a non-stream request; True if it answered the request."""
