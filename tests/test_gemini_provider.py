@@ -42,7 +42,7 @@ from ai_router.types import (
     Usage,
 )
 from ai_router.upstream_watch import Watchdog
-from ai_router.wire import gemini as wire
+from ai_router.wire import gemini_generate as wire
 
 KEY = "AIzaSy-fake-0123456789"
 SIGNATURE = base64.b64encode(b"\xfb\xff signature bytes \x00\x01").decode()

@@ -17,7 +17,7 @@ from support import Process, RouterConfig, Simulator, free_port, start_process, 
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
-from ai_router.wire import gemini as wire
+from ai_router.wire import gemini_generate as wire
 
 GEMINI_TEST_KEY = "AIzaSy-test-gemini-0123456789"
 MODEL = "gemini-2.5-flash"

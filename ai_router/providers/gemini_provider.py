@@ -1,4 +1,4 @@
-"""Google Gemini's generateContent API (wire/gemini.py), reached with the plain transport.
+"""Google Gemini's generateContent API (wire/gemini_generate.py), reached with the plain transport.
 
 No SDK shapes the request: the URL names the model (one pooled upstream per model and method,
 made on first use), the key goes in `x-goog-api-key`, and Google's errors are read here
@@ -44,7 +44,7 @@ from ai_router.types import (
     Usage,
 )
 from ai_router.upstream_watch import Watch
-from ai_router.wire import gemini as wire
+from ai_router.wire import gemini_generate as wire
 from ai_router.wire import sse
 
 _CALLING_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}

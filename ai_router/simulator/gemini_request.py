@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ai_router.wire import gemini as wire
+from ai_router.wire import gemini_generate as wire
 
 from .conversation import (
     JSON_MODE_SCHEMA,

@@ -14,7 +14,8 @@ import json
 import time
 from typing import Any
 
-from ai_router.wire import gemini, sse
+from ai_router.wire import gemini_generate as gemini
+from ai_router.wire import sse
 
 from .gemini_request import gemini_reply
 from .reply import Piece, Reply

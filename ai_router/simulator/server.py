@@ -33,7 +33,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ai_router.wire import anthropic_messages, gemini, openai_chat
+from ai_router.wire import anthropic_messages, openai_chat
+from ai_router.wire import gemini_generate as gemini
 
 from .embeddings import embeddings
 from .gemini_request import GeminiCall
