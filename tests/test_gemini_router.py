@@ -257,3 +257,41 @@ def test_a_key_google_refuses_is_an_auth_failure_without_the_key(
     assert response.json()["error"]["type"] == "upstream_auth_failed"
     assert GEMINI_TEST_KEY not in response.text and "AIza" not in response.text
     assert "API key" in response.text
+
+
+def test_reasoning_effort_and_a_schema_reach_gemini_and_its_thoughts_come_back(
+    oai_client: openai.OpenAI, simulator: Simulator
+) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    completion = oai_client.chat.completions.create(
+        model=f"gemini/{MODEL}", messages=[{"role": "user", "content": "think"}],
+        reasoning_effort="low",
+        response_format={"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}},
+    )
+
+    message = completion.choices[0].message
+    assert json.loads(message.content or "") == {"answer": f"Simulated reply from {MODEL}: think"}
+    assert (message.model_extra or {}).get("reasoning_content") == "Simulated thinking about: think"
+    config = simulator.last_request()["body"]["generationConfig"]
+    assert config["thinkingConfig"] == {"thinkingBudget": 1024, "includeThoughts": True}
+    assert (config["responseMimeType"], config["responseJsonSchema"]) == ("application/json", schema)
+    # The thoughts count as output: 4 of them, and the 6 words of the JSON.
+    assert completion.usage is not None and completion.usage.completion_tokens == 4 + 6
+
+
+def test_an_anthropic_client_gets_geminis_thoughts_as_a_thinking_block(
+    ant_client: anthropic.Anthropic, simulator: Simulator
+) -> None:
+    message = ant_client.messages.create(
+        model="gemini/gemini-3-flash-preview", max_tokens=2000,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "ponder"}],
+    )
+
+    kinds = [block.type for block in message.content]
+    assert kinds == ["thinking", "text"]
+    assert message.content[0].type == "thinking"
+    assert message.content[0].thinking == "Simulated thinking about: ponder"
+    # A budget under 4,096 is effort "low"; Gemini 3 takes it as a level.
+    config = simulator.last_request()["body"]["generationConfig"]
+    assert config["thinkingConfig"] == {"thinkingLevel": "low", "includeThoughts": True}
