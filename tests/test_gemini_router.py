@@ -263,10 +263,10 @@ def test_reasoning_effort_and_a_schema_reach_gemini_and_its_thoughts_come_back(
     oai_client: openai.OpenAI, simulator: Simulator
 ) -> None:
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    response_format: Any = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
     completion = oai_client.chat.completions.create(
         model=f"gemini/{MODEL}", messages=[{"role": "user", "content": "think"}],
-        reasoning_effort="low",
-        response_format={"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}},
+        reasoning_effort="low", response_format=response_format,
     )
 
     message = completion.choices[0].message
