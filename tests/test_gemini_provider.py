@@ -104,6 +104,8 @@ def test_the_url_names_the_model_and_the_key_goes_in_its_header() -> None:
     assert streamed.url == "https://upstream.test/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     assert whole.headers["x-goog-api-key"] == KEY
     assert "authorization" not in {name.lower() for name in whole.headers}
+    provider.complete(request(model="../../files?x=1#"))
+    assert upstream.requests[-1].url == "https://upstream.test/v1beta/models/..%2F..%2Ffiles%3Fx%3D1%23:generateContent"
     assert streamed.stream and not whole.stream
 
 

@@ -13,6 +13,7 @@ import base64
 import binascii
 import re
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 from ai_router.types import FinishReason
 
@@ -136,8 +137,10 @@ def finish_reason(reason: str | None, called: bool) -> FinishReason:
 
 
 def path(model: str, stream: bool) -> str:
-    """The path of a call to `model` (with or without its "models/" prefix)."""
-    model = model.removeprefix("models/")
+    """The path of a call to `model` (with or without its "models/" prefix). The name is the
+    client's: quoted whole, so that no "/", "?" or "#" in it can aim the router's key at
+    another path."""
+    model = quote(model.removeprefix("models/"), safe="")
     if stream:
         return f"/{API_VERSION}/models/{model}:{STREAM_GENERATE}?{SSE_QUERY}"
     return f"/{API_VERSION}/models/{model}:{GENERATE}"
