@@ -105,7 +105,9 @@ class ServerSettings(_Strict):
     # How this replica names itself in responses (X-AI-Router-Replica, gRPC metadata), so an
     # operator behind a load balancer can tell which one answered. Default: the host name.
     replica_name: str = Field(default_factory=socket.gethostname)
-    grpc_max_workers: PositiveInt = 64
+    # gRPC: a call holds one pool thread to its end, a stream too, so the pool is sized in streams
+    # (threads start as calls need them; a held stream costs about 75 KiB: docs/PERFORMANCE.md).
+    grpc_max_workers: PositiveInt = 2048
     # Prometheus metrics of `ai-router grpc` run alone, at http://host:port/metrics; 0: none.
     # (`ai-router serve` sets none: its gRPC server's metrics are in the HTTP server's /metrics.)
     grpc_metrics_port: Port = Field(default=9464, ge=0, le=65535)
@@ -170,6 +172,19 @@ class CooldownSettings(_Strict):
     seconds: PositiveFloat = 30.0
 
 
+class ResponsesSettings(_Strict):
+    """The Responses API's stored responses (`store`, `previous_response_id`), kept in the
+    state store (`state:`) under the router key that made each one."""
+
+    # How long a stored response can be retrieved or continued: OpenAI keeps them 30 days.
+    # At least a minute (a next turn needs time to come), at most a year.
+    retention_seconds: int = Field(default=30 * 86400, ge=60, le=365 * 86400)
+    # One stored response, its whole conversation included (each one holds every earlier turn,
+    # so that continuing it is one read): a larger one is refused by the store (InvalidRequest),
+    # so that a conversation stops growing at this size instead of the store.
+    max_stored_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     providers: dict[str, ProviderSettings] = Field(min_length=1)
@@ -182,6 +197,7 @@ class Settings(_Strict):
     state: StateSettings = StateSettings()
     prices: dict[str, Price] = Field(default_factory=dict)
     usage_log: str | None = None
+    responses: ResponsesSettings = ResponsesSettings()
     source: str = Field(default="<defaults>", exclude=True)
 
     @model_validator(mode="before")
