@@ -9,6 +9,7 @@ Upstream endpoints (each request is recorded and may take one queued fault):
   POST /v1/embeddings                         (embeddings.py)
   POST /v1/messages                           Anthropic wire format, `request-id` header
   POST /v1/messages/count_tokens              (token_count.py)
+  POST /openai/...                            Azure OpenAI's paths (azure_paths.py)
 Control endpoints (JSON, never recorded, never faulted):
   GET|DELETE /_sim/requests   the recorded requests / forget them
   GET|POST   /_sim/settings   read / update latency, ttft, token_rate
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 
 from ai_router.wire import anthropic_messages, openai_chat
 
+from .azure_paths import AZURE_PREFIX, AzurePath, content_filter_body, parse_azure_path, with_deployment
 from .embeddings import embeddings
 from .reply import BadRequest
 from .script import Fault, SimState, SimulatorSettings
@@ -180,7 +182,13 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                                        "client_port": self.client_address[1],
                                        "body": None if body is MALFORMED else body})
 
-        route = ROUTES.get((self.command, path))
+        azure_path: AzurePath | str | None = None
+        if path.startswith(AZURE_PREFIX):
+            azure_path = parse_azure_path(path, urlsplit(self.path).query)
+            if isinstance(azure_path, AzurePath):
+                path = azure_path.openai_path
+                body = with_deployment(body, azure_path.deployment)
+        route = None if isinstance(azure_path, str) else ROUTES.get((self.command, path))
         if route is None:
             guess_anthropic = path.startswith("/v1/messages") or "anthropic-version" in headers
             self._wire = ANTHROPIC if guess_anthropic else OPENAI
@@ -188,7 +196,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self._wire = route[0]
         self._request_id = f"req_sim_{state.next_id()}"
         if route is None:
-            self._error(404, f"Unknown request URL: {self.command} {path}")
+            self._error(404, azure_path if isinstance(azure_path, str)
+                        else f"Unknown request URL: {self.command} {path}")
             return
         kind = route[1]
 
@@ -196,11 +205,14 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         settings = state.settings
         time.sleep((fault.delay if fault else 0.0) + settings.latency)
 
+        if fault and fault.status is not None and fault.code == "content_filter" and azure_path:
+            self._send_json(fault.status, content_filter_body(fault.message))
+            return
         if fault and fault.status is not None:
             self._error(fault.status, fault.message or f"Simulated error {fault.status}",
                         retry_after=fault.retry_after)
             return
-        if not self._api_key():
+        if settings.require_key and not self._api_key():
             self._error(401, "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`")
             return
         if kind == "models":
@@ -245,7 +257,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         scheme, _, token = self.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-        return self.headers.get("x-api-key", "").strip()
+        # Anthropic's header, or Azure OpenAI's.
+        return (self.headers.get("x-api-key") or self.headers.get("api-key") or "").strip()
 
     def _non_stream_fault(self, fault: Fault | None) -> bool:
         """Apply a stream-only fault to a non-stream request; True if it answered the request."""
