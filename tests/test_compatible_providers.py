@@ -17,6 +17,8 @@ import pytest
 from support import Process, RouterConfig, Simulator, free_port, start_process, wait_for_port
 
 from ai_router.config import ConfigError, settings_from_mapping
+from ai_router.errors import InvalidRequest
+from ai_router.providers.field_rules import FieldRules
 from ai_router.simulator import SimulatorSettings, build_server
 
 GROQ_KEY = "gsk-test-0123456789abcdef"
@@ -69,7 +71,12 @@ def providers(simulator: Simulator, local: Simulator) -> dict[str, Any]:
             "default_model": "llama3.2",
             "key_required": False,
             "renamed": {"max_completion_tokens": "max_tokens"},
-            "unsupported": {"n": "refuse", "logit_bias": "refuse", "user": "drop"},
+            "unsupported": {
+                "n": "refuse",
+                "logit_bias": "refuse",
+                "parallel_tool_calls": "refuse",
+                "user": "drop",
+            },
         },
     }
 
@@ -248,6 +255,47 @@ def test_a_local_provider_is_ready_without_a_key(router_url: str) -> None:
     assert providers["ollama"] == {"ready": True}
     # Beside it, the fixture's provider whose key is never set is reported.
     assert providers["spare"] == {"ready": False, "reason": "SPARE_API_KEY is not set"}
+
+
+def test_a_default_asks_for_nothing_and_its_opposite_is_refused(
+    oai_compat: openai.OpenAI, local_server: Simulator
+) -> None:
+    local_server.reset()
+    oai_compat.chat.completions.create(
+        model="ollama/llama3.2", messages=HELLO, parallel_tool_calls=True, n=1
+    )
+    [received] = local_server.requests()
+    assert "parallel_tool_calls" not in received["body"] and "n" not in received["body"]
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        oai_compat.chat.completions.create(
+            model="ollama/llama3.2", messages=HELLO, parallel_tool_calls=False
+        )
+    assert "does not support `parallel_tool_calls`" in str(raised.value)
+    assert len(local_server.requests()) == 1
+
+
+def test_the_rules_leave_the_body_they_are_given_as_it_was() -> None:
+    rules = FieldRules(
+        "p",
+        {"messages[].name": "drop", "logprobs": "refuse"},
+        {"max_completion_tokens": "max_tokens"},
+    )
+    body: dict[str, Any] = {
+        "messages": [{"role": "user", "content": "hi", "name": "ada"}, "not a message"],
+        "max_completion_tokens": 5,
+        "max_tokens": 9,
+        "logprobs": None,
+    }
+
+    assert rules.apply(body) == {
+        "messages": [{"role": "user", "content": "hi"}, "not a message"],
+        "max_tokens": 9,  # both given: the server's own name wins
+    }
+    assert body["messages"][0] == {"role": "user", "content": "hi", "name": "ada"}
+    with pytest.raises(InvalidRequest) as raised:
+        rules.apply({**body, "logprobs": True})
+    assert raised.value.param == "logprobs"
 
 
 # --- configuration -------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 declares it (`unsupported`, `renamed`; docs/PROVIDERS.md): a field it does not take is refused
 (InvalidRequest naming it) or dropped, a field it names otherwise is renamed.
 
-A refused field whose value asks for nothing (null, false, `n: 1`) is dropped instead: the
-client asked for what the server does anyway. A field of each message is written
+A refused field whose value asks for nothing (null; the API's default where it has one, such
+as `n: 1` or `parallel_tool_calls: true`; else false) is dropped instead: the client asked for
+what the server does anyway. A field of each message is written
 `messages[].name`. The same rules apply to a body the router built and to a client's body
 relayed, so that what reaches the server never depends on which way the request came.
 """
@@ -17,8 +18,8 @@ from ai_router.errors import InvalidRequest
 
 Action = Literal["refuse", "drop"]
 EACH = "[]."  # `messages[].name`: the field `name` of each item of `messages`
-# Values that ask for nothing beyond the API's default, besides null and false.
-_DEFAULTS: dict[str, object] = {"n": 1}
+# Defaults of OpenAI's API other than false: a value equal to one asks for nothing.
+_DEFAULTS: dict[str, object] = {"n": 1, "parallel_tool_calls": True}
 
 
 class FieldRules:
@@ -68,7 +69,11 @@ def _values(body: Mapping[str, Any], field: str) -> list[Any]:
 
 def _asks(field: str, value: object) -> bool:
     leaf = field.rpartition(EACH)[2]
-    return value is not None and value is not False and value != _DEFAULTS.get(leaf, None)
+    if value is None:
+        return False
+    if leaf in _DEFAULTS:
+        return value != _DEFAULTS[leaf]
+    return value is not False
 
 
 def _remove(body: dict[str, Any], field: str) -> None:
