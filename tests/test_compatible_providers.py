@@ -6,15 +6,26 @@ local server answers with no key set."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+import yaml
 
 import anthropic
 import httpx2
 import openai
 import pytest
-from support import Process, RouterConfig, Simulator, free_port, start_process, wait_for_port
+from support import (
+    REPO_ROOT,
+    Process,
+    RouterConfig,
+    Simulator,
+    free_port,
+    start_process,
+    wait_for_port,
+)
 
 from ai_router.config import ConfigError, settings_from_mapping
 from ai_router.errors import InvalidRequest
@@ -308,3 +319,14 @@ def test_an_unknown_action_is_a_config_error() -> None:
             {},
         )
     assert "providers.groq.unsupported.n" in str(raised.value)
+
+
+def test_every_entry_in_the_providers_doc_is_valid_config() -> None:
+    text = (REPO_ROOT / "docs" / "PROVIDERS.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    names = set()
+    for block in blocks:
+        document = block if block.startswith("providers:") else "providers:\n" + block
+        settings = settings_from_mapping(yaml.safe_load(document), {})
+        names |= set(settings.providers)
+    assert {"groq", "mistral", "deepseek", "openrouter", "together", "ollama", "vllm", "azure"} <= names
