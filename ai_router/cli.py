@@ -193,7 +193,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             env.update(_simulator_environment(settings, f"http://{SIMULATOR_HOST}:{port}"))
             print(
                 "No provider API key is set "
-                f"({', '.join(p.api_key_env for p in settings.providers.values())}): "
+                f"({', '.join(p.api_key_env for p in keyed)}): "
                 f"serving against the built-in provider simulator at "
                 f"http://{SIMULATOR_HOST}:{port}. Answers are simulated, not from a real model. "
                 "Set a key and restart to reach the real provider.",
