@@ -18,6 +18,10 @@ from support import Process, RouterConfig, Simulator, free_port, start_process, 
 
 from ai_router._generated import ai_router_pb2, ai_router_pb2_grpc
 from ai_router.config import ConfigError, settings_from_mapping
+from ai_router.providers.azure_provider import AzureOpenAIProvider
+from ai_router.providers.base import RelayRequest
+from ai_router.providers.fake_transport import FakeAnswer, FakeUpstream
+from ai_router.upstream_watch import Watchdog
 
 API_VERSION = "2024-10-21"
 AZURE_KEY = "azure-key-0123456789abcdef"
@@ -339,3 +343,48 @@ def test_an_azure_provider_needs_its_endpoint(tmp_path: Path) -> None:
         {"AZURE_BASE_URL": "https://res.openai.azure.com"},
     )
     assert settings.providers["azure"].base_url == "https://res.openai.azure.com"
+
+
+# --- in process: the responses endpoint, and one connection pool per URL ------------------------
+
+
+def test_the_responses_endpoint_and_one_pool_per_url() -> None:
+    upstream = FakeUpstream(lambda request: FakeAnswer.of_json({"id": "resp_1", "object": "response"}))
+    pools: list[str] = []
+
+    def connect(url: str, headers: Any) -> Any:
+        pools.append(url)
+        return upstream.connect(url, headers)
+
+    raw = {"default_model": "gpt-4o", "base_url": "https://res.openai.azure.com"}
+    settings = settings_from_mapping(
+        {
+            "providers": {
+                "dated": {**raw, "type": "azure", "api_version": "2025-04-01-preview"},
+                "v1": {**raw, "type": "azure", "deployments": {"gpt-4o": "dep-a"}},
+            }
+        },
+        {"DATED_API_KEY": AZURE_KEY, "V1_API_KEY": V1_KEY},
+    )
+    watchdog = Watchdog()
+    for name in ("dated", "v1"):
+        provider = AzureOpenAIProvider(settings.providers[name], connect)
+        for model in ("gpt-4o", "gpt-4.1"):
+            body = {"model": model, "input": "hi"}
+            answer = provider.relay(RelayRequest(body, False, 5, "", "responses"), watchdog.watch())
+            assert b"resp_1" in b"".join(answer.chunks)
+        provider.close()
+
+    assert [(r.url, r.json()["model"]) for r in upstream.requests] == [
+        ("https://res.openai.azure.com/openai/responses?api-version=2025-04-01-preview", "gpt-4o"),
+        ("https://res.openai.azure.com/openai/responses?api-version=2025-04-01-preview", "gpt-4.1"),
+        ("https://res.openai.azure.com/openai/v1/responses", "dep-a"),
+        ("https://res.openai.azure.com/openai/v1/responses", "gpt-4.1"),
+    ]
+    # Deployments whose requests go to one URL share its pool.
+    assert pools == [
+        "https://res.openai.azure.com/openai/responses?api-version=2025-04-01-preview",
+        "https://res.openai.azure.com/openai/v1/responses",
+    ]
+    assert upstream.requests[0].headers["api-key"] == AZURE_KEY
+    assert upstream.requests[2].headers["api-key"] == V1_KEY
