@@ -145,6 +145,19 @@ def test_a_deployment_url_with_the_api_version_and_the_api_key_header(
     }
 
 
+def test_a_request_is_priced_by_its_model_not_its_deployment(url: str, simulator: Simulator) -> None:
+    answer = httpx2.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "azure/gpt-4o", "messages": [{"role": "user", "content": "Hello Azure"}]},
+        timeout=10,
+    )
+
+    assert answer.status_code == 200
+    usage = answer.json()["usage"]
+    expected = (usage["prompt_tokens"] * 2.5 + usage["completion_tokens"] * 10.0) / 1e6
+    assert float(answer.headers["x-ai-router-cost-usd"]) == pytest.approx(expected)
+
+
 def test_a_model_without_a_mapped_deployment_is_its_own_deployment(
     oai_azure: openai.OpenAI, simulator: Simulator
 ) -> None:

@@ -34,6 +34,13 @@ DEFAULT_PRICES: dict[str, Price] = {
     "anthropic/claude-3-opus-20240229": Price(input=15.0, output=75.0, cached_input=1.5),
     "anthropic/claude-3-haiku-20240307": Price(input=0.25, output=1.25, cached_input=0.03),
 }
+# Azure OpenAI's Global Standard deployments are billed at OpenAI's list prices, model for model
+# (Azure's pricing page, as cost guides of 2026 report it); Data Zone, Regional and provisioned
+# deployments are not: set theirs in `prices:` as `<provider>/<model>`.
+DEFAULT_PRICES.update(
+    {f"azure/{name.removeprefix('openai/')}": price for name, price in DEFAULT_PRICES.items()
+     if name.startswith("openai/")}
+)
 PER_TOKEN = 1e-6
 MAX_UNPRICED_WARNINGS = 1000
 
