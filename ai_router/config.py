@@ -194,6 +194,19 @@ class CooldownSettings(_Strict):
     seconds: PositiveFloat = 30.0
 
 
+class ResponsesSettings(_Strict):
+    """The Responses API's stored responses (`store`, `previous_response_id`), kept in the
+    state store (`state:`) under the router key that made each one."""
+
+    # How long a stored response can be retrieved or continued: OpenAI keeps them 30 days.
+    # At least a minute (a next turn needs time to come), at most a year.
+    retention_seconds: int = Field(default=30 * 86400, ge=60, le=365 * 86400)
+    # One stored response, its whole conversation included (each one holds every earlier turn,
+    # so that continuing it is one read): a larger one is refused by the store (InvalidRequest),
+    # so that a conversation stops growing at this size instead of the store.
+    max_stored_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     providers: dict[str, ProviderSettings] = Field(min_length=1)
@@ -206,6 +219,7 @@ class Settings(_Strict):
     state: StateSettings = StateSettings()
     prices: dict[str, Price] = Field(default_factory=dict)
     usage_log: str | None = None
+    responses: ResponsesSettings = ResponsesSettings()
     source: str = Field(default="<defaults>", exclude=True)
 
     @model_validator(mode="before")

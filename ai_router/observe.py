@@ -29,7 +29,7 @@ log = logging.getLogger("ai_router.request")
 
 @dataclass
 class RequestRecord:
-    surface: str  # grpc, generate, stream, openai, anthropic, embeddings, count_tokens
+    surface: str  # grpc, generate, stream, openai, anthropic, responses, embeddings, count_tokens
     request_id: str
     metrics: Metrics
     model_asked: str = ""

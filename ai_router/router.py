@@ -44,6 +44,7 @@ from ai_router.policy.stats import Lease, TargetStats
 from ai_router.providers.base import Provider, RelayRequest
 from ai_router.providers.registry import PROVIDER_TYPES
 from ai_router.providers.transport import TransportFactory
+from ai_router.response_store import ResponseStore, open_response_store
 from ai_router.types import ChatRequest, ChatResponse, Usage
 from ai_router.upstream_watch import Watchdog
 
@@ -68,6 +69,8 @@ class Router:
             Cooldowns(settings.cooldown, named), TargetStats(named), self.metrics, rng
         )
         self.watchdog = Watchdog()
+        self._responses: ResponseStore | None = None
+        self._responses_lock = threading.Lock()
         self._holds = 0  # requests using this router now (see `hold`)
         self._retired = False
         self._closed = False
@@ -311,6 +314,17 @@ class Router:
         """Why the store of keys' limits and budgets is unusable now, or None."""
         return self.gate.state_problem()
 
+    def response_store(self) -> ResponseStore:
+        """The Responses API's stored responses (response_store/), opened on first use, in
+        the process that uses it (after any fork); closed with this router."""
+        with self._responses_lock:
+            if self._closed:
+                raise RuntimeError("this router is closed: hold it before it is retired")
+            if self._responses is None:
+                settings = self._settings
+                self._responses = open_response_store(settings.state, settings.responses)
+            return self._responses
+
     # --- its life: held by each request, closed by the last one once a reload retired it -------
 
     def hold(self) -> Callable[[], None]:
@@ -356,6 +370,9 @@ class Router:
         for provider in self._providers.values():
             provider.close()
         self.gate.close()
+        with self._responses_lock:
+            if self._responses is not None:
+                self._responses.close()
         self.watchdog.close()
 
     # --- helpers -------------------------------------------------------------------------------

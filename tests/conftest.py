@@ -26,6 +26,7 @@ from support import (
     free_port,
     start_process,
     wait_for_port,
+    wait_for_worker,
 )
 
 from ai_router.cli import SIMULATOR_API_KEY
@@ -123,6 +124,7 @@ def http_server(router_env: dict[str, str], logs_dir: Path) -> Iterator[Process]
     process = start_process("http", ["http"], env, logs_dir, port)
     try:
         wait_for_port(process)
+        wait_for_worker(f"http://127.0.0.1:{port}")
         yield process
     finally:
         process.stop()

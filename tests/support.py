@@ -39,6 +39,20 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise TimeoutError(f"{what} did not happen within {timeout}s")
 
 
+def worker_answers(url: str) -> bool:
+    """Whether a router at `url` answers: gunicorn's master opens the port before a worker has
+    booted, which takes seconds on a loaded machine."""
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def wait_for_worker(url: str, timeout: float = 60) -> None:
+    wait_until(lambda: worker_answers(url), timeout, f"a worker of the router at {url}")
+
+
 def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):

@@ -172,6 +172,10 @@ def test_what_wants_a_router_key_is_documented_so(served_document: dict[str, Any
         ("/v1/messages/count_tokens", "post"),
         ("/v1/models", "get"),
         ("/v1/models/{model_id}", "get"),
+        ("/v1/responses", "post"),
+        ("/v1/responses/{response_id}", "get"),
+        ("/v1/responses/{response_id}", "delete"),
+        ("/v1/responses/{response_id}/input_items", "get"),
         ("/v1/usage", "get"),  # the admin key
     }
     assert "401" in paths["/v1/models"]["get"]["responses"]

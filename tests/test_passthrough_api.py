@@ -35,7 +35,7 @@ from support import (
     free_port,
     start_process,
     wait_for_port,
-    wait_until,
+    wait_for_worker,
 )
 
 EMBEDDING_MODEL = "openai/text-embedding-3-small"
@@ -293,17 +293,11 @@ def keyed(simulator_process: Simulator, tmp_path_factory: pytest.TempPathFactory
     try:
         wait_for_port(process)
         # The port opens with gunicorn's master; the worker answers once it has booted.
-        wait_until(lambda: _answers(f"{url}/healthz"), 60, "the keyed router's worker")
+        wait_for_worker(url)
         yield Keyed(url, usage_log)
     finally:
         process.stop()
 
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx2.get(url, timeout=5).status_code == 200
-    except httpx2.HTTPError:
-        return False
 
 
 def test_both_want_a_router_key(keyed: Keyed) -> None:

@@ -172,6 +172,12 @@ def test_anthropic_stream_usage_has_input_tokens_in_message_delta(sim: str) -> N
         ({"output_config": {"format": {"type": "json_object"}}}, "output_config.format.type"),
         ({"output_config": {"format": {"type": "json_schema"}}}, "output_config.format.schema"),
         ({"output_config": {"effort": "extreme"}}, "output_config.effort"),
+        # JSON outputs and strict tools take closed objects only.
+        ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object", "properties": {}}}}},
+         "output_config.format.schema: For 'object' type, 'additionalProperties' must be explicitly set to false"),
+        ({"tools": [{"name": "w", "strict": True, "input_schema": {
+            "type": "object", "properties": {"at": {"type": "object", "additionalProperties": True}},
+            "additionalProperties": False}}]}, "tools.0.input_schema: For 'object' type"),
     ],
 )
 def test_anthropic_refuses_what_the_real_api_refuses(
@@ -192,3 +198,16 @@ def test_thinking_blocks_of_earlier_answers_are_taken_back(sim_ant: anthropic.An
 
     text = again.content[1]
     assert text.type == "text" and text.text == "Simulated reply from m: again"
+
+
+def test_a_forced_tool_without_a_query_is_called_with_its_own_schema(sim_oai: openai.OpenAI) -> None:
+    """A typed output through a forced tool (langchain's and pydantic-ai's default) gets arguments that
+    match the tool, as a model would give; a tool that takes a `query` still gets only that."""
+    weather = {"type": "object", "properties": {"city": {"type": "string"}, "degrees": {"type": "integer"}}}
+    tools: Any = [{"type": "function", "function": {"name": "Weather", "parameters": weather}}]
+
+    answer = sim_oai.chat.completions.create(model="m", messages=USER, tools=tools)
+
+    [call] = answer.choices[0].message.tool_calls or []
+    assert call.type == "function"
+    assert json.loads(call.function.arguments) == {"city": USER[0]["content"], "degrees": 1}

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from ai_router.config import ProviderSettings
 from ai_router.errors import InvalidRequest
 from ai_router.http_api.v1.openai_chat import (
     ChatCompletionRequest,
@@ -16,6 +18,8 @@ from ai_router.http_api.v1.openai_chat import (
     error_body,
     to_chat_request,
 )
+from ai_router.providers.anthropic_provider import AnthropicProvider
+from ai_router.providers.fake_transport import FakeAnswer, FakeUpstream
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -186,6 +190,44 @@ def test_strict_tools_structured_output_and_reasoning_effort_carry_over() -> Non
     # JSON mode is a JSON object of any shape; "text" is what every answer is anyway.
     assert translated(response_format={"type": "json_object"}).output_format == OutputFormat()
     assert translated(response_format={"type": "text"}).output_format is None
+
+
+def test_an_open_schema_reaches_anthropic_closed_and_a_map_is_refused() -> None:
+    """OpenAI takes a non-strict schema as written (llm's `schema=`, langchain's json_mode); Anthropic's
+    JSON outputs and strict tools answer 400 unless every object says `additionalProperties: false`."""
+    nested = {"type": "object", "properties": {"lat": {"type": "number"}}}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"where": nested, "tags": {"type": "array", "items": {"$ref": "#/$defs/Tag"}}},
+        "$defs": {"Tag": {"type": ["object", "null"], "properties": {"name": {"type": "string"}}}},
+    }
+    settings = ProviderSettings(name=TARGET, type=TARGET, default_model="m", api_key=SecretStr("sk-fake"),
+                                base_url="https://upstream.test", timeout=30)
+    answer = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "stop_reason": "end_turn",
+              "content": [{"type": "text", "text": "{}"}], "usage": {"input_tokens": 1, "output_tokens": 1}}
+    upstream = FakeUpstream(lambda request: FakeAnswer.of_json(answer))
+    anthropic = AnthropicProvider(settings, upstream.connect)
+    request = translated(
+        tools=[{"type": "function", "function": {"name": "w", "parameters": schema, "strict": True}}],
+        response_format={"type": "json_schema", "json_schema": {"name": "Where", "schema": schema}},
+    )
+
+    anthropic.check(request)
+    anthropic.complete(request)
+
+    sent = upstream.requests[0].json()
+    for closed in (sent["output_config"]["format"]["schema"], sent["tools"][0]["input_schema"]):
+        assert closed["additionalProperties"] is False
+        assert closed["properties"]["where"] == {**nested, "additionalProperties": False}
+        assert closed["properties"]["tags"] == schema["properties"]["tags"]
+        assert closed["$defs"]["Tag"]["additionalProperties"] is False
+    # The client's own schema is left as it was.
+    assert "additionalProperties" not in schema
+    a_map = {"type": "object", "additionalProperties": {"type": "string"}}
+    with pytest.raises(InvalidRequest) as caught:
+        anthropic.check(translated(response_format={"type": "json_schema", "json_schema": {"name": "M", "schema": a_map}}))
+    assert caught.value.param == "response_format.json_schema.schema"
+    assert "additionalProperties" in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,7 @@ from ai_router.http_api.v1 import (
     openai_api,
     openai_chat,
     passthrough,
+    responses_api,
 )
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ai_router.reload import LiveRouter
@@ -159,6 +160,7 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(anthropic_api.blueprint)
     app.register_blueprint(passthrough.blueprint)
+    app.register_blueprint(responses_api.blueprint)
     app.register_blueprint(usage_api.blueprint)
     replica = settings.server.replica_name
 

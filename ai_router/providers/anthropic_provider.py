@@ -138,6 +138,11 @@ class AnthropicProvider(HTTPProvider):
                 'send {"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}',
                 param="response_format",
             )
+        if request.output_format is not None and request.output_format.schema is not None:
+            _closed_schema(request.output_format.schema, "response_format.json_schema.schema", self.name)
+        for index, tool in enumerate(request.tools):
+            if tool.strict:
+                _closed_schema(tool.parameters, f"tools[{index}].function.parameters", self.name)
         if _thinks(request):
             _check_sampling_with_thinking(request.sampling)
 
@@ -153,7 +158,7 @@ class AnthropicProvider(HTTPProvider):
         if sampling.stop:
             body["stop_sequences"] = list(sampling.stop)
         if request.tools:
-            body["tools"] = [_tool(tool) for tool in request.tools]
+            body["tools"] = [_tool(tool, index, self.name) for index, tool in enumerate(request.tools)]
         tool_choice = _tool_choice(request.tool_choice, request.parallel_tool_calls)
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
@@ -167,7 +172,7 @@ class AnthropicProvider(HTTPProvider):
             body["top_k"] = sampling.top_k
         output_config: dict[str, Any] = {}
         if request.output_format is not None and request.output_format.schema is not None:
-            schema = dict(request.output_format.schema)
+            schema = _closed_schema(request.output_format.schema, "response_format.json_schema.schema", self.name)
             output_config["format"] = {"type": "json_schema", "schema": schema}
         if _thinks(request):
             # Adaptive thinking steered by effort, as Anthropic's docs advise: budget_tokens is
@@ -238,15 +243,49 @@ def _blocks(message: Message, index: int) -> list[dict[str, Any]]:
     return blocks
 
 
-def _tool(tool: Tool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": tool.name,
-        "description": tool.description,
-        "input_schema": dict(tool.parameters) or {"type": "object", "properties": {}},
-    }
+def _tool(tool: Tool, index: int, provider: str) -> dict[str, Any]:
+    schema = dict(tool.parameters) or {"type": "object", "properties": {}}
+    out: dict[str, Any] = {"name": tool.name, "description": tool.description, "input_schema": schema}
     if tool.strict:
+        out["input_schema"] = _closed_schema(schema, f"tools[{index}].function.parameters", provider)
         out["strict"] = True
     return out
+
+
+# Where a JSON schema nests schemas: one under a key, a list of them, or a map of them.
+_SUBSCHEMA = ("items", "additionalItems", "not", "if", "then", "else", "contains")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+
+
+def _closed_schema(schema: Any, param: str, provider: str) -> Any:
+    """`schema` with every object closed (`additionalProperties: false`), as Anthropic's JSON
+    outputs and strict tools require (a 400 otherwise), where OpenAI's non-strict schemas leave it
+    out. An object that is open on purpose (`additionalProperties` true or a schema: a map) has no
+    equivalent there and is refused."""
+    if isinstance(schema, list):
+        return [_closed_schema(item, param, provider) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = dict(schema)
+    kinds = schema.get("type")
+    if kinds == "object" or (isinstance(kinds, list) and "object" in kinds):
+        extra = schema.get("additionalProperties", False)
+        if extra is not False:
+            raise InvalidRequest(
+                f"{param} cannot be translated for provider {provider!r}: an object with "
+                "additionalProperties other than false (a map) has no equivalent in Anthropic's "
+                "structured outputs, whose objects are closed",
+                param=param,
+            )
+        closed["additionalProperties"] = False
+    for key in _SUBSCHEMA + _SUBSCHEMA_LISTS:
+        if key in schema:
+            closed[key] = _closed_schema(schema[key], param, provider)
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(schema.get(key), dict):
+            closed[key] = {name: _closed_schema(sub, param, provider) for name, sub in schema[key].items()}
+    return closed
 
 
 def _block(part: TextPart | ImagePart) -> dict[str, Any]:

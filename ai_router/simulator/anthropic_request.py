@@ -35,6 +35,7 @@ from .conversation import (
     stop_list,
     stream_flag,
 )
+from .openai_request import takes_query
 
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 BLOCKS = {
@@ -126,7 +127,7 @@ def parse_anthropic(body: object) -> Conversation:
     return Conversation(model=model, limit=limit, stops=stops, stream=stream, include_usage=False,
                         input_tokens=input_token_count(texts, images), user_text=user_text, images=last_images,
                         tool_results=tool_results, tool=tool, json_schema=json_schema, thinking=thinking,
-                        tool_schema=_strict_schemas(body.get("tools")).get(tool or ""))
+                        tool_schema=_followed_schemas(body.get("tools")).get(tool or ""))
 
 
 def _output_config(value: object) -> dict[str, Any] | None:
@@ -143,7 +144,30 @@ def _output_config(value: object) -> dict[str, Any] | None:
     if format_.get("type") != "json_schema":
         fail("Input tag found using 'type' does not match any of the expected tags: json_schema",
              "output_config.format.type")
-    return require_dict(format_.get("schema"), "output_config.format.schema")
+    return _closed(require_dict(format_.get("schema"), "output_config.format.schema"),
+                   "output_config.format.schema")
+
+
+def _closed(schema: dict[str, Any], param: str) -> dict[str, Any]:
+    """A schema of a JSON output or a strict tool, refused as Anthropic refuses it when one of its
+    objects is not closed (`additionalProperties: false`)."""
+    pending: list[Any] = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        kinds = node.get("type")
+        if (kinds == "object" or isinstance(kinds, list) and "object" in kinds) and \
+                node.get("additionalProperties") is not False:
+            fail("For 'object' type, 'additionalProperties' must be explicitly set to false", param)
+        pending.extend(node.get(key) for key in ("items", "anyOf", "oneOf", "allOf", "prefixItems", "not"))
+        for key in ("properties", "$defs", "definitions"):
+            if isinstance(node.get(key), dict):
+                pending.extend(node[key].values())
+    return schema
 
 
 def _thinking(body: dict[str, Any]) -> Literal["summarized", "omitted"] | None:
@@ -263,14 +287,18 @@ def _tools(value: object) -> list[str] | None:
         optional_str(tool.get("description"), f"{param}.description")
         require_dict(tool.get("input_schema"), f"{param}.input_schema")
         optional_bool(tool.get("strict"), f"{param}.strict")
+        if tool.get("strict"):
+            _closed(tool["input_schema"], f"{param}.input_schema")
         if tool.get("cache_control") is not None:
             require_dict(tool["cache_control"], f"{param}.cache_control")
     return names or None
 
 
-def _strict_schemas(tools: Any) -> dict[str, dict[str, Any]]:
-    """The input schema of each strict tool (already validated), by name."""
-    return {tool["name"]: tool["input_schema"] for tool in tools or () if tool.get("strict")}
+def _followed_schemas(tools: Any) -> dict[str, dict[str, Any]]:
+    """The input schema (already validated) of each tool whose call must match it, by name: a
+    strict tool's, and one's that `{"query": ...}` would not fit (openai_request.takes_query)."""
+    return {tool["name"]: tool["input_schema"] for tool in tools or ()
+            if tool.get("strict") or not takes_query(tool["input_schema"])}
 
 
 def _tool_choice(value: object, tools: list[str] | None) -> str | None:

@@ -121,7 +121,7 @@ def parse_openai(body: object) -> Conversation:
     return Conversation(model=model, limit=limit, stops=stops, stream=stream, include_usage=include_usage,
                         input_tokens=input_token_count(texts, images), user_text=user_text, images=last_images,
                         tool_results=tool_results, tool=tool, json_schema=json_schema,
-                        tool_schema=_strict_schemas(body.get("tools")).get(tool or ""))
+                        tool_schema=_followed_schemas(body.get("tools")).get(tool or ""))
 
 
 def _response_format(value: object) -> dict[str, Any] | None:
@@ -164,10 +164,21 @@ def _tools(value: object) -> list[str] | None:
     return names
 
 
-def _strict_schemas(tools: Any) -> dict[str, dict[str, Any]]:
-    """The parameters of each strict tool (already validated), by name."""
+def _followed_schemas(tools: Any) -> dict[str, dict[str, Any]]:
+    """The parameters (already validated) of each tool whose call must match them, by name: a
+    strict tool's, and one's that names properties but no `query`, where the simulator's usual
+    `{"query": ...}` would not fit (a forced output tool: langchain's and pydantic-ai's typed
+    outputs)."""
     functions = [tool["function"] for tool in tools or ()]
-    return {f["name"]: f.get("parameters") or {} for f in functions if f.get("strict")}
+    return {f["name"]: f.get("parameters") or {} for f in functions
+            if f.get("strict") or not takes_query(f.get("parameters"))}
+
+
+def takes_query(schema: object) -> bool:
+    """Whether `{"query": text}` fits a tool schema, as far as the simulator cares: it names no
+    properties, or `query` among them."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return not isinstance(properties, dict) or not properties or "query" in properties
 
 
 def _tool_choice(value: object, tools: list[str] | None) -> str | None:

@@ -8,8 +8,9 @@ validated and reduced to a `Conversation` (openai_request.py, anthropic_request.
    `f"Simulated reply from {model}: tool said: {results}"`, the result texts joined with "; ".
 2. Else, tools are declared and the tool choice is not "none": one call to the named tool (or the
    first declared), with arguments `json.dumps({"query": last user text})`, or for a strict tool
-   an instance of its schema whose free strings are the last user text. Its output tokens are
-   the words of that JSON string (at least 1); max_tokens and stop sequences never cut it. Streams
+   (or one whose schema names properties but no `query`) an instance of its schema whose free
+   strings are the last user text. Its output tokens are the words of that JSON string (at least
+   1); max_tokens and stop sequences never cut it. Streams
    send the JSON in pieces of at most 8 characters (`ARGUMENT_PIECE`).
 3. Else the text `f"Simulated reply from {model}: {last user message text}"`, followed by
    `f" [images: {count}]"` when that message has image parts.

@@ -9,6 +9,8 @@ Upstream endpoints (each request is recorded and may take one queued fault):
   POST /v1/embeddings                         (embeddings.py)
   POST /v1/messages                           Anthropic wire format, `request-id` header
   POST /v1/messages/count_tokens              (token_count.py)
+  POST /v1/responses, GET|DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
+                                              OpenAI Responses API (responses.py)
   POST /openai/...                            Azure OpenAI's paths (azure_paths.py)
 Control endpoints (JSON, never recorded, never faulted):
   GET|DELETE /_sim/requests   the recorded requests / forget them
@@ -32,11 +34,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from ai_router.wire import anthropic_messages, openai_chat
+from ai_router.wire import anthropic_messages, openai_chat, openai_responses
 
 from .azure_paths import AZURE_PREFIX, AzurePath, content_filter_body, parse_azure_path, with_deployment
 from .embeddings import embeddings
 from .reply import BadRequest
+from .responses import ResponseStore, ResponsesWire, stored_route
 from .script import Fault, SimState, SimulatorSettings
 from .token_count import count_tokens
 from .wire import ANTHROPIC, GARBLED, OPENAI, Turn, Wire
@@ -48,6 +51,7 @@ ROUTES: dict[tuple[str, str], tuple[Wire, str]] = {
     ("POST", anthropic_messages.MESSAGES_PATH): (ANTHROPIC, "complete"),
     ("POST", "/v1/embeddings"): (OPENAI, "embeddings"),
     ("POST", anthropic_messages.MESSAGES_PATH + "/count_tokens"): (ANTHROPIC, "count_tokens"),
+    ("POST", "/v1" + openai_responses.PATH): (OPENAI, "responses"),
 }
 # Endpoints answered whole by a function of the body (which raises BadRequest).
 ANSWERS: dict[str, Callable[[object], dict[str, Any]]] = {
@@ -78,6 +82,7 @@ class SimulatorServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.state = state
+        self.responses = ResponseStore()  # what the Responses API stored (`store`)
         super().__init__(address, SimulatorHandler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -188,7 +193,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             if isinstance(azure_path, AzurePath):
                 path = azure_path.openai_path
                 body = with_deployment(body, azure_path.deployment)
-        route = None if isinstance(azure_path, str) else ROUTES.get((self.command, path))
+        route = None if isinstance(azure_path, str) else (
+            ROUTES.get((self.command, path)) or stored_route(self.command, path)
+        )
         if route is None:
             guess_anthropic = path.startswith("/v1/messages") or "anthropic-version" in headers
             self._wire = ANTHROPIC if guess_anthropic else OPENAI
@@ -200,6 +207,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                         else f"Unknown request URL: {self.command} {path}")
             return
         kind = route[1]
+        if kind == "responses":
+            self._wire = ResponsesWire(self.server.responses)  # one per request: it numbers its events
 
         fault = state.take_fault(self._wire.family)
         settings = state.settings
@@ -218,6 +227,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if kind == "models":
             if not self._non_stream_fault(fault):
                 self._send_json(200, OPENAI.models(settings.models))
+            return
+        if kind == "stored_response":
+            if not self._non_stream_fault(fault):
+                self._send_json(*self.server.responses.answer(self.command, self.path))
             return
         if body is MALFORMED:
             self._error(400, "The request body is not valid JSON")
@@ -356,6 +369,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 faults = [Fault.from_json(item) for item in items]
                 self._send_json(200, {"faults": [f.to_json() for f in state.add_faults(faults)]})
             elif route == ("POST", "/_sim/reset"):
+                self.server.responses.clear()
                 self._send_json(200, {"settings": state.reset().to_json()})
             else:
                 self._send_json(404, {"error": f"unknown control endpoint: {self.command} {path}"})

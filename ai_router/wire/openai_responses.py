@@ -22,6 +22,7 @@ RESPONSE_ID_PREFIX: Final = "resp_"
 MESSAGE_ID_PREFIX: Final = "msg_"
 FUNCTION_CALL_ID_PREFIX: Final = "fc_"
 REASONING_ID_PREFIX: Final = "rs_"
+FUNCTION_CALL_OUTPUT_ID_PREFIX: Final = "fco_"
 
 # A response's `status`.
 COMPLETED: Final = "completed"

@@ -62,6 +62,26 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]  # a JSON schema
+    strict: bool = False  # the call's arguments must match `parameters` exactly
+
+
+@dataclass(frozen=True)
+class OutputSchema:
+    """Structured output: the answer is JSON matching `schema`. `name` is what OpenAI's APIs call
+    the format; None where the client's API has no name for it (Anthropic's)."""
+
+    name: str | None
+    schema: dict[str, Any]
+    strict: bool = True
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """Reasoning asked for: OpenAI's effort, or for a client whose API has one, a thinking budget
+    (`budget` tokens) that the router reads as that effort."""
+
+    effort: str
+    budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,12 @@ class Conversation:
     tool_choice: str = ""  # the name of the tool to call; "" leaves the choice to the model
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None
+    output: OutputSchema | None = None
+    reasoning: Reasoning | None = None
+    # A continued Responses conversation: the response it continues, which holds the first
+    # `continued` turns; a Responses client sends only the turns after them.
+    previous_response_id: str = ""
+    continued: int = 0
 
     @property
     def instructions(self) -> list[str]:
@@ -131,6 +157,8 @@ class Answer:
 
     text: str = ""
     deltas: int = 0  # non-empty text pieces a stream delivered
+    reasoning: str = ""  # the model's reasoning, where the client's API carries it
+    reasoning_deltas: int = 0  # non-empty reasoning pieces a stream delivered
     calls: list[Call] = field(default_factory=list)
     argument_pieces: int = 0  # non-empty tool-argument pieces a stream delivered
     finish: str = ""
@@ -140,6 +168,7 @@ class Answer:
     models: set[str] = field(default_factory=set)  # the model name(s) the answer carried
     error: Exception | None = None  # what the client raised
     sent: dict[str, Any] | None = None  # the JSON body the client put on the wire (HTTP clients)
+    response_id: str = ""  # the id of a Responses answer, to continue it
 
     def end(self, finish: str) -> None:
         self.finish = finish
@@ -149,6 +178,11 @@ class Answer:
         if piece:
             self.text += piece
             self.deltas += 1
+
+    def add_reasoning(self, piece: str | None) -> None:
+        if piece:
+            self.reasoning += piece
+            self.reasoning_deltas += 1
 
     def add_call_piece(self, index: int, call_id: str | None, name: str | None, arguments: str | None) -> None:
         """One piece of a streamed tool call; `index` tells the calls apart, in order."""

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from support import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY
 
-from .conversation import Conversation, Family, Image, Turn
+from .conversation import Conversation, Family, Image, Tool, Turn
 
 Body = dict[str, Any]
 
@@ -55,14 +55,26 @@ class OpenAIFormat:
         if conversation.stop:
             body["stop"] = list(conversation.stop)
         if conversation.tools:
-            body["tools"] = [
-                {"type": "function",
-                 "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
-                for t in conversation.tools
-            ]
+            body["tools"] = [{"type": "function", "function": self._function(t)} for t in conversation.tools]
         if conversation.tool_choice:
             body["tool_choice"] = {"type": "function", "function": {"name": conversation.tool_choice}}
+        if conversation.output:
+            # A format without a name (an Anthropic client's) reaches OpenAI named "output".
+            output = conversation.output
+            spec: Body = {"name": output.name or "output", "schema": output.schema}
+            if output.strict:
+                spec["strict"] = True
+            body["response_format"] = {"type": "json_schema", "json_schema": spec}
+        if conversation.reasoning:
+            body["reasoning_effort"] = conversation.reasoning.effort
         return body
+
+    @staticmethod
+    def _function(tool: Tool) -> Body:
+        function: Body = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+        if tool.strict:
+            function["strict"] = True
+        return function
 
     @staticmethod
     def _message(turn: Turn) -> Body:
@@ -132,13 +144,30 @@ class AnthropicFormat:
         if conversation.stop:
             body["stop_sequences"] = list(conversation.stop)
         if conversation.tools:
-            body["tools"] = [
-                {"name": t.name, "description": t.description, "input_schema": t.parameters}
-                for t in conversation.tools
-            ]
+            body["tools"] = [self._tool(t) for t in conversation.tools]
         if conversation.tool_choice:
             body["tool_choice"] = {"type": "tool", "name": conversation.tool_choice}
+        output_config: Body = {}
+        if conversation.output:
+            # Anthropic's format has no name, and always holds to the schema.
+            output_config["format"] = {"type": "json_schema", "schema": conversation.output.schema}
+        reasoning = conversation.reasoning
+        if reasoning and reasoning.budget:
+            body["thinking"] = {"type": "enabled", "budget_tokens": reasoning.budget}
+        elif reasoning:
+            # Adaptive thinking at that effort, shown summarized (docs/TRANSLATION.md, reasoning effort).
+            body["thinking"] = {"type": "adaptive", "display": "summarized"}
+            output_config["effort"] = reasoning.effort
+        if output_config:
+            body["output_config"] = output_config
         return body
+
+    @staticmethod
+    def _tool(tool: Tool) -> Body:
+        out: Body = {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
+        if tool.strict:
+            out["strict"] = True
+        return out
 
     @classmethod
     def _messages(cls, turns: tuple[Turn, ...]) -> list[Body]:
@@ -186,4 +215,83 @@ class AnthropicFormat:
         return headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
 
 
+class ResponsesFormat:
+    """OpenAI's Responses API: the same family as Chat Completions, so relayed only to OpenAI."""
+
+    family: Family = "openai"
+    path = "/v1/responses"
+    key = OPENAI_TEST_KEY
+
+    def request(self, conversation: Conversation, model: str, limit: int | None) -> Body:
+        assert not conversation.stop, "the Responses API has no stop sequences"
+        first, *more = conversation.instructions or [""]
+        # The first instruction as `instructions`, the others as developer messages, as a
+        # Chat Completions client sends them as system then developer messages.
+        items: list[Body] = [{"role": "developer", "content": text} for text in more]
+        for turn in conversation.turns[conversation.continued:]:
+            items += self._items(turn)
+        body: Body = {"model": model, "input": items}
+        if first:
+            body["instructions"] = first
+        if conversation.previous_response_id:
+            body["previous_response_id"] = conversation.previous_response_id
+        if limit is not None:
+            body["max_output_tokens"] = limit
+        if conversation.tools:
+            body["tools"] = [
+                {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters,
+                 "strict": t.strict}  # said either way: the API's default is not the same everywhere
+                for t in conversation.tools
+            ]
+        if conversation.tool_choice:
+            body["tool_choice"] = {"type": "function", "name": conversation.tool_choice}
+        if conversation.output:
+            output = conversation.output
+            body["text"] = {"format": {"type": "json_schema", "name": output.name or "output",
+                                       "schema": output.schema, "strict": output.strict}}
+        if conversation.reasoning:
+            # A summary must be asked for: without one the API shows no reasoning.
+            body["reasoning"] = {"effort": conversation.reasoning.effort, "summary": "auto"}
+        return body
+
+    @staticmethod
+    def _items(turn: Turn) -> list[Body]:
+        if turn.role == "tool":
+            return [{"type": "function_call_output", "call_id": turn.call_id, "output": turn.text}]
+        if turn.role == "assistant":
+            items: list[Body] = [{"role": "assistant", "content": turn.text}] if turn.text else []
+            items += [{"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
+                      for c in turn.calls]
+            return items
+        if not turn.images:
+            return [{"role": "user", "content": turn.text}]
+        parts: list[Body] = [{"type": "input_text", "text": turn.text}]
+        parts += [{"type": "input_image", "image_url": image.url or image.data_url, "detail": "auto"}
+                  for image in turn.images]
+        return [{"role": "user", "content": parts}]
+
+    def stream_fields(self) -> Body:
+        return {"stream": True}
+
+    def canonical(self, body: Body) -> Body:
+        body = copy.deepcopy(body)
+        if body.get("stream") is False:
+            del body["stream"]
+        if isinstance(body.get("input"), str):
+            body["input"] = [{"role": "user", "content": body["input"]}]
+        for item in body.get("input", []):
+            if "role" in item:
+                item.pop("type", None)  # a message item with or without its optional type
+                item["content"] = _joined_text(item["content"], "input_text")
+                item["content"] = _joined_text(item["content"], "output_text")
+            if item.get("type") == "function_call":
+                item["arguments"] = json.loads(item["arguments"])
+        return body
+
+    def key_sent(self, headers: dict[str, str]) -> str:
+        return headers.get("authorization", "").removeprefix("Bearer ")
+
+
+RESPONSES = ResponsesFormat()
+# Each family's format for a request translated from the other family (or from gRPC).
 FORMATS: dict[Family, WireFormat] = {"openai": OpenAIFormat(), "anthropic": AnthropicFormat()}

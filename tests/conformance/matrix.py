@@ -1,7 +1,9 @@
 """The conformance matrix: every cell's outcome, printed at the end of the run.
 
 Rows are client x upstream x mode, columns are scenarios. Outcomes come from pytest's reports,
-so a cell marked xfail shows as such, and a strict xfail that passes shows as FAIL.
+so a cell marked xfail shows as such, and a strict xfail that passes shows as FAIL. A scenario
+that a client's API cannot express is no test at all: its cells show `n/a`, are counted apart
+from the cells run, and the matrix says why under the table.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ from typing import get_args
 
 import pytest
 
+from .clients import CLIENT_TYPES
 from .conversation import Family, Mode
 from .scenarios import SCENARIOS, Scenario
 
-CLIENTS = ("openai-sdk", "anthropic-sdk", "grpc")
+CLIENTS = tuple(client.name for client in CLIENT_TYPES)
 FAMILIES: tuple[Family, ...] = get_args(Family)
 MODES: tuple[Mode, ...] = get_args(Mode)
 NOT_RUN = "-"
+NOT_APPLICABLE = "n/a"
+# (client, scenario) -> why the client's API cannot express the scenario.
+INEXPRESSIBLE: dict[tuple[str, str], str] = {
+    (client.name, scenario): why for client in CLIENT_TYPES for scenario, why in client.inexpressible.items()
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ CELLS = [
     for upstream in FAMILIES
     for mode in MODES
     for scenario in SCENARIOS
+    if (client, scenario.name) not in INEXPRESSIBLE
 ]
 
 
@@ -87,17 +96,28 @@ class Results:
 
         lines = [line("", names, "pass")]
         by_cell = {(cell.row, cell.scenario.name): cell for cell in CELLS}
+
+        def outcome(row: tuple[str, Family, Mode], name: str) -> str:
+            cell = by_cell.get((row, name))
+            return NOT_APPLICABLE if cell is None else self.outcomes.get(cell, NOT_RUN)
+
         for client in CLIENTS:
             for upstream in FAMILIES:
                 for mode in MODES:
-                    row = [self.outcomes.get(by_cell[(client, upstream, mode), name], NOT_RUN) for name in names]
-                    lines.append(line(f"{client} > {upstream} {mode}", row, f"{row.count('pass')}/{len(row)}"))
+                    row = [outcome((client, upstream, mode), name) for name in names]
+                    applicable = len(row) - row.count(NOT_APPLICABLE)
+                    lines.append(line(f"{client} > {upstream} {mode}", row, f"{row.count('pass')}/{applicable}"))
         passed = Counter(cell.scenario.name for cell, outcome in self.outcomes.items() if outcome == "pass")
-        rows = len(CLIENTS) * len(FAMILIES) * len(MODES)
-        lines.append(line("pass per scenario", [f"{passed[name]}/{rows}" for name in names], ""))
+        applicable_rows = Counter(cell.scenario.name for cell in CELLS)
+        lines.append(line("pass per scenario", [f"{passed[name]}/{applicable_rows[name]}" for name in names], ""))
         totals = Counter(self.outcomes.values())
         summary = ", ".join(f"{totals[word]} {word}" for word in ("pass", "FAIL", "xfail", "skip") if totals[word])
-        lines.append(f"{len(CELLS)} cells: {summary or 'none run'}; {len(CELLS) - len(self.outcomes)} not run")
+        inexpressible = len(INEXPRESSIBLE) * len(FAMILIES) * len(MODES)
+        lines.append(
+            f"{len(CELLS)} cells: {summary or 'none run'}; {len(CELLS) - len(self.outcomes)} not run; "
+            f"and {inexpressible} n/a, neither run nor counted:"
+        )
+        lines.extend(f"  n/a {client} x {scenario}: {why}" for (client, scenario), why in INEXPRESSIBLE.items())
         return lines
 
 

@@ -4,7 +4,11 @@ and mode, and checks the provider's side against the same data.
 
 The simulator's replies are deterministic: `Simulated reply from {model}: {last user text}`, cut
 by stop sequences and token limits; with tools declared, one call to the first (or the named)
-tool with arguments `{"query": <last user text>}`; after tool results, `tool said: {results}`.
+tool with arguments `{"query": <last user text>}` (a strict tool's: an instance of its schema,
+its strings that text); after tool results, `tool said: {results}`. Asked for structured output,
+the text is an instance of the schema whose strings are that reply; asked to reason, an upstream
+that shows reasoning (Anthropic's thinking, OpenAI's Responses summaries) first thinks
+`Simulated thinking about: {what the reply answers}`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conversation import (
+    UPSTREAMS,
     Answer,
     Call,
     Conversation,
@@ -24,6 +29,8 @@ from .conversation import (
     Finish,
     Image,
     Mode,
+    OutputSchema,
+    Reasoning,
     Tool,
     assistant,
     tool_result,
@@ -44,6 +51,14 @@ class Expect:
     call: tuple[str, dict[str, Any]] | None = None  # one tool call: the tool's name, its arguments
     usage: tuple[int, int] | None = None  # input and output tokens
     error: tuple[str, int | None] | None = None  # what the client raises: a neutral kind, the HTTP status
+    # Structured output: the JSON value the text must be, given the reply's full text (which the
+    # simulator puts in every free string of the schema).
+    structured: Callable[[str], Any] | None = None
+    thinks: bool = False  # reasoning was asked for: an upstream that reasons shows it first
+
+    def thinking(self) -> str:
+        """The simulator's thinking about the reply's subject, when reasoning is asked for."""
+        return f"Simulated thinking about: {self.reply}" if self.thinks else ""
 
     def text(self, model: str) -> str:
         full = f"Simulated reply from {model}: {self.reply}"
@@ -96,10 +111,33 @@ LOOKUP = Tool(
     "Look a question up.",
     {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
 )
+# A strict tool's schema, as strict mode wants it (every property required, no others); the
+# simulator's call matches it, where a loose tool's call is only {"query": ...}.
+STRICT_LOOKUP = Tool(
+    "lookup",
+    "Look a question up.",
+    {
+        "type": "object",
+        "properties": {"query": {"type": "string"}, "units": {"type": "string", "enum": ["metric", "imperial"]}},
+        "required": ["query", "units"],
+        "additionalProperties": False,
+    },
+    strict=True,
+)
+WEATHER = OutputSchema(
+    "weather",
+    {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}},
+        "required": ["city", "celsius"],
+        "additionalProperties": False,
+    },
+)
 QUESTION = "weather in Paris"
 LOOKUP_SAID, CLOCK_SAID = "sunny, 21 C", "14:05"
 PLAIN = Conversation((user("Say hello"),))
 LONG = Conversation((user("a b c d e f"),))
+COUNTING = " ".join(str(n) for n in range(1, 21))  # more words than a limit of 16 lets through
 
 
 def answer_the_calls(previous: Answer | None) -> Conversation:
@@ -120,6 +158,38 @@ TOOLS = fixed(
     ),
     Step(answer_the_calls, Expect(reply=f"tool said: {LOOKUP_SAID}; {CLOCK_SAID}")),
 )
+
+
+REASONING = fixed(
+    Step(ask(Conversation((user("Think it over"),), reasoning=Reasoning("medium"))),
+         Expect(reply="Think it over", thinks=True)),
+    # A budget under 4,096 tokens is effort "low" (docs/TRANSLATION.md); it must stay under max_tokens.
+    Step(ask(Conversation((user("Think it through"),), max_tokens=4096, reasoning=Reasoning("low", budget=2048))),
+         Expect(reply="Think it through", thinks=True)),
+)
+
+
+def continued_responses(mode: Mode, family: Family) -> tuple[Step, ...]:
+    """Three turns, each sending only its new user turn and the id of the response before it: the
+    upstream gets the whole conversation (relayed to OpenAI, which keeps its own responses, the
+    id alone), and its replies answer the last turn."""
+    first = Expect(reply="Hi").text(UPSTREAMS[family].model)  # the first answer's text
+
+    def second(previous: Answer | None) -> Conversation:
+        assert previous is not None and previous.response_id, "the first response has no id"
+        return Conversation((user("Hi"), assistant(previous.text), user("And again?")),
+                            previous_response_id=previous.response_id, continued=2)
+
+    def third(previous: Answer | None) -> Conversation:
+        assert previous is not None and previous.response_id, "the second response has no id"
+        turns = (user("Hi"), assistant(first), user("And again?"), assistant(previous.text), user("Once more"))
+        return Conversation(turns, previous_response_id=previous.response_id, continued=4)
+
+    return (
+        Step(ask(Conversation((user("Hi"),))), Expect(reply="Hi")),
+        Step(second, Expect(reply="And again?")),
+        Step(third, Expect(reply="Once more")),
+    )
 
 
 def errors_before_the_first_byte(mode: Mode, family: Family) -> tuple[Step, ...]:
@@ -168,8 +238,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "max-tokens",
-        one(Conversation((user("one two three four five"),), max_tokens=3),
-            Expect(reply="one two three four five", cut=3, finish="length")),
+        # 16: the least the Responses API takes as max_output_tokens.
+        one(Conversation((user(COUNTING),), max_tokens=16), Expect(reply=COUNTING, cut=16, finish="length")),
     ),
     Scenario(
         "usage",
@@ -178,4 +248,17 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("error-before", errors_before_the_first_byte),
     Scenario("error-midway", errors_midway),
+    Scenario(
+        "structured",
+        # The number is the simulator's for any number; every string is the reply's text.
+        one(Conversation((user(QUESTION),), output=WEATHER),
+            Expect(reply=QUESTION, structured=lambda said: {"city": said, "celsius": 1.5})),
+    ),
+    Scenario(
+        "strict-tools",
+        one(Conversation((user(QUESTION),), tools=(STRICT_LOOKUP,)),
+            Expect(finish="tool", call=("lookup", {"query": QUESTION, "units": "metric"}))),
+    ),
+    Scenario("reasoning", REASONING),
+    Scenario("previous-response", continued_responses),
 )

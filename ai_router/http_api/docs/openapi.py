@@ -35,7 +35,15 @@ from ai_router.http_api.errors import NativeError, documented_statuses, family_o
 from ai_router.http_api.headers import COST_HEADER, REPLICA_HEADER, REQUEST_ID_HEADER
 from ai_router.http_api.scoped import is_keyed
 from ai_router.http_api.usage_api import KeyUsage
-from ai_router.http_api.v1 import anthropic_messages, openai_api, openai_chat, passthrough
+from ai_router.http_api.v1 import (
+    anthropic_messages,
+    openai_api,
+    openai_chat,
+    openai_responses,
+    passthrough,
+    responses_api,
+    responses_documents,
+)
 from ai_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -76,6 +84,14 @@ class Endpoint:
     def errors(self, keyed: bool) -> tuple[type[errors.RouterError], ...]:
         return self.raises + ((errors.Unauthenticated,) if keyed else ())
 
+
+_RESPONSE_ID = {
+    "name": "response_id",
+    "in": "path",
+    "required": True,
+    "description": "the `id` of a response",
+    "schema": {"type": "string"},
+}
 
 _STREAM_NOTE = (
     "A failure before the first event is an ordinary error response (below); one after it is "
@@ -131,6 +147,59 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         answer_description="A message; with `stream: true`, named server-sent events "
         "(`event: <type>`, `data: <event JSON>`)",
         raises=_GENERATION_ERRORS, costed=True,
+    ),
+    Endpoint(
+        "post", "/v1/responses",
+        "responses_api.create", "createResponse", "openai",
+        "OpenAI Responses, unary or streamed",
+        "Name the model `provider/model` or an alias. To an OpenAI-family provider the body is "
+        "relayed with only `model` changed; to another family it is translated, and the schema "
+        "lists what can be. A response stored (`store`, true by default) is kept by the router "
+        "for `responses.retention_seconds`, visible to the router key that made it, and may be "
+        "continued with `previous_response_id` on any provider; an unknown id is a 400 "
+        "`previous_response_not_found`. With `stream: true` the answer is the Responses API's "
+        "named server-sent events, `response.created` to `response.completed`. " + _STREAM_NOTE,
+        body=openai_responses.ResponsesRequest, answer=responses_documents.ResponseObject,
+        events=responses_documents.ResponseStreamEvent,
+        answer_description="A response; with `stream: true`, named server-sent events "
+        "(`event: <type>`, `data: <event JSON>`)",
+        raises=_GENERATION_ERRORS, costed=True,
+    ),
+    Endpoint(
+        "get", "/v1/responses/{response_id}",
+        "responses_api.retrieve", "getResponse", "openai", "A stored response",
+        "As it was answered, to the router key that made it; another key's is a 404.",
+        answer=responses_documents.ResponseObject,
+        raises=(errors.NotFound, errors.Unavailable),
+        parameters=(_RESPONSE_ID,),
+    ),
+    Endpoint(
+        "delete", "/v1/responses/{response_id}",
+        "responses_api.delete", "deleteResponse", "openai", "Delete a stored response",
+        "The router's copy. A response an OpenAI-family provider answered is also kept by that "
+        "provider, under its own retention.",
+        answer=responses_api.DeletedResponse,
+        raises=(errors.NotFound, errors.Unavailable),
+        parameters=(_RESPONSE_ID,),
+    ),
+    Endpoint(
+        "get", "/v1/responses/{response_id}/input_items",
+        "responses_api.input_items", "listInputItems", "openai",
+        "The input items of a stored response's conversation",
+        "Every input item of the conversation up to the response: earlier turns' input and "
+        "output, then its own input; newest first unless `order=asc`.",
+        answer=responses_api.InputItemList,
+        raises=(errors.InvalidRequest, errors.NotFound, errors.Unavailable),
+        parameters=(
+            _RESPONSE_ID,
+            {"name": "limit", "in": "query", "required": False,
+             "description": "1 to 100 items (20)", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+            {"name": "order", "in": "query", "required": False,
+             "description": "`desc` (newest first, the default) or `asc`",
+             "schema": {"type": "string", "enum": ["asc", "desc"]}},
+            {"name": "after", "in": "query", "required": False,
+             "description": "the id of the item the page starts after", "schema": {"type": "string"}},
+        ),
     ),
     Endpoint(
         "post", "/v1/embeddings",

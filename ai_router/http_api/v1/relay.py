@@ -26,18 +26,33 @@ from ai_router.observe import RequestRecord
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
-def whole(answer: Relayed) -> Response:
-    rewrite = model_rewriter(answer.account.provider)
+Document = Callable[[bytes], bytes]  # a change to a JSON document: a body, or one event
+
+
+def whole(answer: Relayed, then: Document | None = None) -> Response:
+    """The body, its model rewritten, then passed through `then` (an endpoint's own change)."""
+    rewrite = _and_then(model_rewriter(answer.account.provider), then)
     return Response(rewrite(answer.body), status=answer.status, content_type=answer.content_type)
 
 
 def stream(
-    answer: RelayedStream, encode_error: Callable[[RouterError], bytes], record: RequestRecord
+    answer: RelayedStream,
+    encode_error: Callable[[RouterError], bytes],
+    record: RequestRecord,
+    then: Document | None = None,
 ) -> Response:
-    """The events as they arrive; a failure after the first byte ends the stream with the
-    family's error event. `record` learns of that failure."""
-    events = _events(answer, model_rewriter(answer.account.provider), encode_error, record)
+    """The events as they arrive, each rewritten as `whole` rewrites a body; a failure after
+    the first byte ends the stream with the family's error event. `record` learns of that
+    failure."""
+    rewrite = _and_then(model_rewriter(answer.account.provider), then)
+    events = _events(answer, rewrite, encode_error, record)
     return sse.event_stream(events, answer.abort, answer.close)
+
+
+def _and_then(first: Document, then: Document | None) -> Document:
+    if then is None:
+        return first
+    return lambda document: then(first(document))
 
 
 def _events(

@@ -1,0 +1,1 @@
+"""Third-party client libraries pointed at the router by base URL only, one module per library."""
