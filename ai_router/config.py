@@ -93,6 +93,11 @@ class ProviderSettings(_Strict):
                 f"providers.{self.name}.base_url: Azure OpenAI needs the resource's endpoint "
                 f"(https://NAME.openai.azure.com): set base_url, or {variable}"
             )
+        if self.type == "azure" and not self.key_required:
+            raise ValueError(
+                f"providers.{self.name}.key_required: Azure OpenAI always takes a key or an "
+                "Entra ID token"
+            )
         return self
 
     @property

@@ -357,6 +357,13 @@ def test_an_azure_provider_needs_its_endpoint(tmp_path: Path) -> None:
     )
     assert settings.providers["azure"].base_url == "https://res.openai.azure.com"
 
+    with pytest.raises(ConfigError) as keyless:
+        settings_from_mapping(
+            {"providers": {"azure": {"default_model": "gpt-4o", "key_required": False}}},
+            {"AZURE_BASE_URL": "https://res.openai.azure.com"},
+        )
+    assert "providers.azure.key_required" in str(keyless.value)
+
 
 # --- in process: the responses endpoint, and one connection pool per URL ------------------------
 
@@ -401,3 +408,30 @@ def test_the_responses_endpoint_and_one_pool_per_url() -> None:
     ]
     assert upstream.requests[0].headers["api-key"] == AZURE_KEY
     assert upstream.requests[2].headers["api-key"] == V1_KEY
+
+
+def test_an_entra_id_token_on_the_v1_surface() -> None:
+    upstream = FakeUpstream(lambda request: FakeAnswer.of_json({"id": "chatcmpl-1", "choices": []}))
+    settings = settings_from_mapping(
+        {
+            "providers": {
+                "azure": {
+                    "type": "azure",
+                    "auth": "entra-id",
+                    "api_key_env": "ENTRA_TOKEN",
+                    "default_model": "gpt-4o",
+                    "base_url": "https://res.openai.azure.com/",
+                }
+            }
+        },
+        {"ENTRA_TOKEN": ENTRA_TOKEN},
+    )
+    provider = AzureOpenAIProvider(settings.providers["azure"], upstream.connect)
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    provider.relay(RelayRequest(body, False, 5, "", "chat"), Watchdog().watch())
+    provider.close()
+
+    [request] = upstream.requests
+    assert request.url == "https://res.openai.azure.com/openai/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {ENTRA_TOKEN}"
+    assert "api-key" not in request.headers
