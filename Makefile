@@ -63,3 +63,9 @@ bench: install
 bench-full: install
 	@$(BENCH_TOOLS)
 	$(PY) scripts/bench/run.py --full
+
+# make bench-grpc-streams: 2,000 streams held by one `ai-router grpc` process against a slow
+# upstream, RSS per stream, threads, refusals at and below the limit (scripts/bench/grpc_streams.py).
+.PHONY: bench-grpc-streams
+bench-grpc-streams: install
+	$(PY) scripts/bench/grpc_streams.py

@@ -35,6 +35,13 @@ MODELS = [OPENAI_MODEL, ANTHROPIC_MODEL]  # relayed to the same family, or trans
 HELLO = [{"role": "user", "content": "hello there"}]
 OPENAI_TOOL = {"type": "function", "function": {"name": "weather", "parameters": {}}}
 ANTHROPIC_TOOL = {"name": "weather", "input_schema": {"type": "object"}}
+RESPONSES_TOOL = {"type": "function", "name": "weather", "parameters": {"type": "object"}}
+# What a Responses body adds for each kind of answer: text, a function call, reasoning first.
+RESPONSES_KINDS: dict[str, dict[str, Any]] = {
+    "text": {},
+    "tool call": {"tools": [RESPONSES_TOOL]},
+    "reasoning": {"reasoning": {"effort": "low", "summary": "auto"}},
+}
 DOCUMENT_URI = "urn:ai-router:openapi"
 
 
@@ -196,6 +203,7 @@ def test_components_are_named_after_their_models(served_document: dict[str, Any]
         ("/generate", "NativeError"),
         ("/stream", "NativeError"),
         ("/v1/chat/completions", "OpenAIError"),
+        ("/v1/responses", "OpenAIError"),
         ("/v1/embeddings", "OpenAIError"),
         ("/v1/messages", "AnthropicError"),
         ("/v1/messages/count_tokens", "AnthropicError"),
@@ -219,11 +227,13 @@ def test_streams_are_documented_as_server_sent_events(served_document: dict[str,
     stream = paths["/stream"]["post"]["responses"]["200"]["content"]
     chat = paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]
     messages = paths["/v1/messages"]["post"]["responses"]["200"]["content"]
+    responses = paths["/v1/responses"]["post"]["responses"]["200"]["content"]
 
     assert list(stream) == ["text/event-stream"]
-    assert set(chat) == set(messages) == {"application/json", "text/event-stream"}
+    assert set(chat) == set(messages) == set(responses) == {"application/json", "text/event-stream"}
     assert chat["text/event-stream"]["schema"]["$ref"].endswith("/ChatCompletionStreamEvent")
     assert messages["text/event-stream"]["schema"]["$ref"].endswith("/MessageStreamEvent")
+    assert responses["text/event-stream"]["schema"]["$ref"].endswith("/ResponseStreamEvent")
 
 
 def test_the_check_catches_an_answer_the_document_does_not_allow(spec: Spec) -> None:
@@ -466,6 +476,151 @@ def test_usage_with_the_admin_key_answers_as_documented(spec: Spec, tmp_path: Pa
         response = client.get(f"/v1/usage?key={name}", headers=admin)
         assert response.status_code == 200, response.text
         spec.validate(response.json, spec.schema_of("/v1/usage", "get", "200"))
+
+
+# --- the Responses API ----------------------------------------------------------------------------
+# Relayed to an OpenAI model (the simulator's Responses wire, as OpenAI sends it), translated for
+# an Anthropic one (the router's own documents): both are what the document describes.
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("kind", list(RESPONSES_KINDS))
+def test_responses_answer_as_documented(
+    client: httpx2.Client, spec: Spec, simulator: Simulator, model: str, kind: str
+) -> None:
+    body: dict[str, Any] = {"model": model, "input": "hello there", **RESPONSES_KINDS[kind]}
+
+    response = client.post("/v1/responses", json=body)
+
+    assert response.status_code == 200, response.text
+    [answer] = spec.check(response, "/v1/responses", "post")
+    types = [item["type"] for item in answer["output"]]
+    assert types[-1] == ("function_call" if kind == "tool call" else "message")
+    assert (types[0] == "reasoning") == (kind == "reasoning")
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("kind", list(RESPONSES_KINDS))
+def test_every_responses_event_is_documented_and_named_by_its_type(
+    client: httpx2.Client, spec: Spec, simulator: Simulator, model: str, kind: str
+) -> None:
+    body: dict[str, Any] = {"model": model, "input": "hello there", "stream": True}
+    body.update(RESPONSES_KINDS[kind])
+
+    response = client.post("/v1/responses", json=body)
+
+    assert response.status_code == 200, response.text
+    events = spec.check(response, "/v1/responses", "post")
+    assert [events[0]["type"], events[-1]["type"]] == ["response.created", "response.completed"]
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    kinds = {event["type"] for event in events}
+    expected = {
+        "text": "response.output_text.delta",
+        "tool call": "response.function_call_arguments.done",
+        "reasoning": "response.reasoning_summary_part.done",
+    }
+    assert expected[kind] in kinds
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_responses_error_event_mid_stream_is_documented(
+    client: httpx2.Client, spec: Spec, simulator: Simulator, model: str
+) -> None:
+    simulator.fail_next({"reset_after_tokens": 2})
+    body = {"model": model, "input": "a b c d e", "stream": True}
+
+    response = client.post("/v1/responses", json=body)
+
+    events = spec.check(response, "/v1/responses", "post")
+    assert events[-1]["type"] == "error"
+    assert events[-1]["error"]["type"] == "server_error"
+    assert events[-2]["type"] == "response.output_text.delta"
+
+
+_CALL = {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": "[1]"}
+_CALL_OUTPUT = {"type": "function_call_output", "call_id": "call_1", "output": "18C"}
+_JSON_MODE = {"format": {"type": "json_object"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "fault", "status", "param", "code"),
+    [
+        ("{not json", None, 400, None, None),
+        ({"model": ANTHROPIC_MODEL, "input": "hi", "conversation": "c"}, None, 400, "conversation", None),
+        ({"model": ANTHROPIC_MODEL, "input": "hi", "text": _JSON_MODE}, None, 400, "text.format", None),
+        (
+            {"model": ANTHROPIC_MODEL, "input": [*HELLO, _CALL, _CALL_OUTPUT]},
+            None,
+            400,
+            "input[1].arguments",
+            None,
+        ),
+        (
+            {"model": OPENAI_MODEL, "input": "hi", "previous_response_id": "resp_nothing"},
+            None,
+            400,
+            "previous_response_id",
+            "previous_response_not_found",
+        ),
+        ({"model": "nobody/nothing", "input": "hi"}, None, 404, "model", None),
+        ({"model": OPENAI_MODEL, "input": "hi"}, {"status": 500}, 502, None, None),
+        ({"model": ANTHROPIC_MODEL, "input": "hi"}, {"status": 500}, 502, None, None),
+    ],
+)
+def test_responses_errors_are_documented(
+    client: httpx2.Client,
+    spec: Spec,
+    simulator: Simulator,
+    body: Any,
+    fault: dict[str, Any] | None,
+    status: int,
+    param: str | None,
+    code: str | None,
+) -> None:
+    if fault is not None:
+        simulator.fail_next(fault)
+
+    response = post_json(client, "/v1/responses", body)
+
+    assert response.status_code == status, response.text
+    [error] = spec.check(response, "/v1/responses", "post")
+    assert set(error["error"]) == {"message", "type", "param", "code"}
+    assert (error["error"]["param"], error["error"]["code"]) == (param, code)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "streamed"])
+def test_a_stored_response_is_retrieved_listed_and_deleted_as_documented(
+    client: httpx2.Client, spec: Spec, simulator: Simulator, model: str, stream: bool
+) -> None:
+    created = client.post("/v1/responses", json={"model": model, "input": "hi", "stream": stream})
+    assert created.status_code == 200, created.text
+    last = spec.check(created, "/v1/responses", "post")[-1]
+    answered = last["response"] if stream else last  # the whole response, or the final event's
+    response_id = answered["id"]
+    one = "/v1/responses/{response_id}"
+    items = "/v1/responses/{response_id}/input_items"
+
+    [kept] = spec.check(client.get(f"/v1/responses/{response_id}"), one, "get")
+    [listed] = spec.check(client.get(f"/v1/responses/{response_id}/input_items"), items, "get")
+    [refused] = spec.check(
+        client.get(f"/v1/responses/{response_id}/input_items", params={"order": "up"}), items, "get"
+    )
+    [deleted] = spec.check(client.delete(f"/v1/responses/{response_id}"), one, "delete")
+    gone = [
+        (client.get(f"/v1/responses/{response_id}"), one, "get"),
+        (client.delete(f"/v1/responses/{response_id}"), one, "delete"),
+        (client.get(f"/v1/responses/{response_id}/input_items"), items, "get"),
+    ]
+
+    assert kept == answered
+    assert [item["type"] for item in listed["data"]] == ["message"]
+    assert refused["error"]["param"] == "order"
+    assert deleted == {"id": response_id, "object": "response.deleted", "deleted": True}
+    for answer, path, method in gone:
+        assert answer.status_code == 404
+        [error] = spec.check(answer, path, method)
+        assert error["error"]["param"] == "response_id"
 
 
 # --- the Anthropic API ----------------------------------------------------------------------------

@@ -293,6 +293,30 @@ def test_a_data_url_must_be_base64() -> None:
     )
 
 
+@pytest.mark.parametrize("arguments", ['["Paris"]', '"Paris"', "{city: Paris}"])
+def test_a_function_calls_arguments_must_be_an_object_named_where_the_client_wrote_them(
+    arguments: str,
+) -> None:
+    call = {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": arguments}
+    answered = {"type": "function_call_output", "call_id": "call_1", "output": "18C"}
+
+    error = refusal(input=[user("weather?"), call, answered])
+    earlier = refusal([user("weather?"), call, answered], input="and?", previous_response_id="resp_1")
+
+    assert (str(error), error.param) == (
+        f"input[1].arguments must be a JSON object to be sent to provider 'anthropic'; got {arguments!r}",
+        "input[1].arguments",
+    )
+    assert earlier.param == "previous_response_id"
+    assert str(earlier).startswith("previous_response_id (item 1 of the earlier turns).arguments")
+
+
+def test_a_function_call_without_arguments_has_an_empty_object() -> None:
+    call = {"type": "function_call", "call_id": "call_1", "name": "now", "arguments": ""}
+    chat = translated(input=[user("time?"), call, {"type": "function_call_output", "call_id": "call_1", "output": "noon"}])
+    assert chat.messages[1].tool_calls == (ToolCall("call_1", "now", ""),)
+
+
 def test_a_function_call_output_needs_its_call_id() -> None:
     error = refusal(input=[{"type": "function_call_output", "output": "18C"}])
     assert (str(error), error.param) == ("input[0].call_id is required", "input[0].call_id")
@@ -381,7 +405,6 @@ def test_parallel_tool_calls_map() -> None:
     [
         (None, None),
         ({"format": {"type": "text"}}, None),
-        ({"format": {"type": "json_object"}}, OutputFormat()),
         (
             {"format": {"type": "json_schema", "name": "city", "schema": WEATHER, "strict": True}},
             OutputFormat(WEATHER, "city", True),
@@ -392,6 +415,16 @@ def test_parallel_tool_calls_map() -> None:
 )
 def test_text_format_is_the_output_format(text: Any, expected: OutputFormat | None) -> None:
     assert translated(text=text).output_format == expected
+
+
+def test_json_mode_is_refused_naming_text_format() -> None:
+    error = refusal(text={"format": {"type": "json_object"}})
+    assert error.param == "text.format"
+    assert str(error) == untranslatable(
+        "text.format",
+        "JSON mode (json_object) has no equivalent: other families' JSON outputs follow a schema, "
+        'so send {"type": "json_schema", "name": ..., "schema": ...}',
+    )
 
 
 def test_reasoning_effort_maps_and_the_summary_setting_is_let_go() -> None:

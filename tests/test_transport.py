@@ -1,20 +1,26 @@
-"""The fast path's transport (providers/transport.py): one geventhttpclient pool per upstream
-under gevent, one per thread in threads. Both shapes are driven here in-process against the
-simulator (gevent's sockets work unpatched, in each thread's own hub), and must behave the same:
+"""The fast path's transport (providers/transport.py): one geventhttpclient pool per upstream,
+of gevent's sockets under gevent, of plain blocking ones shared by every thread in threads. Both
+shapes are driven here in-process against the simulator (gevent's sockets work unpatched, in the
+test thread's own hub), and must behave the same:
 whole answers and streams as they arrive, kept-alive connections, timeouts and cut-offs that the
 router can classify, proxies from the environment."""
 
 from __future__ import annotations
 
 import gzip
+import http.server
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import orjson
 import pytest
+from gevent._hub_local import get_hub_if_exists
 from support import Simulator
 
 from ai_router.errors import RouterError, UpstreamTimeout, UpstreamUnavailable
@@ -22,15 +28,15 @@ from ai_router.providers import failures
 from ai_router.providers.transport import (
     FAILURES,
     FIRST_PARSE,
-    PerThread,
     PooledTransport,
+    ThreadedTransport,
     Timeout,
     Transport,
     UpstreamResponse,
 )
 
 Make = Callable[[str, dict[str, str]], Transport]
-TRANSPORTS: dict[str, Make] = {"pooled": PooledTransport, "per-thread": PerThread}
+TRANSPORTS: dict[str, Make] = {"pooled": PooledTransport, "threaded": ThreadedTransport}
 HEADERS = {"authorization": "Bearer sk-transport", "content-type": "application/json"}
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"one two three four"}]}'
 STREAM_BODY = BODY[:-1] + b',"stream":true}'
@@ -167,6 +173,76 @@ def test_a_refused_connection_is_unavailable(make: Make) -> None:
     assert isinstance(classified(caught.value), UpstreamUnavailable)
 
 
+class _Echo(http.server.BaseHTTPRequestHandler):
+    """Answers a POST with the client's port, as JSON, on a kept-alive connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        body = b'{"client_port":%d}' % self.client_address[1]
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tls_upstream(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server on loopback with a certificate of its own (openssl's), and that
+    certificate's file."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_https_upstream_is_reached_with_the_certificates_of_ssl_cert_file(
+    make: Make, tls_upstream: tuple[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, cert = tls_upstream
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    transport = make(f"https://localhost:{port}/v1/chat/completions", HEADERS)
+    try:
+        answers = [transport.post(BODY, {}, TIMEOUT, stream=False) for _ in range(2)]
+    finally:
+        transport.close()
+
+    assert [answer.status_code for answer in answers] == [200, 200]
+    ports = {orjson.loads(answer.content)["client_port"] for answer in answers}
+    assert len(ports) == 1  # one TLS connection, kept alive
+
+
+def test_an_https_upstream_whose_certificate_is_not_trusted_is_unavailable(
+    make: Make, tls_upstream: tuple[int, Path]
+) -> None:
+    port, _ = tls_upstream
+    transport = make(f"https://localhost:{port}/v1/chat/completions", HEADERS)
+
+    with pytest.raises(Exception) as caught:
+        transport.post(BODY, {}, TIMEOUT, stream=False)
+
+    assert isinstance(caught.value, ssl.SSLCertVerificationError)
+    assert isinstance(classified(caught.value), UpstreamUnavailable)
+
+
 def answer_once(answer: bytes) -> tuple[int, list[bytes]]:
     """A server on a free port that reads one request head and sends `answer`; the port, and
     the list the head will be in."""
@@ -300,29 +376,39 @@ def test_answers_are_asked_for_uncompressed_and_a_compressed_one_is_refused_clea
     assert "cannot read" in error.message and "'gzip'" in error.message
 
 
-def test_in_threads_each_thread_keeps_a_connection_of_its_own(simulator: Simulator) -> None:
-    transport = PerThread(f"{simulator.url}/v1/chat/completions", HEADERS)
-    start = threading.Barrier(3)
+def test_in_threads_one_pool_serves_them_all_and_no_thread_gets_a_gevent_hub(
+    simulator: Simulator,
+) -> None:
+    transport = ThreadedTransport(f"{simulator.url}/v1/chat/completions", HEADERS)
+    all_open = threading.Barrier(3)
     statuses: list[int] = []
+    hubs: list[object] = []
 
-    def calls(thread: int) -> None:
-        start.wait()
-        for call in range(3):
-            response = transport.post(BODY, {"x-request-id": f"{thread}-{call}"}, TIMEOUT, False)
-            statuses.append(response.status_code)
+    def call(name: str, together: bool) -> None:
+        response = transport.post(STREAM_BODY, {"x-request-id": name}, TIMEOUT, True)
+        if together:
+            all_open.wait(timeout=10)  # three streams open at once: three connections
+        b"".join(response.iter_bytes())
+        response.close()
+        statuses.append(response.status_code)
+        hubs.append(get_hub_if_exists())
 
-    threads = [threading.Thread(target=calls, args=(n,)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    def run(names: list[str], together: bool) -> None:
+        threads = [threading.Thread(target=call, args=(name, together)) for name in names]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    run(["first-0", "first-1", "first-2"], together=True)
+    for turn in range(3):  # then threads new each time, one after another
+        run([f"then-{turn}"], together=False)
     transport.close()
 
-    assert statuses == [200] * 9
-    ports: dict[str, set[int]] = {}
-    for request in simulator.requests():
-        thread = request["headers"]["x-request-id"].split("-")[0]
-        ports.setdefault(thread, set()).add(request["client_port"])
-    assert sorted(ports) == ["0", "1", "2"]
-    assert all(len(used) == 1 for used in ports.values()), ports
-    assert len(set.union(*ports.values())) == 3
+    assert statuses == [200] * 6
+    assert hubs == [None] * 6
+    ports = {request["headers"]["x-request-id"]: request["client_port"] for request in simulator.requests()}
+    first = {ports[f"first-{n}"] for n in range(3)}
+    assert len(first) == 3
+    # The threads that came after reused a connection the first ones left in the shared pool.
+    assert {ports[f"then-{n}"] for n in range(3)} <= first

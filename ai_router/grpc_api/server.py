@@ -5,6 +5,10 @@ Building is separate from running so tests can start a real server on a free por
 The pool has a few threads more than AIRouter calls may take (RESERVED_THREADS), so that health
 checks and reflection are answered while the router is at its limit; AIRouter calls beyond it are
 refused by the request scope, RESOURCE_EXHAUSTED and counted, never queued.
+
+A call holds a pool thread to its end, a stream included, so the pool is sized in thousands
+(`server.grpc_max_workers`). Its threads start only as calls need them, and with small stacks
+(THREAD_STACK_BYTES): what a held stream costs is then what it touches (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AIRouter"].full_name
 RESERVED_THREADS = 4  # for health checks and reflection, beyond the AIRouter calls
+# The stack of every thread `serve` starts (glibc's default is 8 MiB of address space each). The
+# deepest the request path goes, nesting up to the interpreter's recursion limit (pydantic-core
+# validating a nested value, json, repr through Python methods), needed up to 320 KiB in a bare
+# thread; twice the 256 KiB that pydantic-core overflowed at.
+THREAD_STACK_BYTES = 512 * 1024
 
 
 @dataclass
@@ -108,6 +117,8 @@ def build_server(settings: Settings, router: Router | None = None) -> GrpcServer
 
 def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
+    # Before any thread starts: the pool's, grpc's own Python threads, the metrics server's.
+    threading.stack_size(THREAD_STACK_BYTES)
     configure_tracing("grpc")
     grpc_server = build_server(settings)
     metrics_port = settings.server.grpc_metrics_port

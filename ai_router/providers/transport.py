@@ -4,9 +4,11 @@ The bytes go over geventhttpclient: a pool of gevent sockets (an idle one checke
 reused) and llhttp, a C parser, for the answers. The request head is rendered once (the SDK's
 headers never change) and sent with the body in one write; the body is read as it arrives.
 
-gevent sockets belong to the hub of the thread that made them. Under gevent (the HTTP front
-door) there is one hub, and one pool per upstream; in threads (the gRPC front door, which gevent
-does not patch) every thread has a hub of its own, and a pool of its own (PerThread).
+Under gevent (the HTTP front door) the pool's sockets are gevent's, in the process's one hub. In
+threads (the gRPC front door, which gevent does not patch) they are plain blocking sockets in one
+pool that every thread shares (ThreadedTransport): a gevent socket there would give each thread a
+hub of its own (a libev loop, two descriptors, a resolver thread), about 60-90 KiB per thread that
+holds a stream, and a pool of idle connections per thread.
 
 Proxies come from the environment (HTTPS_PROXY, NO_PROXY, ...) and certificates from
 SSL_CERT_FILE or certifi, as the SDKs' httpx2 did. Nothing is retried here (the router retries,
@@ -16,8 +18,10 @@ in policy/retry.py). Measurements behind these choices: docs/PERFORMANCE.md.
 from __future__ import annotations
 
 import os
+import queue
 import select
 import socket
+import ssl
 import sys
 import threading
 import urllib.request
@@ -105,39 +109,12 @@ def transport_for(url: str, headers: Mapping[str, str]) -> Transport:
     """The transport to `url` sending `headers` on every call, for this process."""
     if _gevent_patched():
         return PooledTransport(url, headers)
-    return PerThread(url, headers)
+    return ThreadedTransport(url, headers)
 
 
 def _gevent_patched() -> bool:
     monkey = sys.modules.get("gevent.monkey")
     return monkey is not None and bool(monkey.is_module_patched("socket"))
-
-
-class PerThread:
-    """A PooledTransport per thread. A thread makes one call at a time, so each keeps about one
-    connection per upstream alive."""
-
-    def __init__(self, url: str, headers: Mapping[str, str]) -> None:
-        self._url = url
-        self._headers = headers
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._transports: list[PooledTransport] = []
-
-    def post(
-        self, body: bytes, headers: Mapping[str, str], timeout: Timeout, stream: bool
-    ) -> UpstreamResponse:
-        transport: PooledTransport | None = getattr(self._local, "transport", None)
-        if transport is None:
-            transport = self._local.transport = PooledTransport(self._url, self._headers)
-            with self._lock:
-                self._transports.append(transport)
-        return transport.post(body, headers, timeout, stream)
-
-    def close(self) -> None:
-        with self._lock:
-            for transport in self._transports:
-                transport.close()
 
 
 # poll(2) itself, even in a process whose select module gevent has patched.
@@ -173,11 +150,51 @@ class _TLSPool(_LivenessByPoll, SSLConnectionPool):
     pass
 
 
+_blocking_socket: Any = get_original("socket", "socket")
+_blocking_getaddrinfo: Any = get_original("socket", "getaddrinfo")
+
+
+class _ThreadedPool(_LivenessByPoll, ConnectionPool):
+    """geventhttpclient's pool, made for threads: thread-safe (the standard library's semaphore
+    and queue for gevent's), with plain blocking sockets, names resolved in the calling thread,
+    and TLS by the standard library's ssl. The connect timeout is the calling thread's own, set
+    before each get_socket (calls on several threads may have different ones)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._calls = threading.local()
+        super().__init__(*args, **kwargs)
+        self._semaphore = threading.BoundedSemaphore(self.size)
+        self._socket_queue: queue.LifoQueue[Any] = queue.LifoQueue(self.size)
+
+    @property
+    def connection_timeout(self) -> float:
+        seconds: float = getattr(self._calls, "connect", self.DEFAULT_CONNECTION_TIMEOUT)
+        return seconds
+
+    @connection_timeout.setter
+    def connection_timeout(self, seconds: float) -> None:
+        self._calls.connect = seconds
+
+    def _resolve(self) -> Any:
+        family = socket.AF_INET if self.disable_ipv6 else 0
+        host, port = self._connection_host, self._connection_port
+        return _blocking_getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.SOL_TCP)
+
+    def _create_tcp_socket(self, family: int, socktype: int, protocol: int) -> Any:
+        return _blocking_socket(family, socktype, protocol)
+
+
+class _ThreadedTLSPool(_ThreadedPool, SSLConnectionPool):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, ssl_context_factory=ssl.create_default_context, **kwargs)
+
+
 class PooledTransport:
     """A connection pool for one upstream URL (through the environment's proxy, if it names
-    one), and the head every request to it starts with. Its sockets belong to the gevent hub
-    of the thread that made them: under gevent, one per process; in threads, one per thread
-    (PerThread)."""
+    one), and the head every request to it starts with; under gevent, its sockets are gevent's,
+    in the process's one hub."""
+
+    _pools: tuple[type[ConnectionPool], type[SSLConnectionPool]] = (_Pool, _TLSPool)
 
     def __init__(self, url: str, headers: Mapping[str, str]) -> None:
         parts = urlsplit(url)
@@ -208,14 +225,15 @@ class PooledTransport:
                 # credentials; an HTTPS upstream is reached through a CONNECT tunnel instead.
                 target = url
                 head_headers.update(_proxy_authorization(proxy))
+        plain_pool, tls_pool = self._pools
         self._pool: ConnectionPool
         if tls:
-            self._pool = _TLSPool(
+            self._pool = tls_pool(
                 connect_host, connect_port, host, port, ssl_options={"ca_certs": _ca_certs()},
                 **options,
             )  # fmt: skip
         else:
-            self._pool = _Pool(connect_host, connect_port, host, port, **options)
+            self._pool = plain_pool(connect_host, connect_port, host, port, **options)
         self._head = f"POST {target} HTTP/1.1\r\n" + "".join(
             f"{name}: {value}\r\n" for name, value in head_headers.items()
         )
@@ -225,10 +243,8 @@ class PooledTransport:
     ) -> UpstreamResponse:
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         head = f"{self._head}{extra}Content-Length: {len(body)}\r\n\r\n"
-        sock = None
         try:
-            with gevent.Timeout(timeout.connect, False):  # False: on time-out, leave the block
-                sock = self._pool.get_socket()
+            sock = self._connection(timeout.connect)
         except RuntimeError as exc:  # how geventhttpclient's pool says it, see UnreachableUpstream
             raise UnreachableUpstream(str(exc)) from exc
         if sock is None:
@@ -245,9 +261,29 @@ class PooledTransport:
             response.read_whole()  # the connection goes back to the pool at once
         return response
 
+    def _connection(self, connect_timeout: float) -> Any:
+        """A pooled connection, or a new one; None if that took longer than `connect_timeout`."""
+        with gevent.Timeout(connect_timeout, False):  # False: on time-out, leave the block
+            return self._pool.get_socket()
+        return None
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.close()
+
+
+class ThreadedTransport(PooledTransport):
+    """For threads: one pool of plain blocking sockets shared by every thread of the process, so
+    a thread holds nothing of the transport's between calls and the idle connections kept are
+    at most as many as the calls there were at once, whatever the number of threads. A blocked
+    read is cut off from another thread by `shut_down`, as under gevent."""
+
+    _pools = (_ThreadedPool, _ThreadedTLSPool)
+
+    def _connection(self, connect_timeout: float) -> Any:
+        # A connect (and TLS handshake) that takes too long raises TimeoutError (socket.timeout).
+        self._pool.connection_timeout = connect_timeout
+        return self._pool.get_socket()
 
 
 class UnreachableUpstream(ConnectionError):

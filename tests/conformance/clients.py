@@ -130,7 +130,7 @@ class HttpClient(Client):
         return type(error).__name__, status
 
 
-class OpenAIClient(HttpClient):
+class OpenAIChatClient(HttpClient):
     name = "openai-chat"
     family = "openai"
     sdk_module: ClassVar[ModuleType] = openai
@@ -389,4 +389,4 @@ class GrpcClient(Client):
 
 
 # The matrix's rows, in order.
-CLIENT_TYPES: tuple[type[Client], ...] = (OpenAIClient, OpenAIResponsesClient, AnthropicClient, GrpcClient)
+CLIENT_TYPES: tuple[type[Client], ...] = (OpenAIChatClient, OpenAIResponsesClient, AnthropicClient, GrpcClient)

@@ -21,9 +21,8 @@ import jsonschema
 import pytest
 from support import START_TIMEOUT, Simulator
 
-from .clients import AnthropicClient, Client, GrpcClient, HttpClient, OpenAIClient, OpenAIResponsesClient
+from .clients import AnthropicClient, Client, GrpcClient, HttpClient, OpenAIChatClient, OpenAIResponsesClient
 from .conversation import ROUTER_DEFAULT_MAX_TOKENS, UPSTREAMS, Answer, Conversation, Upstream
-from .formats import FORMATS
 from .matrix import CELLS, INEXPRESSIBLE, Cell
 from .scenarios import TOKEN, Expect
 
@@ -38,7 +37,7 @@ CALL_IDS = {"openai": r"call_sim_\d+", "anthropic": r"toolu_sim_\d+"}
 def clients(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Client]]:
     """Each client family's adapter, built on first use, against the session's servers."""
     makers: dict[str, Callable[[], Client]] = {
-        OpenAIClient.name: lambda: OpenAIClient(ready_router(request)),
+        OpenAIChatClient.name: lambda: OpenAIChatClient(ready_router(request)),
         OpenAIResponsesClient.name: lambda: OpenAIResponsesClient(ready_router(request)),
         AnthropicClient.name: lambda: AnthropicClient(ready_router(request)),
         GrpcClient.name: lambda: GrpcClient(request.getfixturevalue("grpc_channel")),

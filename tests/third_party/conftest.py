@@ -49,5 +49,9 @@ def upstream_bodies(simulator: Simulator, path: str) -> list[dict[str, Any]]:
     return [entry["body"] for entry in simulator.requests() if entry["path"] == path]
 
 
-def upstream_path(model: Model) -> str:
-    return "/v1/chat/completions" if model.family == "openai" else "/v1/messages"
+def upstream_path(model: Model, responses: bool = False) -> str:
+    """Where the upstream of `model` is reached: an OpenAI model on the endpoint the client used
+    (relayed), an Anthropic model on its Messages API (translated)."""
+    if model.family == "anthropic":
+        return "/v1/messages"
+    return "/v1/responses" if responses else "/v1/chat/completions"

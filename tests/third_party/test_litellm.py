@@ -5,7 +5,8 @@ which litellm names the tool beside its call id, against a model of each family.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 from support import Simulator
@@ -13,7 +14,10 @@ from support import Simulator
 # litellm fetches its model price map from the internet on import unless told not to.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm  # noqa: E402
+from openai.types.responses import ResponseOutputMessage, ResponseOutputText  # noqa: E402
 from litellm import ChatCompletionMessageToolCall, Choices, Message, ModelResponse, Usage  # noqa: E402
+from litellm.responses.streaming_iterator import BaseResponsesAPIStreamingIterator  # noqa: E402
+from litellm.types.llms.openai import ResponseCompletedEvent, ResponsesAPIResponse  # noqa: E402
 
 from .conftest import ROUTER_KEY, Model, upstream_bodies, upstream_path  # noqa: E402
 
@@ -90,3 +94,31 @@ def test_a_tool_round_trip(call: dict[str, Any], model: Model, simulator: Simula
         assert (result["type"], result["tool_use_id"]) == ("tool_result", tool_call.id)
     else:
         assert last["messages"][-1]["tool_call_id"] == tool_call.id
+
+
+# --- litellm.responses: the Responses API, through its openai/ prefix ----------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_responses(http_url: str, model: Model, simulator: Simulator, stream: bool) -> None:
+    call: dict[str, Any] = {"model": f"openai/{model.name}", "api_base": f"{http_url}/v1", "api_key": ROUTER_KEY}
+
+    answer = litellm.responses(input="Oslo", stream=stream, **call)
+    if isinstance(answer, BaseResponsesAPIStreamingIterator):
+        *_, completed = list(cast(Iterator[object], answer))  # its subclasses iterate, untyped
+        assert isinstance(completed, ResponseCompletedEvent)
+        answer = completed.response
+    assert isinstance(answer, ResponsesAPIResponse)
+    response = answer
+
+    [message] = response.output
+    assert isinstance(message, ResponseOutputMessage)
+    [part] = message.content
+    assert isinstance(part, ResponseOutputText) and part.text == model.reply("Oslo")
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (1, 5)
+    [body] = upstream_bodies(simulator, upstream_path(model, responses=True))
+    assert body["model"] == model.upstream
+    # litellm fakes a stream (one unary request, its answer replayed as events) for a model its
+    # price map says does not stream natively, as it says of "anthropic/claude-3-5-haiku-...".
+    assert body.get("stream", False) is (stream and model.family == "openai")

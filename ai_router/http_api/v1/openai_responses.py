@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
 from ai_router.errors import InvalidRequest, RouterError
@@ -423,7 +424,7 @@ def to_chat_request(
         tool_choice=choice,
         parallel_tool_calls=body.parallel_tool_calls,
         user=body.safety_identifier or body.user or "",
-        output_format=_output_format(body.text),
+        output_format=_output_format(body.text, provider),
         reasoning_effort=body.reasoning.effort if body.reasoning else None,
         request_id=request_id,
     )
@@ -460,6 +461,7 @@ class _Turns:
         if isinstance(item, MessageItem):
             self._message(item, at)
         elif isinstance(item, FunctionCallItem):
+            _arguments_object(item.arguments, at.field("arguments"))
             self._assistant("", (ToolCall(item.call_id, item.name, item.arguments),), calls=True)
         elif isinstance(item, FunctionCallOutputItem):
             if not item.call_id:
@@ -571,6 +573,22 @@ def _image(part: InputImage, at: _Place) -> ImagePart:
     return ImagePart(media_type=media_type, data=data, detail=part.detail)
 
 
+def _arguments_object(arguments: str, at: _Place) -> None:
+    """Other families take a call's arguments as an object (Anthropic's tool_use `input`): any
+    other JSON is refused here, named as the client wrote it, rather than by the provider,
+    whose check names the Chat Completions field. Empty arguments are an empty object."""
+    try:
+        value = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest(
+            f"{at.where} must be a JSON object to be sent to provider {at.provider!r}; got "
+            f"{arguments!r}",
+            param=at.param,
+        )
+
+
 def _text_only(content: str | list[Any], at: _Place) -> str:
     if isinstance(content, str):
         return content
@@ -649,12 +667,19 @@ def _tool(tool: Any, where: str, provider: str) -> Tool:
     )
 
 
-def _output_format(text: TextConfig | None) -> OutputFormat | None:
+def _output_format(text: TextConfig | None, provider: str) -> OutputFormat | None:
     spec = text.format if text else None
     if spec is None or spec.type == "text":
         return None
     if spec.type == "json_object":
-        return OutputFormat()
+        # Refused here, by its own name, rather than by the provider's check, which names
+        # Chat Completions' response_format.
+        raise _untranslatable(
+            "text.format",
+            provider,
+            "JSON mode (json_object) has no equivalent: other families' JSON outputs follow a "
+            'schema, so send {"type": "json_schema", "name": ..., "schema": ...}',
+        )
     return OutputFormat(spec.schema_, spec.name or "output", bool(spec.strict))
 
 

@@ -49,12 +49,15 @@ class SummaryPart(ResponseModel):
 
 
 class ReasoningOutput(ResponseModel):
-    """The model's visible reasoning (Anthropic's thinking), as a reasoning summary."""
+    """The model's visible reasoning (Anthropic's thinking), as a reasoning summary. The router
+    always gives its status; OpenAI may leave it out, and adds the encrypted reasoning when the
+    request's `include` asks for it (a relayed answer carries both as they came)."""
 
     id: str
     type: Literal["reasoning"] = "reasoning"
     summary: list[SummaryPart]
-    status: str
+    status: str | None = omitted()
+    encrypted_content: str | None = omitted()
 
 
 OutputItem = OutputMessage | FunctionCallOutput | ReasoningOutput
