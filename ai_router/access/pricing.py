@@ -44,6 +44,13 @@ DEFAULT_PRICES: dict[str, Price] = {
     "gemini/gemini-2.5-flash-lite": Price(input=0.1, output=0.4, cached_input=0.01),
     "gemini/gemini-2.0-flash": Price(input=0.1, output=0.4, cached_input=0.025),
 }
+# Azure OpenAI's Global Standard deployments are billed at OpenAI's list prices, model for model
+# (Azure's pricing page, as cost guides of 2026 report it); Data Zone, Regional and provisioned
+# deployments are not: set theirs in `prices:` as `<provider>/<model>`.
+DEFAULT_PRICES.update(
+    {f"azure/{name.removeprefix('openai/')}": price for name, price in DEFAULT_PRICES.items()
+     if name.startswith("openai/")}
+)
 PER_TOKEN = 1e-6
 MAX_UNPRICED_WARNINGS = 1000
 

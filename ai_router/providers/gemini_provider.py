@@ -63,7 +63,7 @@ class GeminiProvider(HTTPProvider):
         self._by_model: dict[tuple[str, bool], UpstreamHTTP] = {}
         self._lock = threading.Lock()
 
-    def _sdk_heads(self, api_key: str) -> dict[Endpoint, tuple[str, dict[str, str]]]:
+    def _sdk_heads(self) -> dict[Endpoint, tuple[str, dict[str, str]]]:
         return {}  # no fixed endpoint: each model has its URL (`_upstream`)
 
     # ---- the contract -----------------------------------------------------------------------

@@ -74,9 +74,13 @@ class UpstreamHTTP:
         self._transport.close()
 
 
-def sdk_request_head(client: Any, path: str) -> tuple[str, dict[str, str]]:
+def sdk_request_head(
+    client: Any, path: str, body: Mapping[str, Any] | None = None, headers: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, str]]:
     """The URL and headers `client` (an openai or anthropic SDK client) sends a POST to `path`
-    with, captured by a transport that answers without sending anything."""
+    with, captured by a transport that answers without sending anything. `body` is what the SDK
+    reads its URL from, if it does (Azure's deployment is the body's `model`); `headers` are the
+    request's own, as the SDK's per-request `extra_headers` (an `Omit` removes one)."""
     captured: list[httpx2.Request] = []
 
     def capture(request: httpx2.Request) -> httpx2.Response:
@@ -85,7 +89,8 @@ def sdk_request_head(client: Any, path: str) -> tuple[str, dict[str, str]]:
 
     with httpx2.Client(transport=httpx2.MockTransport(capture)) as http:
         probe = client.copy(http_client=http, max_retries=0)
-        probe.post(path, body={}, cast_to=httpx2.Response)
+        options = {"headers": dict(headers)} if headers else {}
+        probe.post(path, body=dict(body or {}), cast_to=httpx2.Response, options=options)
     request = captured[0]
     headers = {
         name: value
