@@ -258,7 +258,7 @@ def test_a_broken_config_lists_every_problem_with_its_key_path(tmp_path: Path) -
         f"{path}: server.colour: Extra inputs are not permitted",
         f"{path}: providers.openai.timeout: Input should be greater than 0",
         f"{path}: providers.local.type: 'local' is not a provider type; "
-        "set `type:` to one of anthropic, gemini, openai",
+        "set `type:` to one of anthropic, azure, gemini, openai",
         f"{path}: models.fast.targets[0]: provider 'mystery' is not configured; "
         "providers: openai, local, anthropic",
         f"{path}: models.fast.targets[1]: provider 'anthropic' does not offer model "
