@@ -86,6 +86,12 @@ def test_openai_json_mode_is_a_json_object(sim_oai: openai.OpenAI) -> None:
         ({"response_format": {"type": "json_schema", "json_schema": {"schema": {}}}}, "response_format.json_schema.name"),
         ({"response_format": {"type": "yaml"}}, "response_format.type"),
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+        # Strict mode: every object closed, every property required.
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "o", "strict": True, "schema": {
+            "type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}}}},
+         "response_format"),
+        ({"tools": [{"type": "function", "function": {"name": "w", "strict": True, "parameters": {
+            "type": "object", "properties": {}}}}]}, "tools[0].function.parameters"),
     ],
 )
 def test_openai_bad_formats_and_efforts_are_refused(sim_oai: openai.OpenAI, changes: dict[str, Any], param: str) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from ai_router.config import ProviderSettings
 from ai_router.errors import InvalidRequest
 from ai_router.http_api.v1.anthropic_messages import (
     EventEncoder,
@@ -16,6 +18,8 @@ from ai_router.http_api.v1.anthropic_messages import (
     message,
     to_chat_request,
 )
+from ai_router.providers.fake_transport import FakeAnswer, FakeUpstream
+from ai_router.providers.openai_provider import OpenAIProvider
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -142,6 +146,35 @@ def test_json_outputs_are_a_strict_schema_and_effort_is_reasoning_effort() -> No
 
     assert request.output_format == OutputFormat(schema, strict=True)
     assert request.reasoning_effort == "medium"
+
+
+def test_a_schema_with_optional_properties_reaches_openai_without_strict() -> None:
+    """Anthropic's strict mode takes optional properties; OpenAI's answers them with a 400
+    ("'required' is required to be supplied and to be an array including every key in
+    properties"), so such a schema goes without `strict`, and a complete one keeps it."""
+    optional = {"type": "object", "properties": {"city": {"type": "string"}, "note": {"type": "string"}},
+                "required": ["city"], "additionalProperties": False}
+    complete = {**optional, "required": ["city", "note"]}
+    settings = ProviderSettings(name=TARGET, type=TARGET, default_model="m", api_key=SecretStr("sk-fake"),
+                                base_url="https://upstream.test/v1", timeout=30)
+    answer = {"id": "c1", "object": "chat.completion", "model": "m", "created": 1, "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "{}"}, "finish_reason": "stop"}
+    ], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    upstream = FakeUpstream(lambda request: FakeAnswer.of_json(answer))
+    openai = OpenAIProvider(settings, upstream.connect)
+
+    for schema in (optional, complete):
+        openai.complete(translated(
+            output_config={"format": {"type": "json_schema", "schema": schema}},
+            tools=[{"name": "w", "input_schema": schema, "strict": True}],
+        ))
+
+    loose, strict = (request.json() for request in upstream.requests)
+    assert "strict" not in loose["response_format"]["json_schema"]
+    assert "strict" not in loose["tools"][0]["function"]
+    assert loose["response_format"]["json_schema"]["schema"] == optional
+    assert strict["response_format"]["json_schema"]["strict"] is True
+    assert strict["tools"][0]["function"]["strict"] is True
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,7 @@ def _tool(tool: Tool) -> dict[str, Any]:
         "description": tool.description,
         "parameters": dict(tool.parameters),
     }
-    if tool.strict:
+    if tool.strict and _strict_takes(tool.parameters):
         function["strict"] = True
     return {"type": "function", "function": function}
 
@@ -205,9 +205,33 @@ def _response_format(output: OutputFormat) -> dict[str, Any]:
     if output.schema is None:
         return {"type": "json_object"}
     spec: dict[str, Any] = {"name": output.name, "schema": dict(output.schema)}
-    if output.strict:
+    if output.strict and _strict_takes(output.schema):
         spec["strict"] = True
     return {"type": "json_schema", "json_schema": spec}
+
+
+def _strict_takes(schema: Any) -> bool:
+    """Whether OpenAI's strict mode takes `schema`: every object closed and every one of its
+    properties required. An Anthropic client's schema may have optional properties, which
+    Anthropic's strict mode allows and OpenAI's answers with a 400; such a schema is sent
+    without `strict`, for the model to follow as it can (docs/TRANSLATION.md)."""
+    if isinstance(schema, list):
+        return all(_strict_takes(item) for item in schema)
+    if not isinstance(schema, dict):
+        return True
+    kinds = schema.get("type")
+    if kinds == "object" or (isinstance(kinds, list) and "object" in kinds):
+        listed = schema.get("required")
+        required: list[Any] = listed if isinstance(listed, list) else []
+        if schema.get("additionalProperties") is not False:
+            return False
+        if any(name not in required for name in schema.get("properties") or {}):
+            return False
+    nested = [schema[key] for key in ("items", "anyOf", "oneOf", "allOf", "not") if key in schema]
+    for key in ("properties", "$defs", "definitions"):
+        if isinstance(schema.get(key), dict):
+            nested.extend(schema[key].values())
+    return all(_strict_takes(sub) for sub in nested)
 
 
 def _message(message: Message) -> dict[str, Any]:

@@ -142,7 +142,40 @@ def _response_format(value: object) -> dict[str, Any] | None:
     optional_bool(schema.get("strict"), "response_format.json_schema.strict")
     if schema.get("schema") is None:
         return JSON_MODE_SCHEMA  # no schema: any JSON object
-    return require_dict(schema["schema"], "response_format.json_schema.schema")
+    format_schema = require_dict(schema["schema"], "response_format.json_schema.schema")
+    if schema.get("strict"):
+        check_strict(format_schema, f"response_format '{schema['name']}'", "response_format")
+    return format_schema
+
+
+def check_strict(schema: dict[str, Any], what: str, param: str) -> None:
+    """Refuse a strict schema as OpenAI does when one of its objects is open or leaves a property
+    out of `required` (strict mode has no optional properties: they are nullable instead)."""
+    pending: list[tuple[tuple[str, ...], Any]] = [((), schema)]
+    while pending:
+        context, node = pending.pop()
+        if isinstance(node, list):
+            pending.extend((context, item) for item in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        kinds = node.get("type")
+        if kinds == "object" or isinstance(kinds, list) and "object" in kinds:
+            where = f"Invalid schema for {what}: In context={context!r}, "
+            if node.get("additionalProperties") is not False:
+                fail(where + "'additionalProperties' is required to be supplied and to be false.", param)
+            listed = node.get("required")
+            required: list[Any] = listed if isinstance(listed, list) else []
+            missing = [name for name in node.get("properties") or {} if name not in required]
+            if missing:
+                fail(where + "'required' is required to be supplied and to be an array including every "
+                     f"key in properties. Missing '{missing[0]}'.", param)
+        for key in ("items", "anyOf", "oneOf", "allOf", "not"):
+            if key in node:
+                pending.append(((*context, key), node[key]))
+        for key in ("properties", "$defs", "definitions"):
+            if isinstance(node.get(key), dict):
+                pending.extend(((*context, key, name), sub) for name, sub in node[key].items())
 
 
 def _tools(value: object) -> list[str] | None:
@@ -161,6 +194,10 @@ def _tools(value: object) -> list[str] | None:
         if function.get("parameters") is not None:
             require_dict(function["parameters"], f"{param}.function.parameters")
         optional_bool(function.get("strict"), f"{param}.function.strict")
+        if function.get("strict"):
+            check_strict(function.get("parameters") or {"type": "object", "properties": {},
+                                                         "additionalProperties": False},
+                         f"function '{function['name']}'", f"{param}.function.parameters")
     return names
 
 
