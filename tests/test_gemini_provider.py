@@ -392,6 +392,38 @@ def test_googles_client_calls_a_function_and_sends_back_its_signature(google: ge
     assert contents[2]["parts"][0]["functionResponse"] == {"name": "lookup", "response": {"result": "sunny"}}
 
 
+def test_the_simulators_function_call_is_an_instance_of_its_declared_schema(google: genai.Client) -> None:
+    # Gemini has no strict flag: a call follows its declaration, OpenAPI-typed or JSON Schema.
+    openapi = genai_types.FunctionDeclaration(
+        name="forecast", description="A forecast.",
+        parameters=genai_types.Schema(type=genai_types.Type.OBJECT, required=["city", "days", "units"], properties={
+            "city": genai_types.Schema(type=genai_types.Type.STRING),
+            "days": genai_types.Schema(type=genai_types.Type.INTEGER),
+            "units": genai_types.Schema(type=genai_types.Type.STRING, enum=["metric", "imperial"]),
+        }),
+    )
+    json_schema = genai_types.FunctionDeclaration(
+        name="lookup", description="Look it up.",
+        parameters_json_schema={"type": "object", "properties": {"query": {"type": "string"}, "strict": {
+            "type": "boolean"}}, "required": ["query", "strict"], "additionalProperties": False},
+    )
+    calls = []
+    for name in ("forecast", "lookup"):
+        got = google.models.generate_content(
+            model="gemini-2.5-flash", contents="rain in Oslo",
+            config=genai_types.GenerateContentConfig(
+                tools=[genai_types.Tool(function_declarations=[openapi, json_schema])],
+                tool_config=genai_types.ToolConfig(function_calling_config=genai_types.FunctionCallingConfig(
+                    mode=genai_types.FunctionCallingConfigMode.ANY, allowed_function_names=[name]))),
+        )
+        calls += [(call.name, call.args) for call in got.function_calls or ()]
+
+    assert calls == [
+        ("forecast", {"city": "rain in Oslo", "days": 1, "units": "metric"}),
+        ("lookup", {"query": "rain in Oslo", "strict": True}),
+    ]
+
+
 def test_googles_client_gets_json_of_its_schema(google: genai.Client) -> None:
     got = google.models.generate_content(
         model="gemini-2.5-flash", contents="json",

@@ -81,7 +81,8 @@ def parse_gemini(call: GeminiCall) -> Conversation:
     if body.get("systemInstruction") is not None:
         system = require_dict(body["systemInstruction"], "systemInstruction")
         texts += _texts(_parts(system.get("parts"), "systemInstruction.parts", "user"))
-    tools = _tools(body.get("tools"))
+    schemas = _tools(body.get("tools"))
+    tools = list(schemas) or None
     tool = _tool(body.get("toolConfig"), tools)
 
     images = 0
@@ -116,7 +117,7 @@ def parse_gemini(call: GeminiCall) -> Conversation:
     return Conversation(model=call.model, limit=limit, stops=stops, stream=call.stream, include_usage=False,
                         input_tokens=input_token_count(texts, images), user_text=user_text, images=last_images,
                         tool_results=tuple(results) if results else None, tool=tool, json_schema=json_schema,
-                        thinking=thinking)
+                        thinking=thinking, tool_schema=schemas.get(tool or "") or None)
 
 
 def _generation_config(
@@ -227,26 +228,32 @@ def _response_text(response: dict[str, Any]) -> str:
     return json.dumps(body)
 
 
-def _tools(value: object) -> list[str] | None:
+def _tools(value: object) -> dict[str, dict[str, Any]]:
+    """The declared functions' parameter schemas (JSON Schema), by name. Gemini has no strict
+    flag: it decodes a call against its declaration (by constrained decoding in the ANY and
+    VALIDATED modes), so the simulator's call to any function is an instance of its schema."""
     if value is None:
-        return None
-    names: list[str] = []
+        return {}
+    schemas: dict[str, dict[str, Any]] = {}
     for i, raw in enumerate(require_list(value, "tools")):
         tool = require_dict(raw, f"tools[{i}]")
         for j, declared in enumerate(tool.get("functionDeclarations") or []):
             param = f"tools[{i}].functionDeclarations[{j}]"
             declaration = require_dict(declared, param)
             name = require_tool_name(declaration.get("name"), f"{param}.name")
-            if name in names:
+            if name in schemas:
                 fail(f"Duplicate function declaration found: {name}", f"{param}.name")
-            names.append(name)
+            schemas[name] = {}
             optional_str(declaration.get("description"), f"{param}.description")
-            if "parameters" in declaration and "parametersJsonSchema" in declaration:
+            # Google's JSON parser takes a field's proto name too (google-genai sends this one so).
+            json_schema = declaration.get("parametersJsonSchema", declaration.get("parameters_json_schema"))
+            if "parameters" in declaration and json_schema is not None:
                 fail("parameters and parametersJsonSchema cannot both be set", f"{param}.parametersJsonSchema")
-            for key in ("parameters", "parametersJsonSchema"):
-                if declaration.get(key) is not None:
-                    require_dict(declaration[key], f"{param}.{key}")
-    return names or None
+            if json_schema is not None:
+                schemas[name] = require_dict(json_schema, f"{param}.parametersJsonSchema")
+            elif declaration.get("parameters") is not None:
+                schemas[name] = _lowercase_types(require_dict(declaration["parameters"], f"{param}.parameters"))
+    return schemas
 
 
 def _tool(value: object, tools: list[str] | None) -> str | None:
