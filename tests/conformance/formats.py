@@ -250,6 +250,7 @@ class GeminiFormat:
         if conversation.system:
             body["systemInstruction"] = {"parts": [{"text": conversation.system}]}
         if conversation.tools:
+            # Gemini has no strict flag: a strict tool is declared as any other (docs/TRANSLATION.md).
             body["tools"] = [{"functionDeclarations": [
                 {"name": t.name, "description": t.description, "parametersJsonSchema": t.parameters}
                 for t in conversation.tools
@@ -260,8 +261,23 @@ class GeminiFormat:
         config: Body = {"maxOutputTokens": limit}
         if conversation.stop:
             config["stopSequences"] = list(conversation.stop)
+        if conversation.output:
+            # JSON Schema as written; the format's name and strictness have no Gemini field.
+            config["responseMimeType"] = "application/json"
+            config["responseJsonSchema"] = conversation.output.schema
+        if conversation.reasoning:
+            config["thinkingConfig"] = self._thinking(model, conversation.reasoning.effort)
         body["generationConfig"] = config
         return body
+
+    @staticmethod
+    def _thinking(model: str, effort: str) -> Body:
+        """Gemini 2.x thinks within a budget in tokens, later models at a level, both read off the
+        effort; thoughts are asked for, to come back as the answer's reasoning."""
+        if model.startswith("gemini-2."):
+            budget = gemini_generate.THINKING_BUDGETS[effort]
+            return {"thinkingBudget": budget, "includeThoughts": budget != 0}
+        return {"thinkingLevel": gemini_generate.THINKING_LEVELS[effort], "includeThoughts": True}
 
     @staticmethod
     def _parts(turn: Turn, names: dict[str, str]) -> list[Body]:
