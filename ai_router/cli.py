@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
     simulate.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
     simulate.add_argument("--token-rate", type=float, default=0.0, help="tokens/s; 0: at once")
+    simulate.add_argument(
+        "--no-key", action="store_true", help="answer without a key, as a local Ollama or vLLM does"
+    )
     _add_chat(commands)
     check = commands.add_parser(
         "check-config", help="validate a config file and list every problem in it"
@@ -138,7 +141,12 @@ def _simulate(args: argparse.Namespace) -> int:
     serve(
         args.host,
         args.port,
-        SimulatorSettings(latency=args.latency, ttft=args.ttft, token_rate=args.token_rate),
+        SimulatorSettings(
+            latency=args.latency,
+            ttft=args.ttft,
+            token_rate=args.token_rate,
+            require_key=not args.no_key,
+        ),
     )
     return 0
 
@@ -167,9 +175,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     env = dict(os.environ)
     simulator: list[subprocess.Popen[bytes]] = []
     servers: list[subprocess.Popen[bytes]] = []
-    unkeyed = [p for p in settings.providers.values() if p.api_key is None]
+    # A server that takes no key (a local Ollama) neither calls for the simulator nor goes to it.
+    keyed = [p for p in settings.providers.values() if p.key_required]
+    unkeyed = [p for p in keyed if p.api_key is None]
     use_simulator = args.simulator == "always" or (
-        args.simulator == "auto" and len(unkeyed) == len(settings.providers)
+        args.simulator == "auto" and len(unkeyed) == len(keyed) > 0
     )
     stop = _Signals()
     # What the servers write for each other lives here, and goes when serve does.
@@ -183,7 +193,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             env.update(_simulator_environment(settings, f"http://{SIMULATOR_HOST}:{port}"))
             print(
                 "No provider API key is set "
-                f"({', '.join(p.api_key_env for p in settings.providers.values())}): "
+                f"({', '.join(p.api_key_env for p in keyed)}): "
                 f"serving against the built-in provider simulator at "
                 f"http://{SIMULATOR_HOST}:{port}. Answers are simulated, not from a real model. "
                 "Set a key and restart to reach the real provider.",
@@ -227,6 +237,8 @@ def _shared_files(run: Path, env: Mapping[str, str]) -> dict[str, str]:
 def _simulator_environment(settings: Settings, base_url: str) -> Mapping[str, str]:
     env = {}
     for provider in settings.providers.values():
+        if not provider.key_required:
+            continue
         prefix = provider.name.upper().replace("-", "_")
         env[provider.api_key_env] = SIMULATOR_API_KEY
         env[f"{prefix}_BASE_URL"] = f"{base_url}/v1" if provider.type == "openai" else base_url

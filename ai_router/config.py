@@ -70,6 +70,35 @@ class ProviderSettings(_Strict):
     # The router's own retries (the SDKs' are off): on 408, 409, 429, 5xx, 529, connection errors.
     max_retries: int = Field(default=2, ge=0, le=10)
     models: tuple[str, ...] | None = None
+    # What an OpenAI-compatible server does differently (docs/PROVIDERS.md): the request fields
+    # it does not take, each refused (a 400 naming it, before any attempt) or dropped; fields it
+    # names otherwise (`max_completion_tokens: max_tokens`); headers it asks for; and whether it
+    # needs a key at all (a local Ollama or vLLM does not).
+    unsupported: dict[str, Literal["refuse", "drop"]] = Field(default_factory=dict)
+    renamed: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    key_required: bool = True
+    # Azure OpenAI (type: azure): a dated api-version for the deployment URLs (None: the v1
+    # surface, /openai/v1/), the deployment serving each model name (default: the model's own
+    # name), and what the key variable holds: an API key, or a Microsoft Entra ID token.
+    api_version: str | None = None
+    deployments: dict[str, str] = Field(default_factory=dict)
+    auth: Literal["api-key", "entra-id"] = "api-key"
+
+    @model_validator(mode="after")
+    def _azure_endpoint(self) -> ProviderSettings:
+        if self.type == "azure" and not self.base_url:
+            variable = f"{_env_name(self.name)}_BASE_URL"
+            raise ValueError(
+                f"providers.{self.name}.base_url: Azure OpenAI needs the resource's endpoint "
+                f"(https://NAME.openai.azure.com): set base_url, or {variable}"
+            )
+        if self.type == "azure" and not self.key_required:
+            raise ValueError(
+                f"providers.{self.name}.key_required: Azure OpenAI always takes a key or an "
+                "Entra ID token"
+            )
+        return self
 
     @property
     def idle_timeout(self) -> float:

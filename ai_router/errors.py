@@ -20,6 +20,7 @@ them in one place each. Classification is by type and status code, never by mess
     └── UpstreamError             the provider failed; carries `provider`, upstream `status` and
         │                         the `retry_after` seconds it asked for
         ├── UpstreamRejected      the provider refused the request as invalid (400, 404, 422)
+        │   └── ContentFiltered   its content filter blocked the prompt (Azure's `content_filter`)
         ├── UpstreamAuthFailed    the provider rejected the router's own key (401, 403)
         ├── UpstreamRateLimited   429
         ├── UpstreamUnavailable   5xx, 529 overloaded, connection refused or reset, cooling down
@@ -181,6 +182,14 @@ class UpstreamRejected(UpstreamError):
     ) -> None:
         super().__init__(message, provider, status, retry_after)
         self.retryable = status == 409
+
+
+class ContentFiltered(UpstreamRejected):
+    """The provider's content filter blocked the request (Azure OpenAI's 400 with code
+    `content_filter`): the client's to change, never retried. OpenAI-shaped error bodies carry
+    the same `code`."""
+
+    code = "content_filter"
 
 
 class UpstreamAuthFailed(UpstreamError):

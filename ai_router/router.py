@@ -144,11 +144,15 @@ class Router:
         return answer
 
     def _prepare(self, call: Call, plan: Plan) -> dict[str, ChatRequest]:
-        """The request in the router's types for each provider of the plan that is not relayed."""
+        """The request in the router's types for each provider of the plan that is not relayed;
+        each checked by its provider, as is a body relayed."""
         prepared: dict[str, ChatRequest] = {}
         for target in plan.targets:
             name = target.provider.name
-            if not _relayed(call, target) and name not in prepared:
+            if _relayed(call, target):
+                assert call.relay is not None
+                target.provider.check_relay(call.relay)
+            elif name not in prepared:
                 prepared[name] = call.chat(name)
                 target.provider.check(prepared[name])
         return prepared

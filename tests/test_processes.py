@@ -64,6 +64,8 @@ def test_serve_without_keys_uses_the_simulator_and_stops_everything_on_sigterm(
         "ANTHROPIC_API_KEY": "",
         "OPENAI_BASE_URL": "",
         "ANTHROPIC_BASE_URL": "",
+        "GEMINI_API_KEY": "",
+        "GEMINI_BASE_URL": "",
     }
     serve = start_process("serve", ["serve"], env, tmp_path, http_port)
     try:
@@ -78,6 +80,13 @@ def test_serve_without_keys_uses_the_simulator_and_stops_everything_on_sigterm(
             timeout=10,
         )
         assert http.status_code == 200 and http.json()["content"].endswith(": ping")
+        # Gemini too: the simulator speaks its wire.
+        gemini = httpx2.post(
+            f"http://127.0.0.1:{http_port}/generate",
+            json={"provider": "gemini", "prompt": "ping"},
+            timeout=10,
+        )
+        assert gemini.status_code == 200 and gemini.json()["content"] == "Simulated reply from gemini-2.5-flash: ping"
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             reply = pb_grpc.AIRouterStub(channel).RouteRequest(
                 pb.AIRequest(provider="openai", prompt="pong"), timeout=10

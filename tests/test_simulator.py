@@ -346,7 +346,7 @@ def test_garbled_data_mid_stream_and_as_a_whole_answer(
 def test_bad_faults_are_rejected_whole(control: httpx2.Client) -> None:
     r = control.post("/_sim/faults", json={"faults": [{"status": 500}, {"statsu": 500}]})
     assert r.status_code == 400 and "statsu" in r.json()["error"]
-    assert control.post("/_sim/faults", json={"faults": [{"family": "gemini", "status": 500}]}).status_code == 400
+    assert control.post("/_sim/faults", json={"faults": [{"family": "cohere", "status": 500}]}).status_code == 400
     assert control.get("/_sim/faults").json() == {"faults": []}
 
 

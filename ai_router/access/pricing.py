@@ -33,7 +33,24 @@ DEFAULT_PRICES: dict[str, Price] = {
     "anthropic/claude-opus-4-20250514": Price(input=15.0, output=75.0, cached_input=1.5),
     "anthropic/claude-3-opus-20240229": Price(input=15.0, output=75.0, cached_input=1.5),
     "anthropic/claude-3-haiku-20240307": Price(input=0.25, output=1.25, cached_input=0.03),
+    # Google's standard paid tier, from ai.google.dev/gemini-api/docs/pricing as pages quoting it
+    # (2026-03 to 2026-07) gave it, checked 2026-12-03: text/image/video input; thinking is
+    # billed as output. The Pro models cost more above 200k prompt tokens, which one price per
+    # model cannot say: this is the price up to it.
+    "gemini/gemini-3.1-pro-preview": Price(input=2.0, output=12.0, cached_input=0.2),
+    "gemini/gemini-3-flash-preview": Price(input=0.5, output=3.0, cached_input=0.05),
+    "gemini/gemini-2.5-pro": Price(input=1.25, output=10.0, cached_input=0.125),
+    "gemini/gemini-2.5-flash": Price(input=0.3, output=2.5, cached_input=0.03),
+    "gemini/gemini-2.5-flash-lite": Price(input=0.1, output=0.4, cached_input=0.01),
+    "gemini/gemini-2.0-flash": Price(input=0.1, output=0.4, cached_input=0.025),
 }
+# Azure OpenAI's Global Standard deployments are billed at OpenAI's list prices, model for model
+# (Azure's pricing page, as cost guides of 2026 report it); Data Zone, Regional and provisioned
+# deployments are not: set theirs in `prices:` as `<provider>/<model>`.
+DEFAULT_PRICES.update(
+    {f"azure/{name.removeprefix('openai/')}": price for name, price in DEFAULT_PRICES.items()
+     if name.startswith("openai/")}
+)
 PER_TOKEN = 1e-6
 MAX_UNPRICED_WARNINGS = 1000
 

@@ -4,8 +4,8 @@ A provider receives a request the router has already resolved (provider, model a
 set), answers it in the router's own types, and knows nothing of front doors. Required: `complete`
 and `stream`. Optional: `check`, which refuses what the provider cannot send before any attempt,
 and `relay`, a body already in the provider's own wire format passed through (the core relays
-only to a provider whose `family` is the client's). Every failure is raised as
-one of the router's errors (errors.py).
+only to a provider whose `family` is the client's), with `check_relay` its refusals before any
+attempt. Every failure is raised as one of the router's errors (errors.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ai_router.call import Endpoint
+from ai_router.call import Endpoint, Relayable
 from ai_router.config import ProviderSettings
 from ai_router.errors import ProviderNotConfigured
 from ai_router.types import ChatChunk, ChatRequest, ChatResponse
@@ -68,6 +68,10 @@ class Provider(ABC):
     def check(self, request: ChatRequest) -> None:
         """Raise InvalidRequest, before any attempt, for what this provider cannot send."""
 
+    def check_relay(self, relay: Relayable) -> None:
+        """Raise InvalidRequest, before any attempt, for what this provider cannot take in a
+        body of its own family that would be relayed to it."""
+
     def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
         """Send a body already in this provider's wire format; hand back its raw answer."""
         raise NotImplementedError(f"{type(self).__name__} does not relay requests")
@@ -81,7 +85,7 @@ class Provider(ABC):
 
     def unavailable_reason(self) -> str | None:
         """Why this provider cannot serve requests, or None when it can."""
-        if self.api_key is None:
+        if self.api_key is None and self.settings.key_required:
             return f"{self.settings.api_key_env} is not set"
         return None
 

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ai_router.errors import (
+    ContentFiltered,
     RouterError,
     UpstreamAuthFailed,
     UpstreamError,
@@ -53,7 +54,16 @@ def status_error(
             name,
             status,
         )
-    detail = upstream.redact(_error_detail(content, status))
+    body = _json(content)
+    detail = upstream.redact(error_message(body) or f"HTTP {status}")
+    filtered = _content_filtered(body)
+    if status == 400 and filtered is not None:
+        return ContentFiltered(
+            f"provider {name!r} refused the request: its content filter blocked it"
+            f"{filtered}: {detail}",
+            name,
+            status,
+        )
     if status == 429:
         return UpstreamRateLimited(
             f"provider {name!r} is rate limiting the router (HTTP 429): {detail}",
@@ -120,12 +130,30 @@ def error_message(body: object) -> str | None:
     return message if isinstance(message, str) and message else None
 
 
-def _error_detail(content: bytes, status: int) -> str:
+def _json(content: bytes) -> object:
     try:
         body: object = orjson.loads(content)
     except orjson.JSONDecodeError:
-        body = None
-    return error_message(body) or f"HTTP {status}"
+        return None
+    return body
+
+
+def _content_filtered(body: object) -> str | None:
+    """For Azure OpenAI's content-filter error (`error.code` "content_filter"), the categories
+    it filtered, as " (hate: medium, ...)" (or ""); None for any other error."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or error.get("code") != "content_filter":
+        return None
+    inner = error.get("innererror")
+    results = inner.get("content_filter_result") if isinstance(inner, dict) else None
+    if not isinstance(results, dict):
+        return ""
+    filtered = [
+        f"{category}: {result.get('severity', 'filtered')}"
+        for category, result in results.items()
+        if isinstance(result, dict) and result.get("filtered")
+    ]
+    return f" ({', '.join(filtered)})" if filtered else ""
 
 
 def _retry_after(headers: Iterable[tuple[str, str]]) -> float | None:

@@ -54,26 +54,47 @@ class HTTPProvider(Provider):
     def __init__(self, settings: ProviderSettings, connect: TransportFactory = transport_for) -> None:
         super().__init__(settings)
         self.failing = failures.Upstream(self.name, self.api_key, settings.timeout)
+        self.connect = connect
         # One per endpoint: a transport sends to one URL, its request head rendered once.
         self._upstreams: dict[Endpoint, UpstreamHTTP] = {}
-        if self.api_key is not None:
-            for endpoint, (url, headers) in self._sdk_heads(self.api_key).items():
+        if self.api_key is not None or not settings.key_required:
+            for endpoint, (url, headers) in self._sdk_heads().items():
                 self._upstreams[endpoint] = UpstreamHTTP(self.failing, url, headers, connect)
 
-    def _sdk_heads(self, api_key: str) -> dict[Endpoint, tuple[str, dict[str, str]]]:
-        client = self.client_class(
-            api_key=api_key,
+    def sdk_client(self) -> Any:
+        """The SDK client whose requests ours imitate."""
+        return self.client_class(
+            # A server that takes no key gets none: the SDK needs a value, `sdk_headers` omits it.
+            api_key=self.api_key or "unused",
             # Always explicit: the SDK would otherwise read its <TYPE>_BASE_URL variable for
             # every provider of its type, not just the one that variable belongs to.
             base_url=self.settings.base_url or self.default_base_url,
             # The router retries (policy/retry.py); SDK retries would multiply with ours.
             max_retries=0,
+            default_headers=self.settings.headers or None,
         )
+
+    def sdk_headers(self) -> dict[str, Any]:
+        """Per-request headers of the SDK's request (its SDK's `Omit` removes one): how a
+        subclass leaves out the credential of a provider that takes no key."""
+        return {}
+
+    def _sdk_heads(self) -> dict[Endpoint, tuple[str, dict[str, str]]]:
+        client = self.sdk_client()
         paths: dict[Endpoint, str] = {"chat": self.chat_path, **self.other_paths}
+        headers = self.sdk_headers()
         try:
-            return {endpoint: sdk_request_head(client, path) for endpoint, path in paths.items()}
+            return {
+                endpoint: sdk_request_head(client, path, headers=headers)
+                for endpoint, path in paths.items()
+            }
         finally:
             client.close()
+
+    def upstream_for(self, endpoint: Endpoint, body: Mapping[str, Any]) -> UpstreamHTTP | None:
+        """Where `body` goes: the endpoint's one URL here; a provider whose URL depends on the
+        body (Azure's deployments) says otherwise."""
+        return self._upstreams.get(endpoint)
 
     def send(
         self,
@@ -84,8 +105,9 @@ class HTTPProvider(Provider):
         endpoint: Endpoint = "chat",
     ) -> Answer:
         """`body` sent to the endpoint's path; the answer's body read unless `stream`."""
-        self.require_key()
-        upstream = self._upstreams.get(endpoint)
+        if self.settings.key_required:
+            self.require_key()
+        upstream = self.upstream_for(endpoint, body)
         if upstream is None:
             raise NotImplementedError(f"{type(self).__name__} has no {endpoint} endpoint")
         return upstream.post(orjson.dumps(body), self.timeout_for(timeout), request_id, stream)

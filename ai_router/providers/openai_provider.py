@@ -1,17 +1,24 @@
 """OpenAI and any OpenAI-compatible server: Chat Completions (wire/openai_chat.py), and the
 embeddings endpoint relayed for OpenAI clients, with the headers of the official `openai` SDK's
-client."""
+client. What a compatible server takes differently in a chat body is its config's
+(field_rules.py): applied to the bodies built here and to those relayed alike."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import openai
 import orjson
 
+from ai_router.call import Relayable
+from ai_router.config import ProviderSettings
 from ai_router.errors import RouterError
+from ai_router.providers.base import RelayRequest, RelayResponse
+from ai_router.providers.field_rules import FieldRules
 from ai_router.providers.http_provider import HTTPProvider
+from ai_router.providers.transport import TransportFactory, transport_for
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -41,6 +48,27 @@ class OpenAIProvider(HTTPProvider):
     # Where the SDK's `embeddings.create` posts, beside chat under the base URL's /v1.
     other_paths = {"embeddings": "/embeddings", "responses": responses_wire.PATH}
 
+    def __init__(self, settings: ProviderSettings, connect: TransportFactory = transport_for) -> None:
+        self.rules = FieldRules(settings.name, settings.unsupported, settings.renamed)
+        super().__init__(settings, connect)
+
+    def sdk_headers(self) -> dict[str, Any]:
+        # A server that takes no key (a local Ollama or vLLM) gets no credential at all.
+        return {"authorization": openai.Omit()} if self.api_key is None else {}
+
+    def check(self, request: ChatRequest) -> None:
+        if self.rules:
+            self.rules.check(self._wire_body(request))
+
+    def check_relay(self, relay: Relayable) -> None:
+        if self.rules and relay.endpoint == "chat":
+            self.rules.check(relay.body)
+
+    def relay(self, request: RelayRequest, watch: Watch) -> RelayResponse:
+        if self.rules and request.endpoint == "chat":
+            request = replace(request, body=self.rules.apply(request.body))
+        return super().relay(request, watch)
+
     def complete(self, request: ChatRequest) -> ChatResponse:
         completion = self.post(self._body(request), request.timeout, request.request_id)
         try:
@@ -68,7 +96,7 @@ class OpenAIProvider(HTTPProvider):
         finish_reason: FinishReason = "stop"
         stop_sequence: str | None = None
         usage = Usage()
-        body = {**self._body(request), "stream": True, "stream_options": {"include_usage": True}}
+        body = self._body(request, stream=True)
         events = self.events(body, request, watch)
         done = False  # [DONE] came: all that may follow is the end of the body
         try:
@@ -118,7 +146,14 @@ class OpenAIProvider(HTTPProvider):
             events.close()
         yield ChatChunk(finish_reason=finish_reason, usage=usage, stop_sequence=stop_sequence)
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
+    def _body(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
+        body = self._wire_body(request)
+        if stream:
+            body.update(stream=True, stream_options={"include_usage": True})
+        return self.rules.apply(body) if self.rules else body
+
+    def _wire_body(self, request: ChatRequest) -> dict[str, Any]:
+        """The Chat Completions body of `request`, as OpenAI's API takes it."""
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})

@@ -9,4 +9,6 @@ from __future__ import annotations
 PROVIDER_TYPES: dict[str, str] = {
     "openai": "ai_router.providers.openai_provider:OpenAIProvider",
     "anthropic": "ai_router.providers.anthropic_provider:AnthropicProvider",
+    "gemini": "ai_router.providers.gemini_provider:GeminiProvider",
+    "azure": "ai_router.providers.azure_provider:AzureOpenAIProvider",
 }

@@ -10,11 +10,12 @@ Why not through the SDK or its httpx2: docs/PERFORMANCE.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx2
 
+from ai_router.errors import RouterError
 from ai_router.providers import failures
 from ai_router.providers.transport import (
     FAILURES,
@@ -29,14 +30,23 @@ _PER_REQUEST_HEADERS = frozenset({"host", "content-length"})
 _SDK_TELEMETRY = "x-stainless-"
 REQUEST_ID_HEADER = "x-request-id"
 
+# What an error answer means: failures.status_error, or a provider's own reading of its errors.
+StatusError = Callable[[failures.Upstream, int, Iterable[tuple[str, str]], bytes], RouterError]
+
 
 class UpstreamHTTP:
     """POSTs JSON bodies to one URL, with the headers of the SDK client it was made from."""
 
     def __init__(
-        self, upstream: failures.Upstream, url: str, headers: Mapping[str, str], connect: TransportFactory
+        self,
+        upstream: failures.Upstream,
+        url: str,
+        headers: Mapping[str, str],
+        connect: TransportFactory,
+        status_error: StatusError = failures.status_error,
     ) -> None:
         self.upstream = upstream
+        self._status_error = status_error
         self.url = url
         self.headers = dict(headers)
         self._transport: Transport = connect(url, self.headers)
@@ -57,16 +67,20 @@ class UpstreamHTTP:
             raise failures.transport_error(self.upstream, exc) from exc
         finally:
             answer.close()
-        raise failures.status_error(self.upstream, answer.status_code, answer.header_items(), content)
+        raise self._status_error(self.upstream, answer.status_code, answer.header_items(), content)
 
     def close(self) -> None:
         """Close the pooled connections."""
         self._transport.close()
 
 
-def sdk_request_head(client: Any, path: str) -> tuple[str, dict[str, str]]:
+def sdk_request_head(
+    client: Any, path: str, body: Mapping[str, Any] | None = None, headers: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, str]]:
     """The URL and headers `client` (an openai or anthropic SDK client) sends a POST to `path`
-    with, captured by a transport that answers without sending anything."""
+    with, captured by a transport that answers without sending anything. `body` is what the SDK
+    reads its URL from, if it does (Azure's deployment is the body's `model`); `headers` are the
+    request's own, as the SDK's per-request `extra_headers` (an `Omit` removes one)."""
     captured: list[httpx2.Request] = []
 
     def capture(request: httpx2.Request) -> httpx2.Response:
@@ -75,7 +89,8 @@ def sdk_request_head(client: Any, path: str) -> tuple[str, dict[str, str]]:
 
     with httpx2.Client(transport=httpx2.MockTransport(capture)) as http:
         probe = client.copy(http_client=http, max_retries=0)
-        probe.post(path, body={}, cast_to=httpx2.Response)
+        options = {"headers": dict(headers)} if headers else {}
+        probe.post(path, body=dict(body or {}), cast_to=httpx2.Response, options=options)
     request = captured[0]
     headers = {
         name: value

@@ -13,8 +13,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Mapping
 
-Family = Literal["openai", "anthropic"]
-FAMILIES: tuple[Family, ...] = ("openai", "anthropic")
+Family = Literal["openai", "anthropic", "gemini"]
+FAMILIES: tuple[Family, ...] = ("openai", "anthropic", "gemini")
 
 # What `GET /v1/models` lists. The simulator answers for any model name; this is only the catalogue.
 DEFAULT_MODELS: tuple[str, ...] = ("gpt-4o-mini", "claude-sonnet-4-5")
@@ -52,6 +52,8 @@ class SimulatorSettings:
     ttft: float = 0.0
     token_rate: float = 0.0
     models: tuple[str, ...] = DEFAULT_MODELS
+    # False: requests without a key are answered, as a local server (Ollama, vLLM) answers them.
+    require_key: bool = True
 
     def updated(self, changes: Mapping[str, Any]) -> SimulatorSettings:
         """A copy with `changes` (a subset of TIMING_KNOBS) applied; ValueError on bad input."""
@@ -80,6 +82,9 @@ class Fault:
     status: int | None = None
     retry_after: float | None = None
     message: str | None = None
+    # With `status`, an error the wire format names by code: "content_filter" (Azure OpenAI's
+    # content-filter refusal, on its paths).
+    code: Literal["content_filter"] | None = None
     reset_after_tokens: int | None = None
     error_event_after_tokens: int | None = None
     # After this many tokens, an event whose data is not JSON, then the end of the stream; a
@@ -106,12 +111,16 @@ class Fault:
         if message is not None and not isinstance(message, str):
             raise ValueError("message must be a string")
         retry_after = obj.get("retry_after")
+        code = obj.get("code")
+        if code is not None and (code != "content_filter" or status is None):
+            raise ValueError('code must be "content_filter", and goes with status')
         fault = cls(
             family=family,
             delay=_non_negative_number("delay", obj.get("delay", 0.0)),
             status=status,
             retry_after=None if retry_after is None else _non_negative_number("retry_after", retry_after),
             message=message,
+            code=code,
             reset_after_tokens=None if obj.get("reset_after_tokens") is None
             else _non_negative_int("reset_after_tokens", obj["reset_after_tokens"]),
             error_event_after_tokens=None if obj.get("error_event_after_tokens") is None

@@ -11,6 +11,9 @@ Upstream endpoints (each request is recorded and may take one queued fault):
   POST /v1/messages/count_tokens              (token_count.py)
   POST /v1/responses, GET|DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
                                               OpenAI Responses API (responses.py)
+  POST /v1beta/models/{model}:generateContent Gemini wire format (gemini_wire.py); the model and
+       /v1beta/models/{model}:streamGenerateContent?alt=sse   the stream come from the URL
+  POST /openai/...                            Azure OpenAI's paths (azure_paths.py)
 Control endpoints (JSON, never recorded, never faulted):
   GET|DELETE /_sim/requests   the recorded requests / forget them
   GET|POST   /_sim/settings   read / update latency, ttft, token_rate
@@ -31,11 +34,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from ai_router.wire import anthropic_messages, openai_chat, openai_responses
+from ai_router.wire import gemini_generate as gemini
 
+from .azure_paths import AZURE_PREFIX, AzurePath, content_filter_body, parse_azure_path, with_deployment
 from .embeddings import embeddings
+from .gemini_request import GeminiCall
+from .gemini_wire import GEMINI
 from .reply import BadRequest
 from .responses import ResponseStore, ResponsesWire, stored_route
 from .script import Fault, SimState, SimulatorSettings
@@ -185,7 +192,26 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                                        "client_port": self.client_address[1],
                                        "body": None if body is MALFORMED else body})
 
-        route = ROUTES.get((self.command, path)) or stored_route(self.command, path)
+        azure_path: AzurePath | str | None = None
+        if path.startswith(AZURE_PREFIX):
+            azure_path = parse_azure_path(path, urlsplit(self.path).query)
+            if isinstance(azure_path, AzurePath):
+                path = azure_path.openai_path
+                body = with_deployment(body, azure_path.deployment)
+        route = None if isinstance(azure_path, str) else (
+            ROUTES.get((self.command, path)) or stored_route(self.command, path)
+        )
+        # Gemini's URL names the model and the method: the body is parsed with them.
+        gemini_path = gemini.PATH_RE.match(path) if self.command == "POST" else None
+        if gemini_path is not None:
+            route = (GEMINI, "complete")
+            query = parse_qs(urlsplit(self.path).query)
+            body = body if body is MALFORMED else GeminiCall(
+                gemini_path[2], gemini_path[3] == gemini.STREAM_GENERATE, body)
+            if gemini_path[3] == gemini.STREAM_GENERATE and query.get("alt") != ["sse"]:
+                self._wire, self._request_id = GEMINI, f"req_sim_{state.next_id()}"
+                self._error(400, "the simulator streams Gemini answers as server-sent events only: add ?alt=sse")
+                return
         if route is None:
             guess_anthropic = path.startswith("/v1/messages") or "anthropic-version" in headers
             self._wire = ANTHROPIC if guess_anthropic else OPENAI
@@ -193,7 +219,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self._wire = route[0]
         self._request_id = f"req_sim_{state.next_id()}"
         if route is None:
-            self._error(404, f"Unknown request URL: {self.command} {path}")
+            self._error(404, azure_path if isinstance(azure_path, str)
+                        else f"Unknown request URL: {self.command} {path}")
             return
         kind = route[1]
         if kind == "responses":
@@ -203,11 +230,14 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         settings = state.settings
         time.sleep((fault.delay if fault else 0.0) + settings.latency)
 
+        if fault and fault.status is not None and fault.code == "content_filter" and azure_path:
+            self._send_json(fault.status, content_filter_body(fault.message))
+            return
         if fault and fault.status is not None:
             self._error(fault.status, fault.message or f"Simulated error {fault.status}",
                         retry_after=fault.retry_after)
             return
-        if not self._api_key():
+        if settings.require_key and not self._api_key():
             self._error(401, "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`")
             return
         if kind == "models":
@@ -256,7 +286,11 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         scheme, _, token = self.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-        return self.headers.get("x-api-key", "").strip()
+        # Anthropic's header, Azure OpenAI's, or Gemini's (or the `key` query parameter Google
+        # also takes).
+        gemini_key = self.headers.get(gemini.API_KEY_HEADER, "").strip() or \
+            (parse_qs(urlsplit(self.path).query).get("key") or [""])[0]
+        return (self.headers.get("x-api-key") or self.headers.get("api-key") or "").strip() or gemini_key
 
     def _non_stream_fault(self, fault: Fault | None) -> bool:
         """Apply a stream-only fault to a non-stream request; True if it answered the request."""

@@ -79,9 +79,9 @@ class Client(ABC):
         return FORMATS[upstream.family]
 
     def expected_reasoning(self, thinking: str, upstream: Upstream) -> str:
-        """The reasoning this client gets, given the simulator's thinking for the request: of the
-        two upstreams only Anthropic's shows any (OpenAI's chat completions send none)."""
-        return thinking if upstream.family == "anthropic" else ""
+        """The reasoning this client gets, given the simulator's thinking for the request:
+        Anthropic's thinking and Gemini's thoughts are shown; OpenAI's chat completions send none."""
+        return thinking if upstream.family in ("anthropic", "gemini") else ""
 
     @abstractmethod
     def classify(self, error: Exception) -> ErrorSeen: ...

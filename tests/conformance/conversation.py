@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Family = Literal["openai", "anthropic"]
+Family = Literal["openai", "anthropic", "gemini"]
 Mode = Literal["unary", "stream"]
 # Why a reply ended, in neutral terms; each client family names these its own way.
 Finish = Literal["stop", "length", "tool", "stop_sequence"]
@@ -37,6 +37,8 @@ class Upstream:
 UPSTREAMS: dict[Family, Upstream] = {
     "openai": Upstream("openai", "gpt-4o-mini"),
     "anthropic": Upstream("anthropic", "claude-3-5-haiku-20241022"),
+    # Reached by translation from every client (the router has no Gemini-shaped front door).
+    "gemini": Upstream("gemini", "gemini-2.5-flash"),
 }
 
 

@@ -1,4 +1,4 @@
-"""The two upstream wire formats: a Conversation written as each family's request body, and a
+"""The upstream wire formats: a Conversation written as each family's request body, and a
 canonical form of such bodies, so that a translated request can be compared with what the
 family's own client would have sent.
 
@@ -15,9 +15,12 @@ from typing import Any, Protocol
 
 from support import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY
 
+from ai_router.wire import gemini_generate
+
 from .conversation import Conversation, Family, Image, Tool, Turn
 
 Body = dict[str, Any]
+GEMINI_TEST_KEY = "AIzaSy-test-gemini-conformance-0123"
 
 
 class WireFormat(Protocol):
@@ -25,6 +28,7 @@ class WireFormat(Protocol):
     path: str  # where the simulator records requests of this family
     key: str  # the router's key for this upstream (tests/support.py)
 
+    def path_for(self, model: str, stream: bool) -> str: ...
     def request(self, conversation: Conversation, model: str, limit: int | None) -> Body: ...
     def stream_fields(self) -> Body: ...
     def canonical(self, body: Body) -> Body: ...
@@ -44,6 +48,9 @@ class OpenAIFormat:
     family: Family = "openai"
     path = "/v1/chat/completions"
     key = OPENAI_TEST_KEY
+
+    def path_for(self, model: str, stream: bool) -> str:
+        return self.path
 
     def request(self, conversation: Conversation, model: str, limit: int | None) -> Body:
         roles = ["system"] + ["developer"] * len(conversation.instructions)
@@ -137,6 +144,9 @@ class AnthropicFormat:
     path = "/v1/messages"
     key = ANTHROPIC_TEST_KEY
 
+    def path_for(self, model: str, stream: bool) -> str:
+        return self.path
+
     def request(self, conversation: Conversation, model: str, limit: int | None) -> Body:
         body: Body = {"model": model, "max_tokens": limit, "messages": self._messages(conversation.turns)}
         if conversation.system:
@@ -215,11 +225,101 @@ class AnthropicFormat:
         return headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
 
 
+class GeminiFormat:
+    """What the router sends a Gemini model for a conversation: no client speaks Gemini, so this
+    is the translation itself, written out from Google's generateContent reference."""
+
+    family: Family = "gemini"
+    path = "/v1beta/models/{model}:generateContent"
+    key = GEMINI_TEST_KEY
+
+    def path_for(self, model: str, stream: bool) -> str:
+        return gemini_generate.path(model, stream)
+
+    def request(self, conversation: Conversation, model: str, limit: int | None) -> Body:
+        names = {call.id: call.name for turn in conversation.turns for call in turn.calls}
+        contents: list[Body] = []
+        for turn in conversation.turns:
+            role = "model" if turn.role == "assistant" else "user"
+            parts = self._parts(turn, names)
+            if contents and contents[-1]["role"] == role:
+                contents[-1]["parts"] += parts
+            else:
+                contents.append({"role": role, "parts": parts})
+        body: Body = {"contents": contents}
+        if conversation.system:
+            body["systemInstruction"] = {"parts": [{"text": conversation.system}]}
+        if conversation.tools:
+            # Gemini has no strict flag: a strict tool is declared as any other (docs/TRANSLATION.md).
+            body["tools"] = [{"functionDeclarations": [
+                {"name": t.name, "description": t.description, "parametersJsonSchema": t.parameters}
+                for t in conversation.tools
+            ]}]
+        if conversation.tool_choice:
+            body["toolConfig"] = {"functionCallingConfig": {
+                "mode": "ANY", "allowedFunctionNames": [conversation.tool_choice]}}
+        config: Body = {"maxOutputTokens": limit}
+        if conversation.stop:
+            config["stopSequences"] = list(conversation.stop)
+        if conversation.output:
+            # JSON Schema as written; the format's name and strictness have no Gemini field.
+            config["responseMimeType"] = "application/json"
+            config["responseJsonSchema"] = conversation.output.schema
+        if conversation.reasoning:
+            config["thinkingConfig"] = self._thinking(model, conversation.reasoning.effort)
+        body["generationConfig"] = config
+        return body
+
+    @staticmethod
+    def _thinking(model: str, effort: str) -> Body:
+        """Gemini 2.x thinks within a budget in tokens, later models at a level, both read off the
+        effort; thoughts are asked for, to come back as the answer's reasoning."""
+        if model.startswith("gemini-2."):
+            budget = gemini_generate.THINKING_BUDGETS[effort]
+            return {"thinkingBudget": budget, "includeThoughts": budget != 0}
+        return {"thinkingLevel": gemini_generate.THINKING_LEVELS[effort], "includeThoughts": True}
+
+    @staticmethod
+    def _parts(turn: Turn, names: dict[str, str]) -> list[Body]:
+        if turn.role == "tool":
+            return [{"functionResponse": {"name": names[turn.call_id], "response": {"output": turn.text}}}]
+        parts: list[Body] = [{"text": turn.text}] if turn.text else []
+        parts += [{"inlineData": {"mimeType": i.media_type, "data": i.base64}} for i in turn.images]
+        for call in turn.calls:
+            part: Body = {"functionCall": {"name": call.name, "args": call.input}}
+            # The signature Gemini gave the call travels in its id (wire/gemini_generate.py).
+            signature = gemini_generate.signature_of(call.id)
+            if signature is not None:
+                part["thoughtSignature"] = signature
+            parts.append(part)
+        return parts
+
+    def stream_fields(self) -> Body:
+        return {}  # a stream is asked for by the URL
+
+    def canonical(self, body: Body) -> Body:
+        return copy.deepcopy(body)
+
+    def key_sent(self, headers: dict[str, str]) -> str:
+        return headers.get("x-goog-api-key", "")
+
+
+# Each family's format for a request translated from another family (or from gRPC).
+FORMATS: dict[Family, WireFormat] = {
+    "openai": OpenAIFormat(),
+    "anthropic": AnthropicFormat(),
+    "gemini": GeminiFormat(),
+}
+
+
 class ResponsesFormat:
     """OpenAI's Responses API: the same family as Chat Completions, so relayed only to OpenAI."""
 
     family: Family = "openai"
     path = "/v1/responses"
+
+    def path_for(self, model: str, stream: bool) -> str:
+        return self.path
     key = OPENAI_TEST_KEY
 
     def request(self, conversation: Conversation, model: str, limit: int | None) -> Body:
@@ -293,5 +393,3 @@ class ResponsesFormat:
 
 
 RESPONSES = ResponsesFormat()
-# Each family's format for a request translated from the other family (or from gRPC).
-FORMATS: dict[Family, WireFormat] = {"openai": OpenAIFormat(), "anthropic": AnthropicFormat()}

@@ -5,10 +5,11 @@ and mode, and checks the provider's side against the same data.
 The simulator's replies are deterministic: `Simulated reply from {model}: {last user text}`, cut
 by stop sequences and token limits; with tools declared, one call to the first (or the named)
 tool with arguments `{"query": <last user text>}` (a strict tool's: an instance of its schema,
-its strings that text); after tool results, `tool said: {results}`. Asked for structured output,
+its strings that text; Gemini, which has no strict flag, always answers with such an instance of
+the declared schema); after tool results, `tool said: {results}`. Asked for structured output,
 the text is an instance of the schema whose strings are that reply; asked to reason, an upstream
-that shows reasoning (Anthropic's thinking, OpenAI's Responses summaries) first thinks
-`Simulated thinking about: {what the reply answers}`.
+that shows reasoning (Anthropic's thinking, OpenAI's Responses summaries, Gemini's thoughts)
+first thinks `Simulated thinking about: {what the reply answers}`.
 """
 
 from __future__ import annotations

@@ -23,14 +23,20 @@ from support import START_TIMEOUT, Simulator
 
 from .clients import AnthropicClient, Client, GrpcClient, HttpClient, OpenAIChatClient, OpenAIResponsesClient
 from .conversation import ROUTER_DEFAULT_MAX_TOKENS, UPSTREAMS, Answer, Conversation, Upstream
-from .matrix import CELLS, INEXPRESSIBLE, Cell
+from .matrix import CELLS, CLIENTS, FAMILIES, INEXPRESSIBLE, Cell
 from .scenarios import TOKEN, Expect
 
 # Cells that cannot pass for a reason outside this project: cell id -> the reason.
-KNOWN_FAILURES: dict[str, str] = {}
+KNOWN_FAILURES: dict[str, str] = {
+    f"{client}-gemini-{mode}-image": "Gemini fetches no image by web URL (fileData takes only its "
+    "Files API or gs:// URIs): the router refuses the URL image with a 400 before any attempt"
+    for client in CLIENTS
+    for mode in ("unary", "stream")
+}
 
-# The ids the simulator gives tool calls, which every client must get unchanged.
-CALL_IDS = {"openai": r"call_sim_\d+", "anthropic": r"toolu_sim_\d+"}
+# The ids the simulator gives tool calls, which every client must get unchanged; Gemini's calls
+# have none, so the router makes one that carries the call's thought signature.
+CALL_IDS = {"openai": r"call_sim_\d+", "anthropic": r"toolu_sim_\d+", "gemini": r"gemini_[0-9a-f]{16}_[A-Za-z0-9_-]+"}
 
 
 @pytest.fixture(scope="session")
@@ -144,6 +150,10 @@ def check_tool_call(
         jsonschema.validate(got.input, tool.parameters)
     assert answer.text == ""
     if stream:
+        if upstream.family == "gemini":
+            # Gemini sends a call whole, its arguments an object: one piece, the router's JSON text.
+            assert answer.argument_pieces == 1
+            return
         # The arguments arrive in pieces that concatenate to the upstream's JSON text.
         assert got.arguments == json.dumps(arguments)
         assert answer.argument_pieces > 1
@@ -158,7 +168,7 @@ def check_provider_received(
     stream: bool,
 ) -> None:
     wire = client.upstream_wire(upstream)
-    assert [r["path"] for r in received] == [wire.path], "exactly one upstream request, no retries"
+    assert [r["path"] for r in received] == [wire.path_for(upstream.model, stream)], "exactly one upstream request, no retries"
     [request] = received
     assert wire.key_sent(request["headers"]) == wire.key, "the router's key, never the client's"
     relayed = client.family == upstream.family
@@ -180,4 +190,4 @@ def test_the_matrix_covers_every_combination_once() -> None:
     run = {(cell.client, cell.scenario.name) for cell in CELLS}
     assert not run & inexpressible
     assert len(run) + len(inexpressible) == 4 * 14
-    assert len(CELLS) == len(run) * 2 * 2
+    assert len(CELLS) == len(run) * len(FAMILIES) * 2
