@@ -237,7 +237,8 @@ async def http_open_loop(
     was due, not from when it went out, so every wait counts (in the server's queue, for a
     connection, or behind this loop being late): no coordinated omission, unlike a closed loop
     (wrk, http_load), which slows its sending when the server slows. `send_lag_us` is how late
-    requests went out: the generator's own error, in the direct run too."""
+    requests were started, before any wait for a connection: the generator's own error, in the direct
+    run too."""
     loop = asyncio.get_running_loop()
     idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
     opened = 0
@@ -253,12 +254,12 @@ async def http_open_loop(
 
     async def one(due_ns: int) -> None:
         nonlocal opened
+        lags.append((time.perf_counter_ns() - due_ns) / 1000)
         if idle.empty() and opened < max_connections:
             opened += 1
             connection = HttpConnection(host, port)
         else:
-            connection = await idle.get()
-        lags.append((time.perf_counter_ns() - due_ns) / 1000)
+            connection = await idle.get()  # a wait the latency counts, the send lag does not
         try:
             async with asyncio.timeout(10):  # no task of its own, unlike wait_for: cheaper per request
                 result = await connection.request(path, body)
