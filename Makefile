@@ -72,3 +72,16 @@ bench-full: install
 .PHONY: bench-grpc-streams
 bench-grpc-streams: install
 	$(PY) scripts/bench/grpc_streams.py
+
+# make bench-peers: the router beside LiteLLM's proxy and Portkey's gateway, nginx and the bare
+# Flask relay in one run, then its tail latency at a fixed rate (scripts/bench/peers.py). The peers
+# are installed once, pinned, under ~/.cache/ai-router-bench ($BENCH_CACHE); Node.js and npm are
+# Debian's, installed when missing (needs root, as on CI).
+PEER_TOOLS = { command -v node && command -v npm; } >/dev/null 2>&1 || \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
+.PHONY: bench-peers
+bench-peers: install
+	@$(BENCH_TOOLS)
+	@$(PEER_TOOLS)
+	$(PY) scripts/bench/peers.py

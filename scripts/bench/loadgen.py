@@ -228,6 +228,79 @@ async def http_load(
     }
 
 
+async def http_open_loop(
+    host: str, port: int, path: str, body: bytes, rate: float, seconds: float, max_connections: int = 1024
+) -> dict[str, Any]:
+    """Open loop at a fixed arrival rate: request i is due at start + i / rate and is sent then,
+    whether or not earlier ones have been answered (on an idle kept-alive connection, else a new
+    one, up to `max_connections`, beyond which it waits for one). Latency runs from the time it
+    was due, not from when it went out, so every wait counts (in the server's queue, for a
+    connection, or behind this loop being late): no coordinated omission, unlike a closed loop
+    (wrk, http_load), which slows its sending when the server slows. `send_lag_us` is how late
+    requests were started, before any wait for a connection: the generator's own error, in the direct
+    run too."""
+    loop = asyncio.get_running_loop()
+    idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
+    opened = 0
+    totals: list[float] = []
+    lags: list[float] = []
+    errors: Counter[str] = Counter()
+    warm = min(max_connections, max(4, int(rate / 100)))  # opened before the clock starts
+    for _ in range(warm):
+        connection = HttpConnection(host, port)
+        await connection.open()
+        idle.put_nowait(connection)
+        opened += 1
+
+    async def one(due_ns: int) -> None:
+        nonlocal opened
+        lags.append((time.perf_counter_ns() - due_ns) / 1000)
+        if idle.empty() and opened < max_connections:
+            opened += 1
+            connection = HttpConnection(host, port)
+        else:
+            connection = await idle.get()  # a wait the latency counts, the send lag does not
+        try:
+            async with asyncio.timeout(10):  # no task of its own, unlike wait_for: cheaper per request
+                result = await connection.request(path, body)
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+            errors[type(exc).__name__] += 1
+            connection.close()
+            idle.put_nowait(connection)  # reopened on its next use
+            return
+        end = time.perf_counter_ns()
+        idle.put_nowait(connection)
+        if result.status != 200:
+            errors[f"status {result.status}"] += 1
+            return
+        totals.append((end - due_ns) / 1000)
+
+    count = max(1, int(rate * seconds))
+    interval_ns = 1e9 / rate
+    tasks: list[asyncio.Task[None]] = []
+    start_ns = time.perf_counter_ns()
+    for index in range(count):
+        due_ns = start_ns + int(index * interval_ns)
+        delay = (due_ns - time.perf_counter_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(one(due_ns)))
+    await asyncio.gather(*tasks)
+    elapsed = (time.perf_counter_ns() - start_ns) / 1e9
+    while not idle.empty():
+        idle.get_nowait().close()
+    ordered = sorted(totals)
+    return {
+        "requests": len(totals),
+        "offered_rate": rate,
+        "rate": len(totals) / elapsed,
+        "latency_us": {**summarize(totals), "p999": percentile(ordered, 99.9)},
+        "send_lag_us": summarize(lags),
+        "connections": opened,
+        "errors": dict(errors),
+    }
+
+
 async def grpc_load(
     target: str, request: Any, stream: bool, concurrency: int, seconds: float
 ) -> dict[str, Any]:

@@ -8,7 +8,8 @@
 -- every closed-loop hiccup into dozens of fake slow requests and its percentiles into fiction.
 -- The clock is CLOCK_MONOTONIC through LuaJIT's FFI. Settings come from environment variables
 -- because done() runs in wrk's main Lua state, which never sees init()'s arguments.
--- WRK_CLOSE=1 sends "Connection: close" (one request per connection).
+-- WRK_CLOSE=1 sends "Connection: close" (one request per connection); WRK_HEADERS names a file of
+-- extra "Name: value" lines to send with every request.
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -40,6 +41,15 @@ function init(args)
   local headers = { ["Content-Type"] = "application/json" }
   if os.getenv("WRK_CLOSE") == "1" then
     headers["Connection"] = "close"
+  end
+  local extra = os.getenv("WRK_HEADERS")  -- a file of "Name: value" lines (a peer's routing headers)
+  if extra and extra ~= "" then
+    for line in io.lines(extra) do
+      local name, value = line:match("^([^:]+):%s*(.-)%s*$")
+      if name then
+        headers[name] = value
+      end
+    end
   end
   request_bytes = wrk.format("POST", nil, headers, body)
 end

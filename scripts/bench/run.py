@@ -570,13 +570,14 @@ http {{
 
     def wrk(
         self, surface: str, target: str, url: str, body: str, concurrency: int, tokens: int,
-        group: str | None, close: bool = False, seconds: int | None = None,
+        group: str | None, close: bool = False, seconds: int | None = None, headers: Path | None = None,
     ) -> Run:
         self.fleet.check_alive()
         seconds = seconds or (self.mode.c1_seconds if concurrency == 1 else self.mode.seconds)
         out = self.workdir / "wrk-out.json"
         out.unlink(missing_ok=True)
-        env = {**os.environ, "WRK_BODY": str(self.bodies[body]), "WRK_OUT": str(out), "WRK_CLOSE": "1" if close else "0"}
+        env = {**os.environ, "WRK_BODY": str(self.bodies[body]), "WRK_OUT": str(out), "WRK_CLOSE": "1" if close else "0",
+               "WRK_HEADERS": str(headers or "")}
         command = [
             "taskset", "-c", LOAD_CORE, self.wrk_binary, "-t", str(concurrency), "-c", str(concurrency),
             "-d", f"{seconds}s", "--timeout", "5s", "-s", str(HERE / "report.lua"), url,
