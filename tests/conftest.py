@@ -28,6 +28,7 @@ from support import (
     wait_for_port,
     wait_for_worker,
 )
+from conformance.matrix import RESULTS
 
 from ai_router.cli import SIMULATOR_API_KEY
 from ai_router.simulator import SimulatorSettings, build_server
@@ -184,3 +185,18 @@ def oai(http_url: str) -> Iterator[openai.OpenAI]:
 def ant(http_url: str) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(base_url=http_url, api_key="client-key", max_retries=0) as client:
         yield client
+
+
+# --- the conformance matrix, printed at the end of any run that ran one of its cells ---------------
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    RESULTS.record(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = RESULTS.render()
+    if lines:
+        terminalreporter.section("conformance matrix: client > upstream mode, by scenario")
+        for line in lines:
+            terminalreporter.write_line(line)

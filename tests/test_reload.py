@@ -162,7 +162,7 @@ def test_an_invalid_file_is_rejected_and_the_old_config_stays(
         # gunicorn replaces its workers whatever the file says: ask the new ones.
         wait_until(
             lambda: not children(gunicorn) & workers and len(children(gunicorn)) == len(workers),
-            15,
+            60,  # two workers booting on a loaded 2-core machine
             "gunicorn's workers replaced",
         )
 

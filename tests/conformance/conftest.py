@@ -1,7 +1,7 @@
-"""The conformance suite's additions to tests/conftest.py: the matrix, printed at the end of
-every run that collected any of its cells (this directory alone, or the whole tests/ tree); and
-a router of its own, the session's config plus a Gemini provider on the same simulator (the
-session's router keeps its two families, which other modules count on)."""
+"""The conformance suite's additions to tests/conftest.py: a router of its own, the session's
+config plus a Gemini provider on the same simulator (the session's router keeps its two
+families, which other modules count on). The matrix is printed by hooks in tests/conftest.py,
+which the process that reports loads (pytest-xdist's controller loads no conftest below it)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from support import Process, RouterConfig, Simulator, free_port, start_process, 
 
 from .conversation import ROUTER_DEFAULT_MAX_TOKENS, UPSTREAMS
 from .formats import GEMINI_TEST_KEY
-from .matrix import RESULTS
 
 GEMINI = {"default_model": UPSTREAMS["gemini"].model, "default_max_tokens": ROUTER_DEFAULT_MAX_TOKENS,
           "timeout": 3, "max_retries": 0}
@@ -55,19 +54,3 @@ def grpc_channel(conformance_router: tuple[str, str]) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(conformance_router[1]) as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield channel
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    RESULTS.collect(items)
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    RESULTS.record(report)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    lines = RESULTS.render()
-    if lines:
-        terminalreporter.section("conformance matrix: client > upstream mode, by scenario")
-        for line in lines:
-            terminalreporter.write_line(line)

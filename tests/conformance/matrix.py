@@ -66,25 +66,20 @@ def outcome_of(report: pytest.TestReport) -> str | None:
 
 
 class Results:
+    """The outcome of each cell, read off the reports pytest hands the process that prints (with
+    pytest-xdist, the controller, which collects nothing itself): a cell is known by its test id."""
+
     def __init__(self) -> None:
-        self.cells: dict[str, Cell] = {}  # node id -> cell
         self.outcomes: dict[Cell, str] = {}
 
-    def collect(self, items: Iterable[pytest.Item]) -> None:
-        for item in items:
-            callspec = getattr(item, "callspec", None)
-            cell = callspec.params.get("cell") if callspec else None
-            if isinstance(cell, Cell):
-                self.cells[item.nodeid] = cell
-
     def record(self, report: pytest.TestReport) -> None:
-        cell = self.cells.get(report.nodeid)
+        cell = cell_of(report.nodeid)
         outcome = outcome_of(report)
         if cell is not None and outcome is not None and self.outcomes.get(cell) != "FAIL":
             self.outcomes[cell] = outcome
 
     def render(self) -> list[str]:
-        if not self.cells:
+        if not self.outcomes:
             return []
         names = [scenario.name for scenario in SCENARIOS]
         label = max(len(f"{c} > {u} {m}") for c in CLIENTS for u in FAMILIES for m in MODES)
@@ -119,6 +114,16 @@ class Results:
         )
         lines.extend(f"  n/a {client} x {scenario}: {why}" for (client, scenario), why in INEXPRESSIBLE.items())
         return lines
+
+
+_BY_ID = {cell.id: cell for cell in CELLS}
+_CELL_TEST = "test_conformance.py::test_cell["
+
+
+def cell_of(nodeid: str) -> Cell | None:
+    """The cell a test id runs (`...test_conformance.py::test_cell[<cell id>]`), or None."""
+    _, found, rest = nodeid.partition(_CELL_TEST)
+    return _BY_ID.get(rest.removesuffix("]")) if found else None
 
 
 RESULTS = Results()
