@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,24 @@ class RouterConfig:
             "OPENAI_BASE_URL": f"{self.simulator.url}/v1",
             "ANTHROPIC_BASE_URL": self.simulator.url,
         }
+
+
+@contextmanager
+def http_and_grpc(
+    name: str, env: Mapping[str, str], directory: Path, workers: int = 1
+) -> Iterator[tuple[str, str, list[Process]]]:
+    """`ai-router http` (`workers` gunicorn workers) and `ai-router grpc` with `env`, each on a
+    free port, stopped after: (HTTP URL, gRPC target, the two processes)."""
+    http_port, grpc_port = free_port(), free_port()
+    env = {**env, "HTTP_PORT": str(http_port), "GRPC_PORT": str(grpc_port)}
+    processes = [
+        start_process(f"{name}-http", ["http"], {**env, "WEB_CONCURRENCY": str(workers)}, directory),
+        start_process(f"{name}-grpc", ["grpc"], env, directory),
+    ]
+    try:
+        wait_for_port(processes[0], http_port)
+        wait_for_port(processes[1], grpc_port)
+        yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", processes
+    finally:
+        for process in processes:
+            process.stop()

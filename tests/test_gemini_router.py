@@ -13,7 +13,7 @@ import grpc
 import httpx2
 import openai
 import pytest
-from support import Process, RouterConfig, Simulator, free_port, start_process, wait_for_port
+from support import RouterConfig, Simulator, http_and_grpc
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
@@ -43,25 +43,9 @@ def router(
     """(HTTP URL, gRPC target) of a router with a Gemini provider on the simulator."""
     directory = tmp_path_factory.mktemp("gemini")
     config = RouterConfig(simulator_process, directory, {"providers": PROVIDERS, "models": ALIASES})
-    http_port, grpc_port = free_port(), free_port()
-    env = {
-        **config.env(),
-        "GEMINI_API_KEY": GEMINI_TEST_KEY,
-        "GEMINI_BASE_URL": simulator_process.url,
-        "HTTP_PORT": str(http_port),
-        "GRPC_PORT": str(grpc_port),
-    }
-    processes: list[Process] = [
-        start_process("gemini-http", ["http"], {**env, "WEB_CONCURRENCY": "1"}, directory),
-        start_process("gemini-grpc", ["grpc"], env, directory),
-    ]
-    try:
-        wait_for_port(processes[0], http_port)
-        wait_for_port(processes[1], grpc_port)
-        yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-    finally:
-        for process in processes:
-            process.stop()
+    env = {**config.env(), "GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": simulator_process.url}
+    with http_and_grpc("gemini", env, directory) as (http_url, grpc_target, processes):
+        yield http_url, grpc_target
     # Google's key never reaches a log line (the session's log check knows only the other keys).
     for process in processes:
         assert GEMINI_TEST_KEY not in process.log()

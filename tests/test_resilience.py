@@ -16,15 +16,7 @@ import grpc
 import httpx2
 import openai
 import pytest
-from support import (
-    Process,
-    RouterConfig,
-    Simulator,
-    free_port,
-    start_process,
-    wait_for_port,
-    wait_until,
-)
+from support import RouterConfig, Simulator, http_and_grpc, wait_until
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
@@ -89,19 +81,8 @@ def router(
             "cooldown": {"failures": 3, "window_seconds": 30, "seconds": 1},
         },
     )
-    http_port, grpc_port = free_port(), free_port()
-    env = {**config.env(), "HTTP_PORT": str(http_port), "GRPC_PORT": str(grpc_port)}
-    processes: list[Process] = [
-        start_process("resilience-http", ["http"], {**env, "WEB_CONCURRENCY": "1"}, directory),
-        start_process("resilience-grpc", ["grpc"], env, directory),
-    ]
-    try:
-        wait_for_port(processes[0], http_port)
-        wait_for_port(processes[1], grpc_port)
-        yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-    finally:
-        for process in processes:
-            process.stop()
+    with http_and_grpc("resilience", config.env(), directory) as (http_url, grpc_target, _):
+        yield http_url, grpc_target
 
 
 @pytest.fixture

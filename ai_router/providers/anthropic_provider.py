@@ -12,6 +12,7 @@ import orjson
 
 from ai_router.errors import InvalidRequest, RouterError
 from ai_router.providers.http_provider import HTTPProvider
+from ai_router.providers.tool_arguments import arguments_object
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -299,18 +300,8 @@ def _block(part: TextPart | ImagePart) -> dict[str, Any]:
     }
 
 
-def _arguments_object(call: ToolCall, where: str) -> Any:
-    try:
-        value = orjson.loads(call.arguments or "{}")
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequest(
-            f"{where}.function.arguments must be a JSON object to be sent to an Anthropic "
-            f"provider; got {call.arguments!r}",
-            param=f"{where}.function.arguments",
-        )
-    return value
+def _arguments_object(call: ToolCall, where: str) -> dict[str, Any]:
+    return arguments_object(call, where, "an Anthropic")
 
 
 def _tool_choice(choice: ToolChoice | None, parallel: bool | None) -> dict[str, Any] | None:

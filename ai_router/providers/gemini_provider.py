@@ -29,6 +29,7 @@ from ai_router.errors import (
 )
 from ai_router.providers import failures
 from ai_router.providers.http_provider import HTTPProvider
+from ai_router.providers.tool_arguments import arguments_object
 from ai_router.providers.transport import TransportFactory, transport_for
 from ai_router.providers.upstream import UpstreamHTTP
 from ai_router.types import (
@@ -412,13 +413,4 @@ def _declaration(tool: Tool) -> dict[str, Any]:
 
 
 def _arguments_object(call: ToolCall, where: str) -> None:
-    try:
-        value = orjson.loads(call.arguments or "{}")
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequest(
-            f"{where}.function.arguments must be a JSON object to be sent to a Gemini provider "
-            f"(functionCall.args is an object); got {call.arguments!r}",
-            param=f"{where}.function.arguments",
-        )
+    arguments_object(call, where, "a Gemini")

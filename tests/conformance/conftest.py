@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from support import Process, RouterConfig, Simulator, free_port, start_process, wait_for_port
+from support import RouterConfig, Simulator, http_and_grpc
 
 from .conversation import ROUTER_DEFAULT_MAX_TOKENS, UPSTREAMS
 from .formats import GEMINI_TEST_KEY
@@ -26,20 +26,9 @@ def conformance_router(
     """(HTTP URL, gRPC target) of the router every cell goes through."""
     config = RouterConfig(simulator_process, tmp_path_factory.mktemp("conformance"),
                           {"providers": {"gemini": GEMINI}})
-    http_port, grpc_port = free_port(), free_port()
-    env = {**config.env(), "GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": simulator_process.url,
-           "HTTP_PORT": str(http_port), "GRPC_PORT": str(grpc_port)}
-    processes: list[Process] = [
-        start_process("conformance-http", ["http"], {**env, "WEB_CONCURRENCY": "2"}, logs_dir),
-        start_process("conformance-grpc", ["grpc"], env, logs_dir),
-    ]
-    try:
-        wait_for_port(processes[0], http_port)
-        wait_for_port(processes[1], grpc_port)
-        yield f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-    finally:
-        for process in processes:
-            process.stop()
+    env = {**config.env(), "GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": simulator_process.url}
+    with http_and_grpc("conformance", env, logs_dir, workers=2) as (http_url, grpc_target, processes):
+        yield http_url, grpc_target
     for process in processes:
         assert GEMINI_TEST_KEY not in process.log(), "the Gemini key reached a log"
 
