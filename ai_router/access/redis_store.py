@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from ai_router.access.redis_client import state_redis
 from ai_router.access.store import (
     CONCURRENCY_RETRY_SECONDS,
     Limits,
@@ -150,18 +149,8 @@ return {redis.call('HGET', KEYS[3], 'spent') or '0', redis.call('HGET', KEYS[3],
 
 class RedisStore(QuotaStore):
     def __init__(self, url: str, lease_seconds: float, timeout_seconds: float) -> None:
-        # One resend, on a connection that failed (a pooled one Redis closed); never after a
-        # timeout, when the first may still run. A resent reservation finds its lease and is
-        # not taken twice.
-        self._redis: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-        )
-        kwargs = self._redis.connection_pool.connection_kwargs
-        # Named in messages without the URL, which may carry a password.
-        self._where = f"Redis at {kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+        # A resent reservation (after a failed connection) finds its lease and is not taken twice.
+        self._redis, self._where = state_redis(url, timeout_seconds)
         self._lease_seconds = lease_seconds
         self._timeout = timeout_seconds
         self._clock_offset: float | None = None  # Redis's clock minus ours

@@ -12,9 +12,8 @@ import time
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from ai_router.access.redis_client import state_redis
 from ai_router.errors import StateUnavailable
 from ai_router.response_store.store import ResponseStore, StoredResponse, decoded
 
@@ -26,18 +25,9 @@ class RedisResponses(ResponseStore):
         self, url: str, timeout_seconds: float, retention_seconds: float, max_bytes: int
     ) -> None:
         super().__init__(max_bytes)
-        # As the quota store's client: one resend, on a connection that failed (a pooled one
-        # Redis closed), never after a timeout. SET and GET run twice are the same; a DEL that
-        # ran before its connection failed would be reported as not found.
-        self._redis: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-        )
-        kwargs = self._redis.connection_pool.connection_kwargs
-        # Named in messages without the URL, which may carry a password.
-        self._where = f"Redis at {kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+        # SET and GET resent (after a failed connection) are the same; a DEL that ran before its
+        # connection failed would be reported as not found.
+        self._redis, self._where = state_redis(url, timeout_seconds)
         self._timeout = timeout_seconds
         self._retention_ms = max(1, round(retention_seconds * 1000))
 
