@@ -435,3 +435,34 @@ def test_an_entra_id_token_on_the_v1_surface() -> None:
     assert request.url == "https://res.openai.azure.com/openai/v1/chat/completions"
     assert request.headers["authorization"] == f"Bearer {ENTRA_TOKEN}"
     assert "api-key" not in request.headers
+
+
+def test_deployments_a_client_names_keep_at_most_64_pools_open() -> None:
+    upstream = FakeUpstream(lambda request: FakeAnswer.of_json({"id": "chatcmpl-1", "choices": []}))
+    open_pools: set[str] = set()
+
+    class Counted:
+        def __init__(self, url: str, headers: Any) -> None:
+            self.url, self.transport = url, upstream.connect(url, headers)
+            open_pools.add(url)
+
+        def post(self, *args: Any) -> Any:
+            return self.transport.post(*args)
+
+        def close(self) -> None:
+            open_pools.discard(self.url)
+
+    raw = {"type": "azure", "default_model": "gpt-4o", "base_url": "https://res.openai.azure.com",
+           "api_version": "2025-04-01-preview"}
+    settings = settings_from_mapping({"providers": {"azure": raw}}, {"AZURE_API_KEY": AZURE_KEY})
+    provider = AzureOpenAIProvider(settings.providers["azure"], Counted)
+    watchdog = Watchdog()
+    for number in range(100):  # a deployment URL each: no `models` list, so any name goes
+        body = {"model": f"made-up-{number}", "messages": [{"role": "user", "content": "hi"}]}
+        provider.relay(RelayRequest(body, False, 5, "", "chat"), watchdog.watch())
+        assert len(open_pools) <= 64
+
+    assert len(upstream.requests) == 100
+    assert "/openai/deployments/made-up-99/chat/completions" in upstream.requests[-1].url
+    provider.close()
+    assert not open_pools

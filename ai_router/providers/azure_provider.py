@@ -24,9 +24,10 @@ import openai
 from ai_router.call import Endpoint
 from ai_router.providers.openai_provider import OpenAIProvider
 from ai_router.providers.transport import Answer
-from ai_router.providers.upstream import UpstreamHTTP, sdk_request_head
+from ai_router.providers.upstream import UpstreamHTTP, UpstreamsOnDemand, sdk_request_head
 
 V1_PATH = "/openai/v1"
+_MAX_HEADS = 256  # rendered request heads kept, by endpoint and deployment
 
 
 class AzureOpenAIProvider(OpenAIProvider):
@@ -35,9 +36,11 @@ class AzureOpenAIProvider(OpenAIProvider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lock = threading.Lock()
-        # (endpoint, deployment) -> its upstream; deployments that share a URL share one.
-        self._deployed: dict[tuple[Endpoint, str], UpstreamHTTP] = {}
-        self._by_url: dict[str, UpstreamHTTP] = {}
+        # (endpoint, deployment) -> its URL and headers, rendered once; deployments whose
+        # requests go to one URL share its upstream. Both bounded: deployments are named by
+        # clients, and a provider without `models` takes any name.
+        self._heads: dict[tuple[Endpoint, str], tuple[str, dict[str, str]]] = {}
+        self._by_url = UpstreamsOnDemand()
 
     def deployment(self, model: str) -> str:
         return self.settings.deployments.get(model, model)
@@ -84,30 +87,25 @@ class AzureOpenAIProvider(OpenAIProvider):
         path = {"chat": self.chat_path, **self.other_paths}.get(endpoint)
         if path is None or self.api_key is None:
             return None
-        deployment = str(body.get("model") or "")
-        with self._lock:
-            upstream = self._deployed.get((endpoint, deployment))
-            if upstream is None:
-                upstream = self._open(path, deployment)
-                self._deployed[(endpoint, deployment)] = upstream
-            return upstream
+        url, headers = self._head(endpoint, path, str(body.get("model") or ""))
+        return self._by_url.get(url, lambda: UpstreamHTTP(self.failing, url, headers, self.connect))
 
-    def _open(self, path: str, deployment: str) -> UpstreamHTTP:
+    def _head(self, endpoint: Endpoint, path: str, deployment: str) -> tuple[str, dict[str, str]]:
+        with self._lock:
+            found = self._heads.get((endpoint, deployment))
+        if found is not None:
+            return found
         client = self.sdk_client()
         try:
-            url, headers = sdk_request_head(client, path, {"model": deployment}, self.sdk_headers())
+            found = sdk_request_head(client, path, {"model": deployment}, self.sdk_headers())
         finally:
             client.close()
-        upstream = self._by_url.get(url)
-        if upstream is None:
-            upstream = UpstreamHTTP(self.failing, url, headers, self.connect)
-            self._by_url[url] = upstream
-        return upstream
+        with self._lock:
+            if len(self._heads) >= _MAX_HEADS:
+                del self._heads[next(iter(self._heads))]
+            self._heads[(endpoint, deployment)] = found
+        return found
 
     def close(self) -> None:
-        with self._lock:
-            for upstream in self._by_url.values():
-                upstream.close()
-            self._by_url.clear()
-            self._deployed.clear()
+        self._by_url.close()
         super().close()

@@ -9,7 +9,6 @@ What is translated, dropped or refused: docs/TRANSLATION.md ("Gemini").
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -31,7 +30,7 @@ from ai_router.providers import failures
 from ai_router.providers.http_provider import HTTPProvider
 from ai_router.providers.tool_arguments import arguments_object
 from ai_router.providers.transport import TransportFactory, transport_for
-from ai_router.providers.upstream import UpstreamHTTP
+from ai_router.providers.upstream import UpstreamHTTP, UpstreamsOnDemand
 from ai_router.types import (
     ChatChunk,
     ChatRequest,
@@ -51,9 +50,6 @@ from ai_router.wire import sse
 _CALLING_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}
 # Upstreams kept, one per (model, method): beyond this the oldest is closed, so that clients
 # naming ever new models cannot grow the pools without bound.
-_MAX_UPSTREAMS = 64
-
-
 class GeminiProvider(HTTPProvider):
     family = wire.FAMILY
     default_base_url = wire.DEFAULT_BASE_URL
@@ -61,8 +57,7 @@ class GeminiProvider(HTTPProvider):
     def __init__(self, settings: ProviderSettings, connect: TransportFactory = transport_for) -> None:
         super().__init__(settings, connect)
         self._connect = connect
-        self._by_model: dict[tuple[str, bool], UpstreamHTTP] = {}
-        self._lock = threading.Lock()
+        self._by_model = UpstreamsOnDemand()  # by (model, stream)
 
     def _sdk_heads(self) -> dict[Endpoint, tuple[str, dict[str, str]]]:
         return {}  # no fixed endpoint: each model has its URL (`_upstream`)
@@ -175,22 +170,14 @@ class GeminiProvider(HTTPProvider):
             )
 
     def close(self) -> None:
-        with self._lock:
-            upstreams, self._by_model = list(self._by_model.values()), {}
-        for upstream in upstreams:
-            upstream.close()
+        self._by_model.close()
 
     # ---- the wire ---------------------------------------------------------------------------
 
     def _upstream(self, model: str, stream: bool) -> UpstreamHTTP:
         key = self.require_key()
-        with self._lock:
-            found = self._by_model.get((model, stream))
-            if found is not None:
-                return found
-            if len(self._by_model) >= _MAX_UPSTREAMS:
-                oldest = next(iter(self._by_model))
-                self._by_model.pop(oldest).close()
+
+        def make() -> UpstreamHTTP:
             base = (self.settings.base_url or self.default_base_url).rstrip("/")
             headers = {
                 wire.API_KEY_HEADER: key,
@@ -198,11 +185,11 @@ class GeminiProvider(HTTPProvider):
                 "accept": "text/event-stream" if stream else "application/json",
                 "user-agent": "ai-router",
             }
-            upstream = UpstreamHTTP(
+            return UpstreamHTTP(
                 self.failing, base + wire.path(model, stream), headers, self._connect, status_error
             )
-            self._by_model[(model, stream)] = upstream
-            return upstream
+
+        return self._by_model.get((model, stream), make)
 
     def _events(self, request: ChatRequest, watch: Watch) -> Generator[bytes, None, None]:
         """The data of each event of the streamed answer, read under `watch` as HTTPProvider's

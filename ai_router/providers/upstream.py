@@ -10,7 +10,8 @@ Why not through the SDK or its httpx2: docs/PERFORMANCE.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import httpx2
@@ -72,6 +73,36 @@ class UpstreamHTTP:
     def close(self) -> None:
         """Close the pooled connections."""
         self._transport.close()
+
+
+class UpstreamsOnDemand:
+    """Upstreams made when a request first names one (a model in Gemini's URL, a deployment in
+    Azure's), at most `limit` at once: the oldest is closed to make room, so that a client naming
+    ever new models cannot grow them. A request on one closed meanwhile fails as a connection
+    error, which is retried."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self._limit = limit
+        self._upstreams: dict[Hashable, UpstreamHTTP] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], UpstreamHTTP]) -> UpstreamHTTP:
+        with self._lock:
+            found = self._upstreams.get(key)
+            if found is None:
+                if len(self._upstreams) >= self._limit:
+                    self._upstreams.pop(next(iter(self._upstreams))).close()
+                found = self._upstreams[key] = make()
+            return found
+
+    def __len__(self) -> int:
+        return len(self._upstreams)
+
+    def close(self) -> None:
+        with self._lock:
+            upstreams, self._upstreams = list(self._upstreams.values()), {}
+        for upstream in upstreams:
+            upstream.close()
 
 
 def sdk_request_head(
