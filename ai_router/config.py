@@ -135,7 +135,7 @@ class ServerSettings(_Strict):
     # operator behind a load balancer can tell which one answered. Default: the host name.
     replica_name: str = Field(default_factory=socket.gethostname)
     # gRPC: a call holds one pool thread to its end, a stream too, so the pool is sized in streams
-    # (threads start as calls need them; a held stream costs about 75 KiB: docs/PERFORMANCE.md).
+    # (threads start as calls need them; what a held stream costs: docs/PERFORMANCE.md).
     grpc_max_workers: PositiveInt = 2048
     # Prometheus metrics of `ai-router grpc` run alone, at http://host:port/metrics; 0: none.
     # (`ai-router serve` sets none: its gRPC server's metrics are in the HTTP server's /metrics.)

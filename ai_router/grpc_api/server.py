@@ -41,10 +41,8 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AIRouter"].full_name
 RESERVED_THREADS = 4  # for health checks and reflection, beyond the AIRouter calls
-# The stack of every thread `serve` starts (glibc's default is 8 MiB of address space each). The
-# deepest the request path goes, nesting up to the interpreter's recursion limit (pydantic-core
-# validating a nested value, json, repr through Python methods), needed up to 320 KiB in a bare
-# thread; twice the 256 KiB that pydantic-core overflowed at.
+# The stack of every thread `serve` starts, far below glibc's default: thousands of pool threads
+# each reserve one. Sized with room over the deepest the request path nests (docs/PERFORMANCE.md).
 THREAD_STACK_BYTES = 512 * 1024
 
 

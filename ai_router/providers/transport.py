@@ -7,8 +7,8 @@ headers never change) and sent with the body in one write; the body is read as i
 Under gevent (the HTTP front door) the pool's sockets are gevent's, in the process's one hub. In
 threads (the gRPC front door, which gevent does not patch) they are plain blocking sockets in one
 pool that every thread shares (ThreadedTransport): a gevent socket there would give each thread a
-hub of its own (a libev loop, two descriptors, a resolver thread), about 60-90 KiB per thread that
-holds a stream, and a pool of idle connections per thread.
+hub of its own (a libev loop, two descriptors, a resolver thread) for every thread that holds a
+stream, and a pool of idle connections per thread.
 
 Proxies come from the environment (HTTPS_PROXY, NO_PROXY, ...) and certificates from
 SSL_CERT_FILE or certifi, as the SDKs' httpx2 did. Nothing is retried here (the router retries,
