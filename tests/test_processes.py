@@ -324,4 +324,4 @@ def test_a_stream_cancelled_by_the_grpc_client_releases_the_upstream(
     wait_until(upstream_closed, 5, "the upstream stream closed after the client cancelled")
     took = time.monotonic() - cancelled_at
     print(f"\ngRPC cancel reached the upstream in {took * 1000:.0f} ms")
-    assert took < 1.0
+    assert took < 3.0  # the whole answer would take ~9 s

@@ -182,7 +182,9 @@ def test_a_reservation_redis_runs_after_the_router_gave_up_changes_nothing(
         os.kill(redis_server.popen.pid, signal.SIGCONT)
 
     print(f"\nfrozen Redis: refused after {waited:.2f}s")
-    assert waited < TIMEOUT + 0.5
+    # Bounded by the timeout, not hung (redis-py waits for ever without one); the slack is a
+    # loaded 2-core CI machine's scheduling, seen at 1.2 s.
+    assert waited < TIMEOUT + 2.5
     # Redis has now run the script it had queued, past its deadline: nothing was taken.
     assert client.zcard("ai-router:frozen:leases") == 0
     assert client.hget("ai-router:frozen:rpm", "level") is None
@@ -195,7 +197,8 @@ def test_a_dead_redis_is_unavailable_at_once_and_the_store_recovers_by_itself(
     tmp_path: Path,
 ) -> None:
     server = start_redis(tmp_path)
-    store = open_store(StateSettings(backend="redis", url=server.url, timeout_seconds=TIMEOUT))
+    # A long timeout, so that "at once" (a refused connection) cannot be mistaken for waiting it out.
+    store = open_store(StateSettings(backend="redis", url=server.url, timeout_seconds=5.0))
     limits = Limits("outage", rpm=100)
     assert _admitted(store, limits)
     port = server.port
@@ -213,7 +216,7 @@ def test_a_dead_redis_is_unavailable_at_once_and_the_store_recovers_by_itself(
         wait_until(lambda: _admitted_or_unavailable(store, limits), 5, "a reservation again")
         print(f"\ndead Redis refused in {refused_after * 1000:.1f} ms; "
               f"served {1000 * (time.monotonic() - back):.0f} ms after it answered PING again")
-        assert refused_after < 0.1
+        assert refused_after < 2.5  # half the timeout
     finally:
         restarted.stop()
         store.close()
