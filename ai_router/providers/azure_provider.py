@@ -24,7 +24,12 @@ import openai
 from ai_router.call import Endpoint
 from ai_router.providers.openai_provider import OpenAIProvider
 from ai_router.providers.transport import Answer
-from ai_router.providers.upstream import UpstreamHTTP, UpstreamsOnDemand, sdk_request_head
+from ai_router.providers.upstream import (
+    UpstreamHTTP,
+    UpstreamsOnDemand,
+    rendering_only_http_client,
+    sdk_request_head,
+)
 
 V1_PATH = "/openai/v1"
 _MAX_HEADS = 256  # rendered request heads kept, by endpoint and deployment
@@ -65,7 +70,10 @@ class AzureOpenAIProvider(OpenAIProvider):
         if self.settings.api_version is None:
             # The v1 surface: the plain OpenAI client, which sends its key as a bearer token
             # (what an Entra ID token is); an API key goes in `api-key` instead (sdk_headers).
-            return openai.OpenAI(api_key=key, base_url=endpoint + V1_PATH, max_retries=0)
+            return openai.OpenAI(
+                api_key=key, base_url=endpoint + V1_PATH, max_retries=0,
+                http_client=rendering_only_http_client(),
+            )
         # Every argument explicit: the SDK would otherwise read AZURE_OPENAI_* variables.
         return openai.AzureOpenAI(
             azure_endpoint=endpoint,
@@ -73,6 +81,7 @@ class AzureOpenAIProvider(OpenAIProvider):
             api_key=None if entra else key,
             azure_ad_token=key if entra else None,
             max_retries=0,
+            http_client=rendering_only_http_client(),
         )
 
     def sdk_headers(self) -> dict[str, Any]:

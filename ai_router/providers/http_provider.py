@@ -34,7 +34,7 @@ from ai_router.providers.transport import (
     TransportFactory,
     transport_for,
 )
-from ai_router.providers.upstream import UpstreamHTTP, sdk_request_head
+from ai_router.providers.upstream import UpstreamHTTP, rendering_only_http_client, sdk_request_head
 from ai_router.types import ChatRequest
 from ai_router.upstream_watch import Watch
 from ai_router.wire import sse
@@ -72,6 +72,7 @@ class HTTPProvider(Provider):
             # The router retries (policy/retry.py); SDK retries would multiply with ours.
             max_retries=0,
             default_headers=self.settings.headers or None,
+            http_client=rendering_only_http_client(),
         )
 
     def sdk_headers(self) -> dict[str, Any]:

@@ -20,10 +20,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app
-from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
@@ -443,7 +442,15 @@ class _Published:
 
 
 def _published() -> _Published:
-    published: _Published = current_app.extensions[_PUBLISHED_KEY]
+    """The document and its page, made on the first request for either: building it costs a
+    worker's start a tenth of a second or more, for an endpoint few ask for."""
+    published: _Published | None = current_app.extensions.get(_PUBLISHED_KEY)
+    if published is None:
+        document = build_document(current_app)
+        published = current_app.extensions[_PUBLISHED_KEY] = _Published(
+            json.dumps(document, ensure_ascii=False, indent=1).encode(),
+            page.render(document).encode(),
+        )
     return published
 
 
@@ -455,12 +462,3 @@ def openapi_json() -> Response:
 @blueprint.get("/docs")
 def docs_page() -> Response:
     return Response(_published().html, content_type="text/html; charset=utf-8")
-
-
-# Registered after the views: it describes them, its own included.
-@blueprint.record_once
-def _publish(state: BlueprintSetupState) -> None:
-    document = build_document(cast(Flask, state.app))
-    state.app.extensions[_PUBLISHED_KEY] = _Published(
-        json.dumps(document, ensure_ascii=False, indent=1).encode(), page.render(document).encode()
-    )
