@@ -122,6 +122,52 @@ def test_tool_call_arguments_nested_past_any_reason_are_refused_naming_them() ->
     assert upstream.requests == []
 
 
+def nested_schema(levels: int) -> dict[str, Any]:
+    """A JSON schema whose objects nest `levels` deep (each level is two of JSON's)."""
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
+def tool_request(path: str, model: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    message = [{"role": "user", "content": "hi"}]
+    if path == "/v1/messages":
+        return {"model": model, "max_tokens": 10, "messages": message,
+                "tools": [{"name": "f", "input_schema": parameters}]}  # fmt: skip
+    if path == "/v1/responses":
+        return {"model": model, "input": "hi",
+                "tools": [{"type": "function", "name": "f", "parameters": parameters}]}  # fmt: skip
+    return {"model": model, "messages": message,
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": parameters}}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/v1/chat/completions", "openai/gpt-4o-mini"),  # relayed as it came
+        ("/v1/chat/completions", "anthropic/claude"),  # translated
+        ("/v1/messages", "anthropic/claude"),
+        ("/v1/messages", "openai/gpt-4o-mini"),
+        ("/v1/responses", "anthropic/claude"),
+    ],
+)
+def test_a_body_nested_deeper_than_the_router_writes_is_a_400_not_a_fault_of_its_own(
+    path: str, model: str
+) -> None:
+    # orjson reads 1,024 levels but writes only 254: a body between the two once reached the
+    # upstream's serialisation and came back as a 500 of the router's own.
+    client, upstream = app_on()
+
+    refused = client.post(path, json=tool_request(path, model, nested_schema(100)))
+    served = client.post(path, json=tool_request(path, model, nested_schema(20)))
+
+    assert refused.status_code == 400, refused.get_json()
+    assert "more than 128 levels deep" in json.dumps(refused.get_json())
+    assert served.status_code == 200, served.get_json()
+    assert len(upstream.requests) == 1
+
+
 def test_a_fault_of_the_routers_own_is_a_500_with_the_request_id_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

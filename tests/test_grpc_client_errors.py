@@ -105,6 +105,19 @@ def test_tool_parameters_nested_past_reason_are_invalid_argument(served: Served)
     assert "tools[0].parameters" in (error.details() or "")
 
 
+def test_tool_parameters_nested_deeper_than_the_router_writes_are_invalid_argument(
+    served: Served,
+) -> None:
+    # Within what orjson reads (1,024 levels), past what it writes (254).
+    deep = '{"a":' * 300 + "1" + "}" * 300
+    request = pb.AIRequest(provider="openai", prompt="hi", tools=[pb.Tool(name="w", parameters=deep)])
+
+    error = rpc_error(lambda: served.stub.RouteRequest(request, timeout=5))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "tools[0].parameters nests objects and arrays more than 128 levels deep" in (error.details() or "")
+
+
 def test_a_fault_of_the_routers_own_is_internal_with_the_request_id_logged_once(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:

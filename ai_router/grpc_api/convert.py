@@ -8,6 +8,7 @@ import orjson
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router.errors import InvalidRequest
+from ai_router.json_nesting import check_nesting
 from ai_router.native_request import RawMessage, build_chat_request
 from ai_router.types import (
     ChatChunk,
@@ -78,6 +79,7 @@ def _tool(tool: pb.Tool, index: int) -> Tool:
             f"tools[{index}].parameters must be a JSON schema object as JSON text",
             param=f"tools[{index}].parameters",
         )
+    check_nesting(parameters, f"tools[{index}].parameters", f"tools[{index}].parameters")
     return Tool(tool.name, tool.description, parameters)
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import ClientDisconnected
 
 from ai_router.errors import InvalidRequest, RequestTimeout, RequestTooLarge
+from ai_router.json_nesting import check_nesting
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -31,6 +32,7 @@ def read_json_object() -> dict[str, Any]:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    check_nesting(data, "the request body")
     return data
 
 
