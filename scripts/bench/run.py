@@ -1015,8 +1015,12 @@ class Report:
         ))
         add(f"  ({FLASK_FLOOR}: scripts/bench/flask_floor.py, one gunicorn gevent worker (the router's worker class) relaying the bytes over "
             "geventhttpclient (as the router does) with nothing else: what Flask, gunicorn and the upstream call cost before any work of the router's.)")
-        add(self.knee_line(FLASK_FLOOR, FLASK_FLOOR, FLASK_FLOOR, "http-unary", "flask")[1])
+        floor_best, floor_line = self.knee_line(FLASK_FLOOR, FLASK_FLOOR, FLASK_FLOOR, "http-unary", "flask")
+        add(floor_line)
         direct1 = self.find("http-unary", "direct", 1)
+        floor1 = self.find(FLASK_FLOOR, "flask", 1)
+        floor_p50 = self._overhead(floor1, direct1, "p50_us")
+        floor_p99 = self._overhead(floor1, direct1, "p99_us")
         for surface in ("/generate", "/v1/chat/completions"):
             best, line = self.knee_line(surface, surface, surface, "http-unary")
             add(line)
@@ -1026,6 +1030,15 @@ class Report:
             add(self.target(f"HTTP {surface} overhead p50 at c=1", us(p50), "≤ 1 ms", None if p50 is None else p50 <= 1000))
             add(self.target(f"HTTP {surface} overhead p99 at c=1", us(p99), "≤ 3 ms", None if p99 is None else p99 <= 3000))
             add(self.target(f"HTTP {surface} throughput at the knee", rate(best.rate) if best else "no knee", "≥ 1,000/s per worker", bool(best and best.rate >= 1000)))
+            # Issue 22: the router against the bare Flask relay of the same run.
+            add(self.target(f"HTTP {surface} overhead p50 at c=1, × the bare Flask relay's", ratio(p50, floor_p50), "≤ ×1.3",
+                            None if p50 is None or floor_p50 is None else p50 <= 1.3 * floor_p50))
+            above = None if p99 is None or floor_p99 is None else p99 - floor_p99
+            add(self.target(f"HTTP {surface} overhead p99 at c=1, above the bare Flask relay's", us(above), "≤ 1 ms",
+                            None if above is None else above <= 1000))
+            share = best.rate / floor_best.rate if best and floor_best else None
+            add(self.target(f"HTTP {surface} throughput at the knee, × the bare Flask relay's", ratio(share, 1.0), "≥ ×0.7",
+                            None if share is None else share >= 0.7))
         add("")
 
         # HTTP streams
@@ -1077,6 +1090,9 @@ class Report:
         over = self._overhead(one, d1, "p50_us")
         add(self.target("gRPC unary overhead p50 at c=1", us(over), "≤ 1.5 ms", None if over is None else over <= 1500))
         add(self.target("gRPC unary throughput at the knee", rate(best.rate) if best else "no knee", "≥ 800/s per process", bool(best and best.rate >= 800)))
+        floor_over = self._overhead(self.find("grpc-unary", "floor", 1), d1, "p50_us")
+        add(self.target("gRPC unary overhead p50 at c=1, × the bare grpcio relay's", ratio(over, floor_over), "≤ ×1.2",
+                        None if over is None or floor_over is None else over <= 1.2 * floor_over))
         add("")
 
         # gRPC streams
