@@ -84,7 +84,8 @@ def test_the_slot_and_spend_of_a_hold_nobody_renews_come_back_within_the_lease(
     returned_after = time.monotonic() - abandoned
 
     print(f"\nslot of a dead holder back after {returned_after:.2f}s (lease {LEASE}s)")
-    assert LEASE * 0.9 <= returned_after <= LEASE + 1.0
+    # Not before the lease ends; after it, within a loaded CI machine's scheduling.
+    assert LEASE * 0.9 <= returned_after <= LEASE + 3.0
     assert store.spend(ONE_AT_A_TIME).reserved == pytest.approx(0.0)
 
 
