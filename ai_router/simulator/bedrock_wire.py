@@ -32,11 +32,9 @@ from .reply import Piece
 from .script import Family
 from .wire import GARBLED, Turn
 
-# What `ai-router serve` puts in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the API key in
-# AWS_BEARER_TOKEN_BEDROCK) when it serves against the simulator; what tests sign with.
-ACCESS_KEY_ID = "AKIAAIROUTERSIMULATR"
-SECRET_ACCESS_KEY = "ai-router-simulator-secret-access-key"
-API_KEY = "bedrock-api-key-simulator"
+ACCESS_KEY_ID = bedrock.SIMULATOR_ACCESS_KEY_ID
+SECRET_ACCESS_KEY = bedrock.SIMULATOR_SECRET_ACCESS_KEY
+API_KEY = bedrock.SIMULATOR_API_KEY
 _NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/"
 _SIGNATURE_PREFIX = "AWS4-HMAC-SHA256 "
 _serializer = EventStreamMessageSerializer()

@@ -44,7 +44,6 @@ from ai_router.wire import gemini_generate as gemini
 
 from .azure_paths import AZURE_PREFIX, AzurePath, content_filter_body, parse_azure_path, with_deployment
 from .bedrock_request import BedrockCall
-from .bedrock_wire import BedrockWire, error_headers, error_type, signature_problem
 from .embeddings import embeddings
 from .gemini_request import GeminiCall
 from .gemini_wire import GEMINI
@@ -220,6 +219,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         # Bedrock's URL names the model and the method too; its requests are signed.
         bedrock_path = bedrock.PATH_RE.match(path) if self.command == "POST" else None
         if bedrock_path is not None:
+            # Imported here: botocore and the encoder import ssl, which `serve` must patch first.
+            from .bedrock_wire import BedrockWire, error_headers, signature_problem
+
             route = (BedrockWire(), "complete")
             body = body if body is MALFORMED else BedrockCall(
                 unquote(bedrock_path[1]), bedrock_path[2] == bedrock.CONVERSE_STREAM, body)
@@ -328,7 +330,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     def _stream(self, turn: Turn, settings: SimulatorSettings, fault: Fault | None) -> None:
         wire = self._wire
         self.send_response(200)
-        bedrock_stream = isinstance(wire, BedrockWire)
+        bedrock_stream = wire.family == bedrock.FAMILY
         self.send_header("content-type", bedrock.EVENT_STREAM if bedrock_stream else "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
@@ -432,7 +434,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, param: str | None = None,
                retry_after: float | None = None) -> None:
         extra = {} if retry_after is None else {"retry-after": f"{retry_after:g}"}
-        if isinstance(self._wire, BedrockWire):
+        if self._wire.family == bedrock.FAMILY:
+            from .bedrock_wire import error_headers, error_type
+
             extra.update(error_headers(error_type(status)))
         self._send_json(status, self._wire.error_body(status, message, param), extra)
 

@@ -39,6 +39,12 @@ MISSING_CREDENTIALS: Final = (
     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or " + BEARER_TOKEN_ENV + ")"
 )
 
+# The simulator's credentials: what it checks each signature against, what `ai-router serve`
+# puts in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY when it serves against it, what tests sign with.
+SIMULATOR_ACCESS_KEY_ID: Final = "AKIAAIROUTERSIMULATR"
+SIMULATOR_SECRET_ACCESS_KEY: Final = "ai-router-simulator-secret-access-key"
+SIMULATOR_API_KEY: Final = "bedrock-api-key-simulator"  # its Bedrock API key (a bearer token)
+
 USER: Final = "user"
 ASSISTANT: Final = "assistant"
 IMAGE_FORMATS: Final = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
