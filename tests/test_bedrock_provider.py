@@ -279,7 +279,8 @@ def test_reasoning_is_claudes_thinking_and_amazons_top_k_its_own() -> None:
 def test_what_converse_cannot_carry_is_refused_before_any_attempt(chat: ChatRequest, param: str) -> None:
     provider, upstream = bedrock(lambda r: answer([{"text": "ok"}]))
     with pytest.raises(InvalidRequest) as refused:
-        provider.check(chat)
+        provider.check(chat)  # what any model of the provider lacks
+        provider.complete(chat)  # what this model lacks: known once the target is
     assert refused.value.param == param and param in str(refused.value)
     assert upstream.requests == []
 

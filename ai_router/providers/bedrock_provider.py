@@ -144,8 +144,8 @@ class BedrockProvider(HTTPProvider):
         yield ChatChunk(finish_reason=wire.finish_reason(reason), usage=Usage(input_tokens, output_tokens))
 
     def check(self, request: ChatRequest) -> None:
-        """Refused before any attempt: what Converse has no way to carry."""
-        vendor = wire.model_vendor(request.model)
+        """Refused before any attempt: what Converse has no way to carry. (What a model takes
+        no field for is refused when the body is built: a provider's models are known only then.)"""
         tool_blocks = False
         for index, message in enumerate(request.messages):
             tool_blocks = tool_blocks or bool(message.tool_calls) or message.role == "tool"
@@ -163,6 +163,16 @@ class BedrockProvider(HTTPProvider):
             raise self._refuse("tool_choice", "cannot forbid tool calls in a conversation that has "
                                "some: Converse has no tool choice 'none', and takes tool calls "
                                "and results only with the tools declared")
+        if request.output_format is not None and request.output_format.schema is None:
+            raise self._refuse("response_format", "takes structured output with a JSON schema "
+                               "only (Converse has no JSON mode without one)")
+
+    def close(self) -> None:
+        self._by_model.close()
+
+    def _check_model(self, request: ChatRequest) -> None:
+        """Refused before anything is sent: what this model has no field for."""
+        vendor = wire.model_vendor(request.model)
         if request.sampling.top_k is not None and vendor not in ("anthropic", "amazon"):
             raise self._refuse("top_k", f"passes top_k to Anthropic and Amazon models only; "
                                f"{request.model!r} has no field for it")
@@ -174,12 +184,6 @@ class BedrockProvider(HTTPProvider):
                 raise self._refuse("max_tokens", "needs max_tokens above "
                                    f"{wire.MIN_THINKING_BUDGET} with reasoning_effort: Claude's "
                                    f"thinking takes at least {wire.MIN_THINKING_BUDGET} tokens of it")
-        if request.output_format is not None and request.output_format.schema is None:
-            raise self._refuse("response_format", "takes structured output with a JSON schema "
-                               "only (Converse has no JSON mode without one)")
-
-    def close(self) -> None:
-        self._by_model.close()
 
     # ---- the wire ---------------------------------------------------------------------------
 
@@ -258,6 +262,7 @@ class BedrockProvider(HTTPProvider):
             raise UpstreamUnavailable(f"provider {self.name!r} ended the answer with stopReason {reason}", self.name)
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
+        self._check_model(request)
         sampling = request.sampling
         body: dict[str, Any] = {"messages": _messages(request.messages)}
         if request.system:
