@@ -252,14 +252,15 @@ def test_tool_choices(choice: ToolChoice | None, expected: dict[str, Any] | None
     assert "toolConfig" not in sent(upstream)
 
 
-def test_reasoning_is_claudes_thinking_and_amazons_top_k_its_own() -> None:
+def test_reasoning_is_conveses_effort_and_claudes_thinking_shown_and_amazons_top_k_its_own() -> None:
     provider, upstream = bedrock(lambda r: answer([{"text": "ok"}]))
-    provider.complete(request(reasoning_effort="high", max_tokens=4000))
-    assert sent(upstream)["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 3999}}
-    provider.complete(request(reasoning_effort="low", max_tokens=4000))
-    assert sent(upstream)["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 2048
+    provider.complete(request(reasoning_effort="minimal"))
+    assert sent(upstream)["additionalModelRequestFields"] == {"thinking": {"type": "adaptive", "display": "summarized"}}
+    assert sent(upstream)["outputConfig"] == {"effort": "low"}
+    provider.complete(request(model="us.amazon.nova-premier-v1:0", reasoning_effort="xhigh"))
+    assert sent(upstream)["outputConfig"] == {"effort": "xhigh"} and "additionalModelRequestFields" not in sent(upstream)
     provider.complete(request(reasoning_effort="none"))
-    assert "additionalModelRequestFields" not in sent(upstream)
+    assert "additionalModelRequestFields" not in sent(upstream) and "outputConfig" not in sent(upstream)
     provider.complete(request(model="us.amazon.nova-pro-v1:0", sampling=Sampling(top_k=5)))
     assert sent(upstream)["additionalModelRequestFields"] == {"inferenceConfig": {"topK": 5}}
 
@@ -272,8 +273,6 @@ def test_reasoning_is_claudes_thinking_and_amazons_top_k_its_own() -> None:
     (request(messages=(Message("assistant", "", tool_calls=(ToolCall("t", "f", "{}"),)), Message("tool", "r", tool_call_id="t")),
              tools=(Tool("f"),), tool_choice=ToolChoice("none")), "tool_choice"),
     (request(model="meta.llama3-3-70b-instruct-v1:0", sampling=Sampling(top_k=3)), "top_k"),
-    (request(model="meta.llama3-3-70b-instruct-v1:0", reasoning_effort="high"), "reasoning_effort"),
-    (request(reasoning_effort="high", max_tokens=1024), "max_tokens"),
     (request(output_format=OutputFormat(None)), "response_format"),
 ])
 def test_what_converse_cannot_carry_is_refused_before_any_attempt(chat: ChatRequest, param: str) -> None:
@@ -493,7 +492,7 @@ def test_the_provider_on_the_simulator_with_faults(sim: str) -> None:
         assert (got.content, got.finish_reason) == (f"Simulated reply from {MODEL}: hello ", "stop")
         chunks = list(provider.stream(chat, Watchdog().watch()))
         assert "".join(c.delta for c in chunks) == got.content and chunks[-1].usage == got.usage
-        tooled = request(tools=(Tool("lookup"),), tool_choice=ToolChoice("required"), reasoning_effort="low", max_tokens=2000)
+        tooled = request(tools=(Tool("lookup"),), tool_choice=ToolChoice("required"), reasoning_effort="low")
         streamed = list(provider.stream(tooled, Watchdog().watch()))
         assert streamed[-1].finish_reason == "tool_calls" and "".join(c.reasoning for c in streamed).startswith("Simulated")
         assert "".join(c.tool_call.arguments for c in streamed if c.tool_call) == '{"query": "hi"}'

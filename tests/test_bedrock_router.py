@@ -176,7 +176,9 @@ def test_anthropic_and_responses_clients_reach_bedrock(router: tuple[str, str], 
     assert streamed.content[0].type == "text" and streamed.content[0].text == message.content[1].text
     first = simulator.requests()[0]["body"]
     assert first["system"] == [{"text": "Be brief."}]
-    assert first["additionalModelRequestFields"]["thinking"]["type"] == "enabled"
+    # A budget under 4,096 tokens is effort "low": Converse's own field, Claude's thinking shown.
+    assert first["additionalModelRequestFields"] == {"thinking": {"type": "adaptive", "display": "summarized"}}
+    assert first["outputConfig"] == {"effort": "low"}
 
     response = oai_client.responses.create(model=f"bedrock/{MODEL}", input="by responses")
     assert response.output_text == f"Simulated reply from {MODEL}: by responses"

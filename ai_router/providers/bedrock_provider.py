@@ -176,16 +176,6 @@ class BedrockProvider(HTTPProvider):
         if request.sampling.top_k is not None and vendor not in ("anthropic", "amazon"):
             raise self._refuse("top_k", f"passes top_k to Anthropic and Amazon models only; "
                                f"{request.model!r} has no field for it")
-        if request.reasoning_effort not in (None, "none"):
-            if vendor != "anthropic":
-                raise self._refuse("reasoning_effort", "asks for reasoning of Anthropic models only "
-                                   f"(Claude's thinking); {request.model!r} has no field for it")
-            if (request.max_tokens or 0) <= wire.MIN_THINKING_BUDGET:
-                raise self._refuse("max_tokens", "needs max_tokens above "
-                                   f"{wire.MIN_THINKING_BUDGET} with reasoning_effort: Claude's "
-                                   f"thinking takes at least {wire.MIN_THINKING_BUDGET} tokens of it")
-
-    # ---- the wire ---------------------------------------------------------------------------
 
     def _refuse(self, param: str, what: str) -> InvalidRequest:
         return InvalidRequest(f"{param}: provider {self.name!r} {what}", param=param)
@@ -286,9 +276,14 @@ class BedrockProvider(HTTPProvider):
         additional = _additional_fields(request)
         if additional:
             body["additionalModelRequestFields"] = additional
+        output: dict[str, Any] = {}
         if request.output_format is not None and request.output_format.schema is not None:
             schema = {"schema": orjson.dumps(request.output_format.schema).decode(), "name": request.output_format.name}
-            body["outputConfig"] = {"textFormat": {"type": wire.JSON_SCHEMA, "structure": {"jsonSchema": schema}}}
+            output["textFormat"] = {"type": wire.JSON_SCHEMA, "structure": {"jsonSchema": schema}}
+        if request.reasoning_effort not in (None, "none"):
+            output["effort"] = wire.EFFORTS[request.reasoning_effort]
+        if output:
+            body["outputConfig"] = output
         return body
 
 
@@ -366,7 +361,8 @@ def _tool_spec(tool: Tool) -> dict[str, Any]:
 
 def _additional_fields(request: ChatRequest) -> dict[str, Any]:
     """What Converse has no field of its own for, in the model's request: top_k and Claude's
-    thinking for Anthropic models, topK in Amazon Nova's inferenceConfig."""
+    thinking (shown, its effort in outputConfig) for Anthropic models, topK in Amazon Nova's
+    inferenceConfig."""
     fields: dict[str, Any] = {}
     vendor = wire.model_vendor(request.model)
     if request.sampling.top_k is not None:
@@ -375,8 +371,7 @@ def _additional_fields(request: ChatRequest) -> dict[str, Any]:
         else:
             fields["top_k"] = request.sampling.top_k
     if request.reasoning_effort not in (None, "none") and vendor == "anthropic":
-        budget = min(wire.THINKING_BUDGETS[request.reasoning_effort], (request.max_tokens or 0) - 1)
-        fields["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        fields["thinking"] = dict(wire.ADAPTIVE_THINKING)
     return fields
 
 

@@ -42,6 +42,7 @@ BLOCKS = ("text", "image", "document", "video", "audio", "toolUse", "toolResult"
           "cachePoint", "reasoningContent", "citationsContent", "searchResult")
 INFERENCE_FIELDS = frozenset({"maxTokens", "temperature", "topP", "stopSequences"})
 ANTHROPIC_FIELDS = frozenset({"top_k", "thinking", "anthropic_beta"})
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,9 +240,13 @@ def _additional(model: str, value: object, limit: int | None) -> Any:
     if "thinking" not in fields:
         return None
     thinking = require_dict(fields["thinking"], "thinking")
+    if thinking.get("type") == "adaptive":
+        if thinking.get("display") not in (None, "summarized", "omitted"):
+            fail("thinking.display: must be summarized or omitted")
+        return "omitted" if thinking.get("display") == "omitted" else "summarized"
     budget = thinking.get("budget_tokens")
     if thinking.get("type") != "enabled" or isinstance(budget, bool) or not isinstance(budget, int):
-        return fail("thinking: type must be enabled, with an integer budget_tokens")
+        return fail("thinking: type must be enabled (with an integer budget_tokens) or adaptive")
     if budget < wire.MIN_THINKING_BUDGET or (limit is not None and budget >= limit):
         fail(f"thinking.budget_tokens: must be at least {wire.MIN_THINKING_BUDGET} and less than max_tokens")
     return "summarized"
@@ -250,7 +255,14 @@ def _additional(model: str, value: object, limit: int | None) -> Any:
 def _output(value: object) -> dict[str, Any] | None:
     if value is None:
         return None
-    text_format = require_dict(require_dict(value, "outputConfig").get("textFormat"), "outputConfig.textFormat")
+    config = require_dict(value, "outputConfig")
+    if set(config) - {"textFormat", "effort"}:
+        fail(f"Malformed input request: extraneous key [outputConfig.{sorted(set(config) - {'textFormat', 'effort'})[0]}]")
+    if "effort" in config and config["effort"] not in EFFORTS:
+        fail(f"outputConfig.effort: must be one of {', '.join(EFFORTS)}")
+    if "textFormat" not in config:
+        return None
+    text_format = require_dict(config["textFormat"], "outputConfig.textFormat")
     if text_format.get("type") != wire.JSON_SCHEMA:
         fail(f"outputConfig.textFormat.type: must be {wire.JSON_SCHEMA}")
     where = "outputConfig.textFormat.structure.jsonSchema"

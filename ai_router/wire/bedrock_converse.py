@@ -89,12 +89,14 @@ TYPE_OF_STATUS: Final[dict[int, str]] = {
     status: name for name, status in reversed(ERROR_STATUSES.items()) if name != "ModelStreamErrorException"
 }
 
-# OpenAI's reasoning efforts as Claude's thinking budget on Bedrock (additionalModelRequestFields
-# `thinking`: at least 1024 tokens and under maxTokens; "none" sends no thinking).
-MIN_THINKING_BUDGET: Final = 1024
-THINKING_BUDGETS: Final[dict[str, int]] = {
-    "minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768, "max": 65536,
+# OpenAI's reasoning efforts as Converse's own `outputConfig.effort` (low, medium, high, xhigh,
+# max); "none" sends none. Claude shows its thinking only when asked for it as well: adaptive
+# thinking in additionalModelRequestFields, as the Anthropic provider asks for it.
+EFFORTS: Final[dict[str, str]] = {
+    "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max",
 }  # fmt: skip
+ADAPTIVE_THINKING: Final = {"type": "adaptive", "display": "summarized"}
+MIN_THINKING_BUDGET: Final = 1024  # a `thinking` of type "enabled": at least this, under maxTokens
 
 
 def path(model: str, stream: bool) -> str:
