@@ -80,8 +80,9 @@ class Client(ABC):
 
     def expected_reasoning(self, thinking: str, upstream: Upstream) -> str:
         """The reasoning this client gets, given the simulator's thinking for the request:
-        Anthropic's thinking and Gemini's thoughts are shown; OpenAI's chat completions send none."""
-        return thinking if upstream.family in ("anthropic", "gemini") else ""
+        Anthropic's thinking (on Bedrock too) and Gemini's thoughts are shown; OpenAI's chat
+        completions send none."""
+        return thinking if upstream.family in ("anthropic", "gemini", "bedrock") else ""
 
     @abstractmethod
     def classify(self, error: Exception) -> ErrorSeen: ...
