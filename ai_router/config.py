@@ -85,8 +85,10 @@ class ProviderSettings(_Strict):
     deployments: dict[str, str] = Field(default_factory=dict)
     auth: Literal["api-key", "entra-id"] = "api-key"
     # Amazon Bedrock (type: bedrock): the AWS region its requests are signed for and sent to
-    # (default: AWS_REGION, else AWS_DEFAULT_REGION).
+    # (default: AWS_REGION, else AWS_DEFAULT_REGION), and the profile of the AWS config files
+    # whose credentials sign them (default: botocore's chain, AWS_PROFILE included).
     region: str | None = None
+    profile: str | None = None
 
     @model_validator(mode="after")
     def _bedrock_region(self) -> ProviderSettings:

@@ -20,7 +20,7 @@ import pytest
 from amazon_transcribe.eventstream import HEADERS_SERIALIZATION_DICT, EventStreamMessageSerializer
 from pydantic import SecretStr
 
-from ai_router.config import ProviderSettings
+from ai_router.config import ConfigError, ProviderSettings, settings_from_mapping
 from ai_router.errors import (
     InvalidRequest,
     ProviderNotConfigured,
@@ -148,6 +148,32 @@ def signature_problem(sent_request: FakeRequest) -> tuple[str, str] | None:
     headers = {name.lower(): value for name, value in sent_request.headers.items()}
     headers["host"] = parts.netloc
     return sim_wire.signature_problem("POST", parts.path, headers, sent_request.body)
+
+
+# ---- config --------------------------------------------------------------------------------------
+
+
+def test_the_region_comes_from_config_or_the_aws_variables_and_the_key_is_a_bedrock_api_key() -> None:
+    raw = {"providers": {"bedrock": {"default_model": MODEL}}}
+    with pytest.raises(ConfigError) as missing:
+        settings_from_mapping(raw, {})
+    assert "providers.bedrock.region" in str(missing.value) and "AWS_REGION or AWS_DEFAULT_REGION" in str(missing.value)
+    found = settings_from_mapping(raw, {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_BEARER_TOKEN_BEDROCK": "k"})
+    bedrock_settings = found.providers["bedrock"]
+    assert (bedrock_settings.region, bedrock_settings.api_key_env) == ("eu-west-1", "AWS_BEARER_TOKEN_BEDROCK")
+    assert bedrock_settings.api_key is not None and bedrock_settings.api_key.get_secret_value() == "k"
+    raw["providers"]["bedrock"]["region"] = "us-west-2"
+    assert settings_from_mapping(raw, {"AWS_REGION": "eu-west-1"}).providers["bedrock"].region == "us-west-2"
+
+
+def test_the_default_url_is_the_regions_endpoint() -> None:
+    upstream = FakeUpstream(lambda r: answer([{"text": "ok"}]))
+    provider = BedrockProvider(settings().model_copy(update={"base_url": None, "region": "eu-central-1"}), upstream.connect)
+    provider.complete(request())
+    assert upstream.requests[-1].url == (
+        "https://bedrock-runtime.eu-central-1.amazonaws.com/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
+    )
+    assert "/eu-central-1/bedrock/aws4_request" in upstream.requests[-1].headers["Authorization"]
 
 
 # ---- the request ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import grpc
 import httpx2
 import openai
 import pytest
-from support import RouterConfig, Simulator, free_port, http_and_grpc, start_process, wait_for_port
+from support import RouterConfig, Simulator, http_and_grpc
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
@@ -28,6 +28,11 @@ WRONG_TOKEN = "bedrock-api-key-WRONG-0123456789"
 PROVIDERS = {
     "bedrock": {"default_model": MODEL, "region": "us-east-1", "default_max_tokens": 64, "timeout": 3,
                 "max_retries": 1},
+    # An AWS profile with no credentials (the environment's are not read for a named profile).
+    "bedrock-empty": {"type": "bedrock", "default_model": MODEL, "region": "us-east-1", "profile": "empty"},
+    # A Bedrock API key the simulator does not know.
+    "bedrock-keyed": {"type": "bedrock", "default_model": MODEL, "region": "us-east-1",
+                      "api_key_env": "BEDROCK_KEYED_TOKEN", "max_retries": 0},
 }
 ALIASES = {
     "resilient": {
@@ -39,9 +44,11 @@ ALIASES = {
 
 def aws_environment(directory: Path) -> dict[str, str]:
     """Nothing of this machine's AWS setup, and never the instance metadata service (an empty
-    AWS_PROFILE would name a profile "": it is left unset)."""
+    AWS_PROFILE would name a profile "": it is left unset). The config file has one profile,
+    without credentials."""
+    (directory / "aws-config").write_text("[profile empty]\nregion = us-east-1\n")
     return {
-        "AWS_CONFIG_FILE": str(directory / "no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(directory / "none"),
+        "AWS_CONFIG_FILE": str(directory / "aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(directory / "none"),
         "AWS_EC2_METADATA_DISABLED": "true", "AWS_SESSION_TOKEN": "",
         "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_BEARER_TOKEN_BEDROCK": "",
         "AWS_REGION": "", "AWS_DEFAULT_REGION": "",
@@ -56,11 +63,12 @@ def router(simulator_process: Simulator, tmp_path_factory: pytest.TempPathFactor
     env = {
         **config.env(), **aws_environment(directory), "BEDROCK_BASE_URL": simulator_process.url,
         "AWS_ACCESS_KEY_ID": wire.SIMULATOR_ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": wire.SIMULATOR_SECRET_ACCESS_KEY,
+        "BEDROCK_KEYED_BASE_URL": simulator_process.url, "BEDROCK_KEYED_TOKEN": WRONG_TOKEN,
     }  # fmt: skip
     with http_and_grpc("bedrock", env, directory) as (http_url, grpc_target, processes):
         yield http_url, grpc_target
     for process in processes:
-        assert wire.SIMULATOR_SECRET_ACCESS_KEY not in process.log()
+        assert wire.SIMULATOR_SECRET_ACCESS_KEY not in process.log() and WRONG_TOKEN not in process.log()
 
 
 @pytest.fixture
@@ -225,32 +233,19 @@ def test_a_prompt_bedrock_cannot_carry_is_refused_before_any_attempt(http: httpx
     assert simulator.requests() == []
 
 
-def test_missing_and_refused_credentials(simulator_process: Simulator, tmp_path: Path, simulator: Simulator) -> None:
-    """A router with no AWS credentials at all (503 naming the variables) and a Bedrock API key
-    the simulator does not know (its refusal, translated, the key never echoed)."""
-    providers = {
-        "bedrock": {"default_model": MODEL, "region": "us-east-1", "max_retries": 0},
-        "bedrock-keyed": {"type": "bedrock", "default_model": MODEL, "region": "us-east-1",
-                          "api_key_env": "BEDROCK_KEYED_TOKEN", "max_retries": 0},
-    }
-    config = RouterConfig(simulator_process, tmp_path, {"providers": providers})
-    port = free_port()
-    env = {**config.env(), **aws_environment(tmp_path), "BEDROCK_BASE_URL": simulator_process.url,
-           "BEDROCK_KEYED_BASE_URL": simulator_process.url, "BEDROCK_KEYED_TOKEN": WRONG_TOKEN,
-           "HTTP_PORT": str(port), "WEB_CONCURRENCY": "1"}
-    process = start_process("bedrock-credentials", ["http"], env, tmp_path)
-    try:
-        wait_for_port(process, port)
-        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
-            missing = client.post("/generate", json={"provider": "bedrock", "prompt": "x"})
-            refused = client.post("/generate", json={"provider": "bedrock-keyed", "prompt": "x"})
-    finally:
-        process.stop()
-    assert missing.status_code == 503, missing.text
-    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in missing.text and "AWS_BEARER_TOKEN_BEDROCK" in missing.text
-    assert refused.status_code == 502, refused.text
-    assert refused.json()["error"]["type"] == "upstream_auth_failed"
-    assert "UnrecognizedClientException" in refused.text and WRONG_TOKEN not in refused.text
-    (sent,) = simulator.requests()  # the provider without credentials sent nothing
+def test_missing_credentials_are_a_503_naming_the_variables(http: httpx2.Client, simulator: Simulator) -> None:
+    response = http.post("/generate", json={"provider": "bedrock-empty", "prompt": "x"})
+
+    assert response.status_code == 503, response.text
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in response.text and "AWS_BEARER_TOKEN_BEDROCK" in response.text
+    assert simulator.requests() == []
+
+
+def test_a_key_bedrock_refuses_is_an_auth_failure_without_the_key(http: httpx2.Client, simulator: Simulator) -> None:
+    response = http.post("/generate", json={"provider": "bedrock-keyed", "prompt": "x"})
+
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["type"] == "upstream_auth_failed"
+    assert "UnrecognizedClientException" in response.text and WRONG_TOKEN not in response.text
+    (sent,) = simulator.requests()
     assert sent["headers"]["authorization"] == f"Bearer {WRONG_TOKEN}"
-    assert WRONG_TOKEN not in process.log()

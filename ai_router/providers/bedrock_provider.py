@@ -72,7 +72,7 @@ class BedrockProvider(HTTPProvider):
         self._no_credentials = ""  # why botocore found none
         if self.api_key is None:  # a bearer token is sent instead of a signature
             try:
-                self._credentials = Session().get_credentials()
+                self._credentials = Session(profile=settings.profile).get_credentials()
             except BotoCoreError as exc:  # a profile that does not exist, say
                 self._no_credentials = str(exc)
 
