@@ -278,11 +278,26 @@ def test_tool_choices(choice: ToolChoice | None, expected: dict[str, Any] | None
     assert "toolConfig" not in sent(upstream)
 
 
-def test_reasoning_is_conveses_effort_and_claudes_thinking_shown_and_amazons_top_k_its_own() -> None:
+@pytest.mark.parametrize("model", ["anthropic.claude-sonnet-4-6", "us.anthropic.claude-opus-4-6-v1", "anthropic.claude-opus-5"])
+def test_reasoning_is_adaptive_thinking_steered_by_converses_effort_from_claude_4_6(model: str) -> None:
     provider, upstream = bedrock(lambda r: answer([{"text": "ok"}]))
-    provider.complete(request(reasoning_effort="minimal"))
+    provider.complete(request(model=model, reasoning_effort="minimal"))
     assert sent(upstream)["additionalModelRequestFields"] == {"thinking": {"type": "adaptive", "display": "summarized"}}
     assert sent(upstream)["outputConfig"] == {"effort": "low"}
+
+
+@pytest.mark.parametrize("model", [MODEL, "anthropic.claude-sonnet-4-20250514-v1:0", "global.anthropic.claude-sonnet-4-5-20250929-v1:0"])
+def test_reasoning_is_a_thinking_budget_for_claude_before_4_6(model: str) -> None:
+    provider, upstream = bedrock(lambda r: answer([{"text": "ok"}]))
+    provider.complete(request(model=model, reasoning_effort="high", max_tokens=4000))
+    assert sent(upstream)["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 3999}}
+    assert "outputConfig" not in sent(upstream)  # these models take no effort
+    provider.complete(request(model=model, reasoning_effort="low", max_tokens=4000))
+    assert sent(upstream)["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 2048
+
+
+def test_reasoning_of_other_models_is_converses_effort_and_amazons_top_k_its_own() -> None:
+    provider, upstream = bedrock(lambda r: answer([{"text": "ok"}]))
     provider.complete(request(model="us.amazon.nova-premier-v1:0", reasoning_effort="xhigh"))
     assert sent(upstream)["outputConfig"] == {"effort": "xhigh"} and "additionalModelRequestFields" not in sent(upstream)
     provider.complete(request(reasoning_effort="none"))
@@ -299,6 +314,7 @@ def test_reasoning_is_conveses_effort_and_claudes_thinking_shown_and_amazons_top
     (request(messages=(Message("assistant", "", tool_calls=(ToolCall("t", "f", "{}"),)), Message("tool", "r", tool_call_id="t")),
              tools=(Tool("f"),), tool_choice=ToolChoice("none")), "tool_choice"),
     (request(model="meta.llama3-3-70b-instruct-v1:0", sampling=Sampling(top_k=3)), "top_k"),
+    (request(reasoning_effort="low", max_tokens=1024), "max_tokens"),
     (request(output_format=OutputFormat(None)), "response_format"),
 ])
 def test_what_converse_cannot_carry_is_refused_before_any_attempt(chat: ChatRequest, param: str) -> None:
@@ -518,7 +534,8 @@ def test_the_provider_on_the_simulator_with_faults(sim: str) -> None:
         assert (got.content, got.finish_reason) == (f"Simulated reply from {MODEL}: hello ", "stop")
         chunks = list(provider.stream(chat, Watchdog().watch()))
         assert "".join(c.delta for c in chunks) == got.content and chunks[-1].usage == got.usage
-        tooled = request(tools=(Tool("lookup"),), tool_choice=ToolChoice("required"), reasoning_effort="low")
+        tooled = request(model="anthropic.claude-sonnet-4-6", tools=(Tool("lookup"),), tool_choice=ToolChoice("required"),
+                         reasoning_effort="low")
         streamed = list(provider.stream(tooled, Watchdog().watch()))
         assert streamed[-1].finish_reason == "tool_calls" and "".join(c.reasoning for c in streamed).startswith("Simulated")
         assert "".join(c.tool_call.arguments for c in streamed if c.tool_call) == '{"query": "hi"}'

@@ -171,7 +171,7 @@ def test_anthropic_and_responses_clients_reach_bedrock(router: tuple[str, str], 
                                                        simulator: Simulator) -> None:
     with anthropic.Anthropic(base_url=router[0], api_key="client-key", max_retries=0) as ant_client:
         message = ant_client.messages.create(
-            model=f"bedrock/{MODEL}", max_tokens=2000, system="Be brief.",
+            model=f"bedrock/{MODEL}", max_tokens=4000, system="Be brief.",
             thinking={"type": "enabled", "budget_tokens": 1024},
             messages=[{"role": "user", "content": "hello claude client"}],
         )
@@ -184,9 +184,9 @@ def test_anthropic_and_responses_clients_reach_bedrock(router: tuple[str, str], 
     assert streamed.content[0].type == "text" and streamed.content[0].text == message.content[1].text
     first = simulator.requests()[0]["body"]
     assert first["system"] == [{"text": "Be brief."}]
-    # A budget under 4,096 tokens is effort "low": Converse's own field, Claude's thinking shown.
-    assert first["additionalModelRequestFields"] == {"thinking": {"type": "adaptive", "display": "summarized"}}
-    assert first["outputConfig"] == {"effort": "low"}
+    # A budget under 4,096 tokens is effort "low": Claude 3.5 thinks within a budget, read off it.
+    assert first["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
+    assert "outputConfig" not in first
 
     response = oai_client.responses.create(model=f"bedrock/{MODEL}", input="by responses")
     assert response.output_text == f"Simulated reply from {MODEL}: by responses"

@@ -64,6 +64,13 @@ _BEDROCK_PRICES: dict[str, Price] = {
     "anthropic.claude-sonnet-4-20250514-v1:0": DEFAULT_PRICES["anthropic/claude-sonnet-4-20250514"],
     "anthropic.claude-opus-4-20250514-v1:0": DEFAULT_PRICES["anthropic/claude-opus-4-20250514"],
     "anthropic.claude-3-haiku-20240307-v1:0": DEFAULT_PRICES["anthropic/claude-3-haiku-20240307"],
+    # Anthropic's list prices for the 4.5 and 4.6 generation (Haiku 4.5, Sonnet 4.5 and 4.6, Opus
+    # 4.5 and 4.6), which Bedrock charges as Anthropic does.
+    "anthropic.claude-haiku-4-5-20251001-v1:0": Price(input=1.0, output=5.0, cached_input=0.1),
+    "anthropic.claude-sonnet-4-5-20250929-v1:0": Price(input=3.0, output=15.0, cached_input=0.3),
+    "anthropic.claude-sonnet-4-6": Price(input=3.0, output=15.0, cached_input=0.3),
+    "anthropic.claude-opus-4-5-20251101-v1:0": Price(input=5.0, output=25.0, cached_input=0.5),
+    "anthropic.claude-opus-4-6-v1": Price(input=5.0, output=25.0, cached_input=0.5),
     "amazon.nova-pro-v1:0": Price(input=0.8, output=3.2, cached_input=0.2),
     "amazon.nova-lite-v1:0": Price(input=0.06, output=0.24, cached_input=0.015),
     "amazon.nova-micro-v1:0": Price(input=0.035, output=0.14, cached_input=0.00875),

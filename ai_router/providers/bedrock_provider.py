@@ -176,6 +176,10 @@ class BedrockProvider(HTTPProvider):
         if request.sampling.top_k is not None and vendor not in ("anthropic", "amazon"):
             raise self._refuse("top_k", f"passes top_k to Anthropic and Amazon models only; "
                                f"{request.model!r} has no field for it")
+        if _budgeted(request) and (request.max_tokens or 0) <= wire.MIN_THINKING_BUDGET:
+            raise self._refuse("max_tokens", f"needs max_tokens above {wire.MIN_THINKING_BUDGET} with "
+                               f"reasoning_effort for {request.model!r}: it thinks within a budget of "
+                               f"at least {wire.MIN_THINKING_BUDGET} tokens, taken from max_tokens")
 
     def _refuse(self, param: str, what: str) -> InvalidRequest:
         return InvalidRequest(f"{param}: provider {self.name!r} {what}", param=param)
@@ -280,7 +284,7 @@ class BedrockProvider(HTTPProvider):
         if request.output_format is not None and request.output_format.schema is not None:
             schema = {"schema": orjson.dumps(request.output_format.schema).decode(), "name": request.output_format.name}
             output["textFormat"] = {"type": wire.JSON_SCHEMA, "structure": {"jsonSchema": schema}}
-        if request.reasoning_effort not in (None, "none"):
+        if request.reasoning_effort not in (None, "none") and not _budgeted(request):
             output["effort"] = wire.EFFORTS[request.reasoning_effort]
         if output:
             body["outputConfig"] = output
@@ -361,8 +365,8 @@ def _tool_spec(tool: Tool) -> dict[str, Any]:
 
 def _additional_fields(request: ChatRequest) -> dict[str, Any]:
     """What Converse has no field of its own for, in the model's request: top_k and Claude's
-    thinking (shown, its effort in outputConfig) for Anthropic models, topK in Amazon Nova's
-    inferenceConfig."""
+    thinking (adaptive, or within a budget for the Claude models that take only that) for
+    Anthropic models, topK in Amazon Nova's inferenceConfig."""
     fields: dict[str, Any] = {}
     vendor = wire.model_vendor(request.model)
     if request.sampling.top_k is not None:
@@ -370,9 +374,22 @@ def _additional_fields(request: ChatRequest) -> dict[str, Any]:
             fields["inferenceConfig"] = {"topK": request.sampling.top_k}
         else:
             fields["top_k"] = request.sampling.top_k
-    if request.reasoning_effort not in (None, "none") and vendor == "anthropic":
+    if _budgeted(request):
+        assert request.reasoning_effort is not None
+        budget = min(wire.THINKING_BUDGETS[request.reasoning_effort], (request.max_tokens or 0) - 1)
+        fields["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    elif request.reasoning_effort not in (None, "none") and vendor == "anthropic":
         fields["thinking"] = dict(wire.ADAPTIVE_THINKING)
     return fields
+
+
+def _budgeted(request: ChatRequest) -> bool:
+    """Reasoning asked of a Claude model that thinks only within a budget of tokens."""
+    return (
+        request.reasoning_effort not in (None, "none")
+        and wire.model_vendor(request.model) == "anthropic"
+        and wire.thinks_within_a_budget(request.model)
+    )
 
 
 def _tool_call(block: Mapping[str, Any]) -> ToolCall:

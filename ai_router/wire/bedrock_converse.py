@@ -90,13 +90,20 @@ TYPE_OF_STATUS: Final[dict[int, str]] = {
 }
 
 # OpenAI's reasoning efforts as Converse's own `outputConfig.effort` (low, medium, high, xhigh,
-# max); "none" sends none. Claude shows its thinking only when asked for it as well: adaptive
-# thinking in additionalModelRequestFields, as the Anthropic provider asks for it.
+# max); "none" sends none. Claude thinks as its generation allows (Bedrock's "Adaptive thinking"
+# page): from Claude 4.6 adaptive thinking steered by that effort (as the Anthropic provider asks
+# for it); Claude 3.x and 4.0 to 4.5 only within a budget of tokens (`enabled`, at least 1,024 and
+# under maxTokens), read off the effort, and no effort field.
 EFFORTS: Final[dict[str, str]] = {
     "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max",
 }  # fmt: skip
 ADAPTIVE_THINKING: Final = {"type": "adaptive", "display": "summarized"}
-MIN_THINKING_BUDGET: Final = 1024  # a `thinking` of type "enabled": at least this, under maxTokens
+MIN_THINKING_BUDGET: Final = 1024
+THINKING_BUDGETS: Final[dict[str, int]] = {
+    "minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768, "max": 65536,
+}  # fmt: skip
+# Claude models that think only within a budget: 3.x, and 4 (dated), 4.1 to 4.5.
+_BUDGET_CLAUDE: Final = re.compile(r"claude-(3|(opus|sonnet|haiku)-4-(\d{8}|[0-5]-))")
 
 
 def path(model: str, stream: bool) -> str:
@@ -147,6 +154,11 @@ def model_vendor(model: str) -> str:
                                                                 "qwen", "writer"):
         return parts[1]
     return parts[0]
+
+
+def thinks_within_a_budget(model: str) -> bool:
+    """Whether a Claude model takes thinking only as a budget of tokens (not adaptive)."""
+    return _BUDGET_CLAUDE.search(model) is not None
 
 
 def credentials_in_environment(env: Mapping[str, str]) -> bool:

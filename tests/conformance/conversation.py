@@ -39,8 +39,9 @@ UPSTREAMS: dict[Family, Upstream] = {
     "anthropic": Upstream("anthropic", "claude-3-5-haiku-20241022"),
     # Reached by translation from every client (the router has no Gemini-shaped front door).
     "gemini": Upstream("gemini", "gemini-2.5-flash"),
-    # Amazon Bedrock's Converse, a Claude model on it: signed requests, an event-stream answer.
-    "bedrock": Upstream("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0"),
+    # Amazon Bedrock's Converse, a Claude model on it (one that thinks adaptively): signed
+    # requests, an event-stream answer.
+    "bedrock": Upstream("bedrock", "anthropic.claude-sonnet-4-6"),
 }
 
 

@@ -345,7 +345,8 @@ class BedrockFormat:
             schema = {"schema": conversation.output.schema, "name": conversation.output.name or "output"}
             output["textFormat"] = {"type": "json_schema", "structure": {"jsonSchema": schema}}
         if conversation.reasoning:
-            # Converse's own effort; Claude's thinking asked for, to come back as reasoning.
+            # Converse's own effort; Claude 4.6's adaptive thinking asked for, to come back as
+            # reasoning (a Claude before 4.6 would get a budget: tests/test_bedrock_provider.py).
             output["effort"] = bedrock_converse.EFFORTS[conversation.reasoning.effort]
             body["additionalModelRequestFields"] = {"thinking": {"type": "adaptive", "display": "summarized"}}
         if output:
