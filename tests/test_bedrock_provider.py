@@ -234,7 +234,7 @@ def test_a_conversation_becomes_converse_messages() -> None:
         tools=(Tool("lookup", "Looks up.", {"type": "object", "properties": {"q": {"type": "string"}}}, strict=True),
                Tool("noop")),
         tool_choice=ToolChoice("tool", "lookup"),
-        sampling=Sampling(temperature=0.5, top_p=0.9, top_k=40, stop=("END",)),
+        sampling=Sampling(temperature=1.5, top_p=0.9, top_k=40, stop=("END",)),
         output_format=OutputFormat({"type": "object"}, name="answer"),
     ))
     assert sent(upstream) == {
@@ -251,7 +251,7 @@ def test_a_conversation_becomes_converse_messages() -> None:
             ]},
         ],
         "system": [{"text": "Be brief."}],
-        "inferenceConfig": {"maxTokens": 64, "temperature": 0.5, "topP": 0.9, "stopSequences": ["END"]},
+        "inferenceConfig": {"maxTokens": 64, "temperature": 1.0, "topP": 0.9, "stopSequences": ["END"]},
         "toolConfig": {
             "tools": [
                 {"toolSpec": {"name": "lookup", "description": "Looks up.", "strict": True,
@@ -315,6 +315,8 @@ def test_reasoning_of_other_models_is_converses_effort_and_amazons_top_k_its_own
              tools=(Tool("f"),), tool_choice=ToolChoice("none")), "tool_choice"),
     (request(model="meta.llama3-3-70b-instruct-v1:0", sampling=Sampling(top_k=3)), "top_k"),
     (request(reasoning_effort="low", max_tokens=1024), "max_tokens"),
+    (request(model="anthropic.claude-sonnet-4-6", reasoning_effort="low", sampling=Sampling(temperature=0.2)), "temperature"),
+    (request(model="anthropic.claude-sonnet-4-6", reasoning_effort="low", sampling=Sampling(top_p=0.5)), "top_p"),
     (request(output_format=OutputFormat(None)), "response_format"),
 ])
 def test_what_converse_cannot_carry_is_refused_before_any_attempt(chat: ChatRequest, param: str) -> None:
@@ -559,3 +561,15 @@ def test_the_provider_on_the_simulator_with_faults(sim: str) -> None:
         assert isinstance(failed, UpstreamAuthFailed) and "not-the-simulators-key" not in failed.message
     finally:
         wrong.close()
+
+
+def test_a_wrong_secret_is_the_simulators_invalid_signature(sim: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-simulators-secret")
+    provider = BedrockProvider(settings(base_url=sim))
+    try:
+        for stream in (False, True):
+            failed = failure(provider, request(), stream=stream)
+            assert isinstance(failed, UpstreamAuthFailed) and failed.status == 403
+            assert "InvalidSignatureException" in failed.message and "not-the-simulators" not in failed.message
+    finally:
+        provider.close()

@@ -176,6 +176,16 @@ class BedrockProvider(HTTPProvider):
         if request.sampling.top_k is not None and vendor not in ("anthropic", "amazon"):
             raise self._refuse("top_k", f"passes top_k to Anthropic and Amazon models only; "
                                f"{request.model!r} has no field for it")
+        if vendor == "anthropic" and request.reasoning_effort not in (None, "none"):
+            # Claude's thinking sets temperature and top_k itself and takes top_p only from 0.95.
+            sampling = request.sampling
+            for name, wrong in (("temperature", sampling.temperature not in (None, 1.0)),
+                                ("top_k", sampling.top_k is not None),
+                                ("top_p", sampling.top_p is not None and sampling.top_p < 0.95)):
+                if wrong:
+                    raise self._refuse(name, f"cannot send {name} with reasoning_effort to "
+                                       f"{request.model!r}: Claude's thinking sets temperature and "
+                                       "top_k itself and takes top_p only from 0.95 to 1")
         if _budgeted(request) and (request.max_tokens or 0) <= wire.MIN_THINKING_BUDGET:
             raise self._refuse("max_tokens", f"needs max_tokens above {wire.MIN_THINKING_BUDGET} with "
                                f"reasoning_effort for {request.model!r}: it thinks within a budget of "
@@ -263,7 +273,8 @@ class BedrockProvider(HTTPProvider):
             body["system"] = [{"text": request.system}]
         inference: dict[str, Any] = {"maxTokens": request.max_tokens}
         if sampling.temperature is not None:
-            inference["temperature"] = sampling.temperature
+            # OpenAI's range is 0-2; the models on Bedrock take 0-1 (as Anthropic's provider does).
+            inference["temperature"] = min(sampling.temperature, wire.MAX_TEMPERATURE)
         if sampling.top_p is not None:
             inference["topP"] = sampling.top_p
         if sampling.stop:

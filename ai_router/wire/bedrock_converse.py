@@ -46,6 +46,7 @@ SIMULATOR_SECRET_ACCESS_KEY: Final = "ai-router-simulator-secret-access-key"
 SIMULATOR_API_KEY: Final = "bedrock-api-key-simulator"  # its Bedrock API key (a bearer token)
 
 USER: Final = "user"
+MAX_TEMPERATURE: Final = 1.0
 ASSISTANT: Final = "assistant"
 IMAGE_FORMATS: Final = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 JSON_SCHEMA: Final = "json_schema"  # outputConfig.textFormat.type
