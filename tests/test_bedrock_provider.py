@@ -252,6 +252,7 @@ def test_a_conversation_becomes_converse_messages() -> None:
         ],
         "system": [{"text": "Be brief."}],
         "inferenceConfig": {"maxTokens": 64, "temperature": 1.0, "topP": 0.9, "stopSequences": ["END"]},
+        "additionalModelResponseFieldPaths": ["/stop_sequence"],
         "toolConfig": {
             "tools": [
                 {"toolSpec": {"name": "lookup", "description": "Looks up.", "strict": True,
@@ -533,9 +534,10 @@ def test_the_provider_on_the_simulator_with_faults(sim: str) -> None:
     try:
         chat = request(messages=(Message("user", "hello there"),), sampling=Sampling(stop=("there",)))
         got = provider.complete(chat)
-        assert (got.content, got.finish_reason) == (f"Simulated reply from {MODEL}: hello ", "stop")
+        assert (got.content, got.finish_reason, got.stop_sequence) == (f"Simulated reply from {MODEL}: hello ", "stop", "there")
         chunks = list(provider.stream(chat, Watchdog().watch()))
         assert "".join(c.delta for c in chunks) == got.content and chunks[-1].usage == got.usage
+        assert chunks[-1].stop_sequence == "there"
         tooled = request(model="anthropic.claude-sonnet-4-6", tools=(Tool("lookup"),), tool_choice=ToolChoice("required"),
                          reasoning_effort="low")
         streamed = list(provider.stream(tooled, Watchdog().watch()))

@@ -94,6 +94,7 @@ class BedrockProvider(HTTPProvider):
             reason = document.get("stopReason")
             self._check_stop(reason)
             input_tokens, output_tokens = wire.usage(document.get("usage"))
+            matched = _stop_sequence(reason, document.get("additionalModelResponseFields"))
             return ChatResponse(
                 content="".join(block["text"] for block in content if "text" in block),
                 finish_reason=wire.finish_reason(reason),
@@ -102,6 +103,7 @@ class BedrockProvider(HTTPProvider):
                 model=request.model,
                 tool_calls=tuple(_tool_call(block["toolUse"]) for block in content if "toolUse" in block),
                 reasoning="".join(_reasoning(block) for block in content if "reasoningContent" in block),
+                stop_sequence=matched,
             )
         except RouterError:
             raise
@@ -110,6 +112,7 @@ class BedrockProvider(HTTPProvider):
 
     def stream(self, request: ChatRequest, watch: Watch) -> Iterator[ChatChunk]:
         reason: str | None = None
+        matched: str | None = None
         input_tokens = output_tokens = 0
         calls: dict[int, int] = {}  # content block index -> tool call index
         events = self._events(request, watch)
@@ -130,6 +133,7 @@ class BedrockProvider(HTTPProvider):
                         yield ChatChunk(reasoning=delta["reasoningContent"]["text"])
                 elif kind == "messageStop":
                     reason = event["stopReason"]
+                    matched = _stop_sequence(reason, event.get("additionalModelResponseFields"))
                 elif kind == "metadata":
                     input_tokens, output_tokens = wire.usage(event.get("usage"))
         except RouterError:
@@ -141,7 +145,9 @@ class BedrockProvider(HTTPProvider):
         if reason is None:
             raise self.unreadable(ValueError("the stream ended before its messageStop event"))
         self._check_stop(reason)
-        yield ChatChunk(finish_reason=wire.finish_reason(reason), usage=Usage(input_tokens, output_tokens))
+        yield ChatChunk(
+            finish_reason=wire.finish_reason(reason), usage=Usage(input_tokens, output_tokens), stop_sequence=matched
+        )
 
     def check(self, request: ChatRequest) -> None:
         """Refused before any attempt: what Converse has no way to carry. (What a model takes
@@ -279,6 +285,8 @@ class BedrockProvider(HTTPProvider):
             inference["topP"] = sampling.top_p
         if sampling.stop:
             inference["stopSequences"] = list(sampling.stop)
+            if wire.model_vendor(request.model) == "anthropic":
+                body["additionalModelResponseFieldPaths"] = [wire.STOP_SEQUENCE_PATH]
         body["inferenceConfig"] = inference
         choice = request.tool_choice
         if request.tools and not (choice is not None and choice.mode == "none"):
@@ -401,6 +409,12 @@ def _budgeted(request: ChatRequest) -> bool:
         and wire.model_vendor(request.model) == "anthropic"
         and wire.thinks_within_a_budget(request.model)
     )
+
+
+def _stop_sequence(reason: str | None, fields: Any) -> str | None:
+    """The stop sequence that ended the text, when the model said which (STOP_SEQUENCE_PATH)."""
+    found = fields.get("stop_sequence") if isinstance(fields, dict) and reason == "stop_sequence" else None
+    return found if isinstance(found, str) else None
 
 
 def _tool_call(block: Mapping[str, Any]) -> ToolCall:

@@ -73,6 +73,9 @@ def parse_bedrock(call: BedrockCall) -> Conversation:
     if unknown:
         fail(f"Malformed input request: extraneous key [{unknown[0]}] is not permitted")
     messages = require_list(body.get("messages"), "messages")
+    paths = body.get("additionalModelResponseFieldPaths") or []
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
+        fail("additionalModelResponseFieldPaths: must be a list of JSON pointers (\"/stop_sequence\")")
     config = require_dict(body.get("inferenceConfig") or {}, "inferenceConfig")
     limit, stops = _inference(config)
     tools, schemas, tool = _tool_config(body.get("toolConfig"))

@@ -27,8 +27,8 @@ from botocore.credentials import Credentials
 
 from ai_router.wire import bedrock_converse as bedrock
 
-from .bedrock_request import bedrock_reply
-from .reply import Piece
+from .bedrock_request import BedrockCall, bedrock_reply
+from .reply import Piece, Reply
 from .script import Family
 from .wire import GARBLED, Turn
 
@@ -90,11 +90,17 @@ class BedrockWire:
     family: Family = "bedrock"
     request_id_header = bedrock.REQUEST_ID_HEADER
     stream_error_status = 503
-    parse = staticmethod(bedrock_reply)
 
     def __init__(self) -> None:
         self._block = -1  # the content block open in the stream, if any
         self._open: str | None = None
+        self._paths: list[str] = []  # additionalModelResponseFieldPaths asked for
+
+    def parse(self, call: object) -> Reply:
+        reply = bedrock_reply(call)  # validates the paths too
+        assert isinstance(call, BedrockCall) and isinstance(call.body, dict)
+        self._paths = list(call.body.get("additionalModelResponseFieldPaths") or [])
+        return reply
 
     def new_turn(self, reply: Any, n: int) -> Turn:
         return Turn(reply, f"sim-response-{n}", int(time.time()), f"tooluse_sim_{n}")
@@ -114,7 +120,7 @@ class BedrockWire:
             content.append({"text": r.text})
         return {"output": {"message": {"role": bedrock.ASSISTANT, "content": content}},
                 "stopReason": bedrock.STOP_REASON_OF[r.finish], "usage": self._usage(turn),
-                "metrics": {"latencyMs": 1}}
+                "metrics": {"latencyMs": 1}, **self._response_fields(r)}
 
     def stream_head(self, turn: Turn) -> list[bytes]:
         return [_frame("messageStart", {"role": bedrock.ASSISTANT})]
@@ -137,7 +143,8 @@ class BedrockWire:
 
     def stream_tail(self, turn: Turn) -> list[bytes]:
         return [self._close(),
-                _frame("messageStop", {"stopReason": bedrock.STOP_REASON_OF[turn.reply.finish]}),
+                _frame("messageStop", {"stopReason": bedrock.STOP_REASON_OF[turn.reply.finish],
+                                       **self._response_fields(turn.reply)}),
                 _frame("metadata", {"usage": self._usage(turn), "metrics": {"latencyMs": 1}})]
 
     def stream_error(self, message: str | None) -> bytes:
@@ -150,6 +157,12 @@ class BedrockWire:
 
     def garbled_event(self) -> bytes:
         return _frame("contentBlockDelta", GARBLED)
+
+    def _response_fields(self, r: Reply) -> dict[str, Any]:
+        """additionalModelResponseFields, as Claude answers the paths asked for (its stop_sequence)."""
+        if bedrock.STOP_SEQUENCE_PATH not in self._paths:
+            return {}
+        return {"additionalModelResponseFields": {"stop_sequence": r.stop_sequence}}
 
     def _close(self) -> bytes:
         if self._open is None:

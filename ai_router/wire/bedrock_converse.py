@@ -45,6 +45,9 @@ SIMULATOR_ACCESS_KEY_ID: Final = "AKIAAIROUTERSIMULATR"
 SIMULATOR_SECRET_ACCESS_KEY: Final = "ai-router-simulator-secret-access-key"
 SIMULATOR_API_KEY: Final = "bedrock-api-key-simulator"  # its Bedrock API key (a bearer token)
 
+# Asked of an Anthropic model with stop sequences: which one ended the text (Converse's own
+# stopReason names none), in additionalModelResponseFields.
+STOP_SEQUENCE_PATH: Final = "/stop_sequence"
 USER: Final = "user"
 MAX_TEMPERATURE: Final = 1.0
 ASSISTANT: Final = "assistant"

@@ -274,8 +274,9 @@ class AnthropicClient(HttpClient):
         return replace(conversation, output=output and replace(output, name=None))
 
     def expected_finish(self, finish: Finish, upstream: Upstream, stop: str | None) -> tuple[str, str | None]:
-        # Only an Anthropic upstream says which stop sequence matched; OpenAI's "stop" does not.
-        if finish == "stop_sequence" and upstream.family == "anthropic":
+        # Only Anthropic's Claude says which stop sequence matched (on Bedrock too, asked for it);
+        # OpenAI's "stop" does not, nor Gemini's.
+        if finish == "stop_sequence" and upstream.family in ("anthropic", "bedrock"):
             return "stop_sequence", stop
         return self.finish_reasons[finish], None
 

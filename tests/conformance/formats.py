@@ -334,6 +334,7 @@ class BedrockFormat:
         inference: Body = {"maxTokens": limit}
         if conversation.stop:
             inference["stopSequences"] = list(conversation.stop)
+            body["additionalModelResponseFieldPaths"] = ["/stop_sequence"]  # which one, from Claude
         body["inferenceConfig"] = inference
         if conversation.tools:
             tools: Body = {"tools": [{"toolSpec": self._spec(t)} for t in conversation.tools]}
