@@ -221,14 +221,16 @@ def test_a_session_token_is_signed_and_a_bearer_token_replaces_the_signature(mon
 def test_a_conversation_becomes_converse_messages() -> None:
     provider, upstream = bedrock(lambda r: answer([{"text": "ok"}]))
     call = ToolCall("tooluse_1", "lookup", '{"q": "x"}')
-    other = ToolCall("tooluse_2", "lookup", "")
+    other = ToolCall("gemini_0123456789abcdef_" + "s" * 80, "lookup", "")  # too long for a toolUseId
+    digest = wire.tool_use_id(other.id)
+    assert digest.startswith("call_") and len(digest) <= 64 and wire.tool_use_id(digest) == digest
     provider.complete(request(
         system="Be brief.",
         messages=(
             Message("user", (TextPart("look at"), ImagePart(media_type="image/png", data=PIXEL))),
             Message("assistant", "", tool_calls=(call, other)),
             Message("tool", "found", tool_call_id="tooluse_1"),
-            Message("tool", "failed", tool_call_id="tooluse_2", is_error=True),
+            Message("tool", "failed", tool_call_id=other.id, is_error=True),
             Message("user", "and now?"),
         ),
         tools=(Tool("lookup", "Looks up.", {"type": "object", "properties": {"q": {"type": "string"}}}, strict=True),
@@ -242,11 +244,11 @@ def test_a_conversation_becomes_converse_messages() -> None:
             {"role": "user", "content": [{"text": "look at"}, {"image": {"format": "png", "source": {"bytes": PIXEL}}}]},
             {"role": "assistant", "content": [
                 {"toolUse": {"toolUseId": "tooluse_1", "name": "lookup", "input": {"q": "x"}}},
-                {"toolUse": {"toolUseId": "tooluse_2", "name": "lookup", "input": {}}},
+                {"toolUse": {"toolUseId": digest, "name": "lookup", "input": {}}},
             ]},
             {"role": "user", "content": [
                 {"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": "found"}]}},
-                {"toolResult": {"toolUseId": "tooluse_2", "content": [{"text": "failed"}], "status": "error"}},
+                {"toolResult": {"toolUseId": digest, "content": [{"text": "failed"}], "status": "error"}},
                 {"text": "and now?"},
             ]},
         ],

@@ -354,14 +354,15 @@ def _messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
 
 def _content(message: Message) -> list[dict[str, Any]]:
     if message.role == "tool":
-        result: dict[str, Any] = {"toolUseId": message.tool_call_id, "content": [{"text": message.text}]}
+        result: dict[str, Any] = {"toolUseId": wire.tool_use_id(message.tool_call_id), "content": [{"text": message.text}]}
         if message.is_error:
             result["status"] = "error"
         return [{"toolResult": result}]
     parts = (TextPart(message.content),) if isinstance(message.content, str) else message.content
     blocks = [_block(part) for part in parts if not (isinstance(part, TextPart) and not part.text)]
     for call in message.tool_calls:
-        blocks.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": orjson.loads(call.arguments or "{}")}})
+        use = {"toolUseId": wire.tool_use_id(call.id), "name": call.name, "input": orjson.loads(call.arguments or "{}")}
+        blocks.append({"toolUse": use})
     return blocks or [{"text": ""}]
 
 

@@ -166,14 +166,16 @@ def _blocks(value: object, param: str, role: str) -> list[dict[str, Any]]:
             if role != wire.ASSISTANT:
                 fail(f"{where}: a toolUse block belongs in an assistant turn")
             use = require_dict(block["toolUse"], f"{where}.toolUse")
-            require_str(use.get("toolUseId"), f"{where}.toolUse.toolUseId", nonempty=True)
+            if not wire.TOOL_USE_ID_RE.match(require_str(use.get("toolUseId"), f"{where}.toolUse.toolUseId")):
+                fail(f"{where}.toolUse.toolUseId: must match [a-zA-Z0-9_.:-]{{1,64}}")
             require_tool_name(use.get("name"), f"{where}.toolUse.name")
             require_dict(use.get("input"), f"{where}.toolUse.input")
         elif kind == "toolResult":
             if role != wire.USER:
                 fail(f"{where}: a toolResult block belongs in a user turn")
             result = require_dict(block["toolResult"], f"{where}.toolResult")
-            require_str(result.get("toolUseId"), f"{where}.toolResult.toolUseId", nonempty=True)
+            if not wire.TOOL_USE_ID_RE.match(require_str(result.get("toolUseId"), f"{where}.toolResult.toolUseId")):
+                fail(f"{where}.toolResult.toolUseId: must match [a-zA-Z0-9_.:-]{{1,64}}")
             for k, item in enumerate(require_list(result.get("content"), f"{where}.toolResult.content")):
                 if not any(key in require_dict(item, f"{where}.toolResult.content.{k}") for key in ("text", "json", "image")):
                     fail(f"{where}.toolResult.content.{k}: must have text, json or image")

@@ -8,6 +8,7 @@ stream (`application/vnd.amazon.eventstream`), one message per ConverseStreamOut
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -48,6 +49,9 @@ SIMULATOR_API_KEY: Final = "bedrock-api-key-simulator"  # its Bedrock API key (a
 # Asked of an Anthropic model with stop sequences: which one ended the text (Converse's own
 # stopReason names none), in additionalModelResponseFields.
 STOP_SEQUENCE_PATH: Final = "/stop_sequence"
+# A toolUseId (botocore's ToolUseId shape); another provider's call id may be longer (Gemini's
+# carry a signature) and is then sent as a digest of itself, the same for the call and its result.
+TOOL_USE_ID_RE: Final = re.compile(r"^[a-zA-Z0-9_.:-]{1,64}$")
 USER: Final = "user"
 MAX_TEMPERATURE: Final = 1.0
 ASSISTANT: Final = "assistant"
@@ -124,6 +128,13 @@ def error_type(headers: Iterable[tuple[str, str]], body: Mapping[str, Any] | Non
             return value.partition(":")[0].strip()
     kind = (body or {}).get("__type")
     return kind.rpartition("#")[2] if isinstance(kind, str) else ""
+
+
+def tool_use_id(call_id: str) -> str:
+    """`call_id` as a toolUseId: itself when Bedrock takes it, else a digest of it."""
+    if TOOL_USE_ID_RE.match(call_id):
+        return call_id
+    return "call_" + hashlib.sha256(call_id.encode()).hexdigest()[:40]
 
 
 def stream_exception_type(exception: str) -> str:
