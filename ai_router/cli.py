@@ -194,7 +194,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             env.update(_simulator_environment(settings, f"http://{SIMULATOR_HOST}:{port}"))
             print(
                 "No provider API key is set "
-                f"({', '.join(p.api_key_env for p in keyed)}): "
+                f"({', '.join(_credential_variables(p) for p in keyed)}): "
                 f"serving against the built-in provider simulator at "
                 f"http://{SIMULATOR_HOST}:{port}. Answers are simulated, not from a real model. "
                 "Set a key and restart to reach the real provider.",
@@ -241,6 +241,10 @@ def _has_credentials(provider: ProviderSettings, env: Mapping[str, str]) -> bool
     if provider.type == "bedrock" and bedrock.credentials_in_environment(env):
         return True
     return provider.api_key is not None
+
+
+def _credential_variables(provider: ProviderSettings) -> str:
+    return bedrock.MISSING_CREDENTIALS if provider.type == "bedrock" else provider.api_key_env
 
 
 def _simulator_environment(settings: Settings, base_url: str) -> Mapping[str, str]:
