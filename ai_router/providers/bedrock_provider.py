@@ -203,11 +203,8 @@ class BedrockProvider(HTTPProvider):
     def _upstream(self, model: str, stream: bool) -> UpstreamHTTP:
         def make() -> UpstreamHTTP:
             base = self.settings.base_url or self.default_base_url.format(region=self._region)
-            headers = {
-                "content-type": "application/json",
-                "accept": wire.EVENT_STREAM if stream else "application/json",
-                "user-agent": "ai-router",
-            }
+            # What boto3 sends (no Accept: the operation decides the answer's type).
+            headers = {"content-type": "application/json", "user-agent": "ai-router"}
             if self.api_key is not None:
                 headers["authorization"] = f"Bearer {self.api_key}"
             url = base.rstrip("/") + wire.path(model, stream)

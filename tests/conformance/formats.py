@@ -314,7 +314,7 @@ class BedrockFormat:
     family: Family = "bedrock"
     path = "/model/{modelId}/converse"
     key = bedrock_converse.SIMULATOR_ACCESS_KEY_ID
-    SIGNED = "SignedHeaders=accept;content-type;host;x-amz-date, Signature="
+    SIGNED = "SignedHeaders=content-type;host;x-amz-date, Signature="
 
     def path_for(self, model: str, stream: bool) -> str:
         return bedrock_converse.path(model, stream)
