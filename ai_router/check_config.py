@@ -9,7 +9,10 @@ summary only names the variables still to set.
 
 from __future__ import annotations
 
+import os
+
 from ai_router.config import ConfigError, Settings, check_settings
+from ai_router.wire import bedrock_converse as bedrock
 
 EXIT_INVALID = 1
 
@@ -33,7 +36,11 @@ def summary(settings: Settings) -> str:
         f"{settings.source}: OK: {_count(len(settings.providers), 'provider')} ({providers}), "
         f"{_count(len(settings.models), 'alias', 'aliases')}{f' ({aliases})' if aliases else ''}"
     )
-    unset = [p.api_key_env for p in settings.providers.values() if p.api_key is None]
+    unset = [
+        bedrock.MISSING_CREDENTIALS if p.type == "bedrock" else p.api_key_env
+        for p in settings.providers.values()
+        if p.api_key is None and not (p.type == "bedrock" and bedrock.credentials_in_environment(os.environ))
+    ]
     if unset:
         line += (
             f"; not set: {', '.join(unset)} (their providers answer 503 / FAILED_PRECONDITION "

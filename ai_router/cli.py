@@ -23,9 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 from pathlib import Path
 
-from ai_router.config import ConfigError, Settings, load_settings
+from ai_router.config import ConfigError, ProviderSettings, Settings, load_settings
 from ai_router.config_snapshot import SHARED_METRICS_VARIABLE, SNAPSHOT_VARIABLE
 from ai_router.logs import configure_logging
+from ai_router.wire import bedrock_converse as bedrock
 
 log = logging.getLogger("ai_router.serve")
 
@@ -177,7 +178,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     servers: list[subprocess.Popen[bytes]] = []
     # A server that takes no key (a local Ollama) neither calls for the simulator nor goes to it.
     keyed = [p for p in settings.providers.values() if p.key_required]
-    unkeyed = [p for p in keyed if p.api_key is None]
+    unkeyed = [p for p in keyed if not _has_credentials(p, env)]
     use_simulator = args.simulator == "always" or (
         args.simulator == "auto" and len(unkeyed) == len(keyed) > 0
     )
@@ -193,7 +194,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             env.update(_simulator_environment(settings, f"http://{SIMULATOR_HOST}:{port}"))
             print(
                 "No provider API key is set "
-                f"({', '.join(p.api_key_env for p in keyed)}): "
+                f"({', '.join(_credential_variables(p) for p in keyed)}): "
                 f"serving against the built-in provider simulator at "
                 f"http://{SIMULATOR_HOST}:{port}. Answers are simulated, not from a real model. "
                 "Set a key and restart to reach the real provider.",
@@ -234,12 +235,33 @@ def _shared_files(run: Path, env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def _has_credentials(provider: ProviderSettings, env: Mapping[str, str]) -> bool:
+    """A key, or for Bedrock AWS credentials in the environment (an instance role is not seen:
+    `--simulator never` serves on one)."""
+    if provider.type == "bedrock" and bedrock.credentials_in_environment(env):
+        return True
+    return provider.api_key is not None
+
+
+def _credential_variables(provider: ProviderSettings) -> str:
+    return bedrock.MISSING_CREDENTIALS if provider.type == "bedrock" else provider.api_key_env
+
+
 def _simulator_environment(settings: Settings, base_url: str) -> Mapping[str, str]:
     env = {}
     for provider in settings.providers.values():
         if not provider.key_required:
             continue
         prefix = provider.name.upper().replace("-", "_")
+        if provider.type == "bedrock":
+            # Requests signed with the simulator's AWS credentials, which it checks.
+            env.update({
+                provider.api_key_env: "", "AWS_SESSION_TOKEN": "",
+                "AWS_ACCESS_KEY_ID": bedrock.SIMULATOR_ACCESS_KEY_ID,
+                "AWS_SECRET_ACCESS_KEY": bedrock.SIMULATOR_SECRET_ACCESS_KEY,
+            })  # fmt: skip
+            env[f"{prefix}_BASE_URL"] = base_url
+            continue
         env[provider.api_key_env] = SIMULATOR_API_KEY
         env[f"{prefix}_BASE_URL"] = f"{base_url}/v1" if provider.type == "openai" else base_url
     return env

@@ -84,6 +84,20 @@ class ProviderSettings(_Strict):
     api_version: str | None = None
     deployments: dict[str, str] = Field(default_factory=dict)
     auth: Literal["api-key", "entra-id"] = "api-key"
+    # Amazon Bedrock (type: bedrock): the AWS region its requests are signed for and sent to
+    # (default: AWS_REGION, else AWS_DEFAULT_REGION), and the profile of the AWS config files
+    # whose credentials sign them (default: botocore's chain, AWS_PROFILE included).
+    region: str | None = None
+    profile: str | None = None
+
+    @model_validator(mode="after")
+    def _bedrock_region(self) -> ProviderSettings:
+        if self.type == "bedrock" and not self.region:
+            raise ValueError(
+                f"providers.{self.name}.region: Amazon Bedrock needs an AWS region "
+                "(us-east-1, say): set region, or AWS_REGION or AWS_DEFAULT_REGION"
+            )
+        return self
 
     @model_validator(mode="after")
     def _azure_endpoint(self) -> ProviderSettings:
@@ -271,7 +285,7 @@ def _named_providers(providers: dict[Any, Any]) -> dict[Any, Any]:
     for name, body in providers.items():
         if isinstance(body, dict):
             body = {"type": name, **body, "name": name}
-            body.setdefault("api_key_env", f"{_env_name(name)}_API_KEY")
+            body.setdefault("api_key_env", _key_variable(name, body))
         named[name] = body
     return named
 
@@ -331,6 +345,14 @@ def _is_loopback(host: str) -> bool:
 def _raise_first(problems: list[str]) -> None:
     if problems:
         raise ValueError(problems[0])
+
+
+def _key_variable(name: str, body: Mapping[str, Any]) -> str:
+    """Where a provider's key is read: <NAME>_API_KEY; for Bedrock the variable AWS's SDKs read
+    a Bedrock API key from (its AWS credentials come from botocore's own chain)."""
+    if body.get("type", name) == "bedrock":
+        return "AWS_BEARER_TOKEN_BEDROCK"
+    return f"{_env_name(name)}_API_KEY"
 
 
 def _env_name(provider_name: str) -> str:
@@ -514,9 +536,13 @@ def _state_environment(state: Any, env: Mapping[str, str]) -> Any:
 
 def _provider_environment(name: str, body: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     body = dict(body)
-    key_variable = body.get("api_key_env") or f"{_env_name(name)}_API_KEY"
+    key_variable = body.get("api_key_env") or _key_variable(name, body)
     if env.get(key_variable):
         body["api_key"] = env[key_variable]
+    if body.get("type", name) == "bedrock" and not body.get("region"):
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        if region:
+            body["region"] = region
     base_url = env.get(f"{_env_name(name)}_BASE_URL")
     if base_url:
         body["base_url"] = base_url

@@ -212,8 +212,9 @@ def test_the_repository_config_is_valid_and_unset_keys_are_named() -> None:
 
     assert result.returncode == 0, result.stdout
     assert result.stdout == (
-        "config.yaml: OK: 3 providers (openai, anthropic, gemini), 0 aliases; "
-        "not set: OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY "
+        "config.yaml: OK: 4 providers (openai, anthropic, gemini, bedrock), 0 aliases; "
+        "not set: OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or AWS_BEARER_TOKEN_BEDROCK) "
         "(their providers answer 503 / FAILED_PRECONDITION until set)\n"
     )
 
@@ -222,7 +223,7 @@ def test_a_key_that_is_set_is_not_named() -> None:
     result = check_config("config.yaml", OPENAI_API_KEY="sk-anything")
 
     assert result.returncode == 0
-    assert "not set: ANTHROPIC_API_KEY, GEMINI_API_KEY " in result.stdout
+    assert "not set: ANTHROPIC_API_KEY, GEMINI_API_KEY, AWS_ACCESS_KEY_ID " in result.stdout
     assert "OPENAI_API_KEY" not in result.stdout
     assert "sk-anything" not in result.stdout
 
@@ -258,7 +259,7 @@ def test_a_broken_config_lists_every_problem_with_its_key_path(tmp_path: Path) -
         f"{path}: server.colour: Extra inputs are not permitted",
         f"{path}: providers.openai.timeout: Input should be greater than 0",
         f"{path}: providers.local.type: 'local' is not a provider type; "
-        "set `type:` to one of anthropic, azure, gemini, openai",
+        "set `type:` to one of anthropic, azure, bedrock, gemini, openai",
         f"{path}: models.fast.targets[0]: provider 'mystery' is not configured; "
         "providers: openai, local, anthropic",
         f"{path}: models.fast.targets[1]: provider 'anthropic' does not offer model "

@@ -329,4 +329,4 @@ def test_every_entry_in_the_providers_doc_is_valid_config() -> None:
         document = block if block.startswith("providers:") else "providers:\n" + block
         settings = settings_from_mapping(yaml.safe_load(document), {})
         names |= set(settings.providers)
-    assert {"groq", "mistral", "deepseek", "openrouter", "together", "ollama", "vllm", "azure"} <= names
+    assert {"groq", "mistral", "deepseek", "openrouter", "together", "ollama", "vllm", "azure", "bedrock"} <= names

@@ -66,6 +66,9 @@ def test_serve_without_keys_uses_the_simulator_and_stops_everything_on_sigterm(
         "ANTHROPIC_BASE_URL": "",
         "GEMINI_API_KEY": "",
         "GEMINI_BASE_URL": "",
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_BEARER_TOKEN_BEDROCK": "",
+        "BEDROCK_BASE_URL": "",
     }
     serve = start_process("serve", ["serve"], env, tmp_path, http_port)
     try:
@@ -87,6 +90,14 @@ def test_serve_without_keys_uses_the_simulator_and_stops_everything_on_sigterm(
             timeout=10,
         )
         assert gemini.status_code == 200 and gemini.json()["content"] == "Simulated reply from gemini-2.5-flash: ping"
+        # And Bedrock, its requests signed with the simulator's AWS credentials, which it checks.
+        bedrock = httpx2.post(
+            f"http://127.0.0.1:{http_port}/generate",
+            json={"provider": "bedrock", "prompt": "ping"},
+            timeout=10,
+        )
+        assert bedrock.status_code == 200, bedrock.text
+        assert bedrock.json()["content"] == "Simulated reply from anthropic.claude-3-5-haiku-20241022-v1:0: ping"
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             reply = pb_grpc.AIRouterStub(channel).RouteRequest(
                 pb.AIRequest(provider="openai", prompt="pong"), timeout=10

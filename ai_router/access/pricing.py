@@ -51,6 +51,34 @@ DEFAULT_PRICES.update(
     {f"azure/{name.removeprefix('openai/')}": price for name, price in DEFAULT_PRICES.items()
      if name.startswith("openai/")}
 )
+# Amazon Bedrock's on-demand prices (aws.amazon.com/bedrock/pricing, us-east-1, as pages quoting it
+# in 2026 give it; checked 2026-12-03): Claude at Anthropic's own list prices, Amazon Nova.
+# Cross-region inference profiles (`us.`, `eu.`, ... `global.`) cost what the source region
+# charges, so each model is listed under its profiles too. Llama is left out: the pages quoting it
+# disagree; set it in `prices:` as `bedrock/<model id>`.
+_BEDROCK_PRICES: dict[str, Price] = {
+    "anthropic.claude-3-5-haiku-20241022-v1:0": DEFAULT_PRICES["anthropic/claude-3-5-haiku-20241022"],
+    "anthropic.claude-3-5-sonnet-20240620-v1:0": DEFAULT_PRICES["anthropic/claude-3-5-sonnet-20240620"],
+    "anthropic.claude-3-5-sonnet-20241022-v2:0": DEFAULT_PRICES["anthropic/claude-3-5-sonnet-20240620"],
+    "anthropic.claude-3-7-sonnet-20250219-v1:0": DEFAULT_PRICES["anthropic/claude-3-7-sonnet-20250219"],
+    "anthropic.claude-sonnet-4-20250514-v1:0": DEFAULT_PRICES["anthropic/claude-sonnet-4-20250514"],
+    "anthropic.claude-opus-4-20250514-v1:0": DEFAULT_PRICES["anthropic/claude-opus-4-20250514"],
+    "anthropic.claude-3-haiku-20240307-v1:0": DEFAULT_PRICES["anthropic/claude-3-haiku-20240307"],
+    # Anthropic's list prices for the 4.5 and 4.6 generation (Haiku 4.5, Sonnet 4.5 and 4.6, Opus
+    # 4.5 and 4.6), which Bedrock charges as Anthropic does.
+    "anthropic.claude-haiku-4-5-20251001-v1:0": Price(input=1.0, output=5.0, cached_input=0.1),
+    "anthropic.claude-sonnet-4-5-20250929-v1:0": Price(input=3.0, output=15.0, cached_input=0.3),
+    "anthropic.claude-sonnet-4-6": Price(input=3.0, output=15.0, cached_input=0.3),
+    "anthropic.claude-opus-4-5-20251101-v1:0": Price(input=5.0, output=25.0, cached_input=0.5),
+    "anthropic.claude-opus-4-6-v1": Price(input=5.0, output=25.0, cached_input=0.5),
+    "amazon.nova-pro-v1:0": Price(input=0.8, output=3.2, cached_input=0.2),
+    "amazon.nova-lite-v1:0": Price(input=0.06, output=0.24, cached_input=0.015),
+    "amazon.nova-micro-v1:0": Price(input=0.035, output=0.14, cached_input=0.00875),
+}
+DEFAULT_PRICES.update(
+    {f"bedrock/{profile}{model}": price for model, price in _BEDROCK_PRICES.items()
+     for profile in ("", "us.", "eu.", "apac.", "global.")}
+)
 PER_TOKEN = 1e-6
 MAX_UNPRICED_WARNINGS = 1000
 

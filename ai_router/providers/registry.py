@@ -11,4 +11,5 @@ PROVIDER_TYPES: dict[str, str] = {
     "anthropic": "ai_router.providers.anthropic_provider:AnthropicProvider",
     "gemini": "ai_router.providers.gemini_provider:GeminiProvider",
     "azure": "ai_router.providers.azure_provider:AzureOpenAIProvider",
+    "bedrock": "ai_router.providers.bedrock_provider:BedrockProvider",
 }

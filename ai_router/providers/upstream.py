@@ -52,10 +52,20 @@ class UpstreamHTTP:
         self.headers = dict(headers)
         self._transport: Transport = connect(url, self.headers)
 
-    def post(self, body: bytes, timeout: Timeout, request_id: str = "", stream: bool = False) -> Answer:
-        """Send `body`. The answer's body is read unless `stream` (the caller then reads and
+    def post(
+        self,
+        body: bytes,
+        timeout: Timeout,
+        request_id: str = "",
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """Send `body`, with `headers` of this request alone beside the fixed ones (a signature
+        over this body). The answer's body is read unless `stream` (the caller then reads and
         closes it). Raises the router's errors only."""
         extra = {REQUEST_ID_HEADER: request_id} if request_id else {}
+        if headers:
+            extra.update(headers)
         try:
             answer = self._transport.post(body, extra, timeout, stream)
         except FAILURES as exc:

@@ -13,8 +13,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Mapping
 
-Family = Literal["openai", "anthropic", "gemini"]
-FAMILIES: tuple[Family, ...] = ("openai", "anthropic", "gemini")
+Family = Literal["openai", "anthropic", "gemini", "bedrock"]
+FAMILIES: tuple[Family, ...] = ("openai", "anthropic", "gemini", "bedrock")
 
 # What `GET /v1/models` lists. The simulator answers for any model name; this is only the catalogue.
 DEFAULT_MODELS: tuple[str, ...] = ("gpt-4o-mini", "claude-sonnet-4-5")

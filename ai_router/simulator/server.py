@@ -14,6 +14,8 @@ Upstream endpoints (each request is recorded and may take one queued fault):
   POST /v1beta/models/{model}:generateContent Gemini wire format (gemini_wire.py); the model and
        /v1beta/models/{model}:streamGenerateContent?alt=sse   the stream come from the URL
   POST /openai/...                            Azure OpenAI's paths (azure_paths.py)
+  POST /model/{modelId}/converse, /converse-stream   Bedrock's Converse (bedrock_wire.py): SigV4
+                                              checked, the stream in AWS's event-stream framing
 Control endpoints (JSON, never recorded, never faulted):
   GET|DELETE /_sim/requests   the recorded requests / forget them
   GET|POST   /_sim/settings   read / update latency, ttft, token_rate
@@ -34,12 +36,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ai_router.wire import anthropic_messages, openai_chat, openai_responses
+from ai_router.wire import bedrock_converse as bedrock
 from ai_router.wire import gemini_generate as gemini
 
 from .azure_paths import AZURE_PREFIX, AzurePath, content_filter_body, parse_azure_path, with_deployment
+from .bedrock_request import BedrockCall
 from .embeddings import embeddings
 from .gemini_request import GeminiCall
 from .gemini_wire import GEMINI
@@ -212,6 +216,20 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 self._wire, self._request_id = GEMINI, f"req_sim_{state.next_id()}"
                 self._error(400, "the simulator streams Gemini answers as server-sent events only: add ?alt=sse")
                 return
+        # Bedrock's URL names the model and the method too; its requests are signed.
+        bedrock_path = bedrock.PATH_RE.match(path) if self.command == "POST" else None
+        if bedrock_path is not None:
+            # Imported here: botocore and the encoder import ssl, which `serve` must patch first.
+            from .bedrock_wire import BedrockWire, error_headers, signature_problem
+
+            route = (BedrockWire(), "complete")
+            body = body if body is MALFORMED else BedrockCall(
+                unquote(bedrock_path[1]), bedrock_path[2] == bedrock.CONVERSE_STREAM, body)
+            problem = signature_problem(self.command, self.path, headers, raw)
+            if problem is not None:
+                self._wire, self._request_id = route[0], f"req_sim_{state.next_id()}"
+                self._send_json(403, {"message": problem[1]}, error_headers(problem[0]))
+                return
         if route is None:
             guess_anthropic = path.startswith("/v1/messages") or "anthropic-version" in headers
             self._wire = ANTHROPIC if guess_anthropic else OPENAI
@@ -237,7 +255,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self._error(fault.status, fault.message or f"Simulated error {fault.status}",
                         retry_after=fault.retry_after)
             return
-        if settings.require_key and not self._api_key():
+        if settings.require_key and bedrock_path is None and not self._api_key():
             self._error(401, "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`")
             return
         if kind == "models":
@@ -312,7 +330,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     def _stream(self, turn: Turn, settings: SimulatorSettings, fault: Fault | None) -> None:
         wire = self._wire
         self.send_response(200)
-        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        bedrock_stream = wire.family == bedrock.FAMILY
+        self.send_header("content-type", bedrock.EVENT_STREAM if bedrock_stream else "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         self.send_header(wire.request_id_header, self._request_id)
@@ -415,6 +434,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, param: str | None = None,
                retry_after: float | None = None) -> None:
         extra = {} if retry_after is None else {"retry-after": f"{retry_after:g}"}
+        if self._wire.family == bedrock.FAMILY:
+            from .bedrock_wire import error_headers, error_type
+
+            extra.update(error_headers(error_type(status)))
         self._send_json(status, self._wire.error_body(status, message, param), extra)
 
     def _write_chunk(self, data: bytes) -> None:

@@ -80,8 +80,9 @@ class Client(ABC):
 
     def expected_reasoning(self, thinking: str, upstream: Upstream) -> str:
         """The reasoning this client gets, given the simulator's thinking for the request:
-        Anthropic's thinking and Gemini's thoughts are shown; OpenAI's chat completions send none."""
-        return thinking if upstream.family in ("anthropic", "gemini") else ""
+        Anthropic's thinking (on Bedrock too) and Gemini's thoughts are shown; OpenAI's chat
+        completions send none."""
+        return thinking if upstream.family in ("anthropic", "gemini", "bedrock") else ""
 
     @abstractmethod
     def classify(self, error: Exception) -> ErrorSeen: ...
@@ -273,8 +274,9 @@ class AnthropicClient(HttpClient):
         return replace(conversation, output=output and replace(output, name=None))
 
     def expected_finish(self, finish: Finish, upstream: Upstream, stop: str | None) -> tuple[str, str | None]:
-        # Only an Anthropic upstream says which stop sequence matched; OpenAI's "stop" does not.
-        if finish == "stop_sequence" and upstream.family == "anthropic":
+        # Only Anthropic's Claude says which stop sequence matched (on Bedrock too, asked for it);
+        # OpenAI's "stop" does not, nor Gemini's.
+        if finish == "stop_sequence" and upstream.family in ("anthropic", "bedrock"):
             return "stop_sequence", stop
         return self.finish_reasons[finish], None
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Family = Literal["openai", "anthropic", "gemini"]
+Family = Literal["openai", "anthropic", "gemini", "bedrock"]
 Mode = Literal["unary", "stream"]
 # Why a reply ended, in neutral terms; each client family names these its own way.
 Finish = Literal["stop", "length", "tool", "stop_sequence"]
@@ -39,6 +39,9 @@ UPSTREAMS: dict[Family, Upstream] = {
     "anthropic": Upstream("anthropic", "claude-3-5-haiku-20241022"),
     # Reached by translation from every client (the router has no Gemini-shaped front door).
     "gemini": Upstream("gemini", "gemini-2.5-flash"),
+    # Amazon Bedrock's Converse, a Claude model on it (one that thinks adaptively): signed
+    # requests, an event-stream answer.
+    "bedrock": Upstream("bedrock", "anthropic.claude-sonnet-4-6"),
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from support import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY
 
-from ai_router.wire import gemini_generate
+from ai_router.wire import bedrock_converse, gemini_generate
 
 from .conversation import Conversation, Family, Image, Tool, Turn
 
@@ -304,11 +304,99 @@ class GeminiFormat:
         return headers.get("x-goog-api-key", "")
 
 
+class BedrockFormat:
+    """What the router sends Bedrock's Converse for a conversation (no client speaks Converse:
+    this is the translation, written out from botocore's model of ConverseRequest), to a Claude
+    model. The key sent is the SigV4 signature's: its access key id, over the headers the router
+    signs (the simulator recomputed the signature itself with botocore's signer, or it would
+    have answered 403)."""
+
+    family: Family = "bedrock"
+    path = "/model/{modelId}/converse"
+    key = bedrock_converse.SIMULATOR_ACCESS_KEY_ID
+    SIGNED = "SignedHeaders=content-type;host;x-amz-date, Signature="
+
+    def path_for(self, model: str, stream: bool) -> str:
+        return bedrock_converse.path(model, stream)
+
+    def request(self, conversation: Conversation, model: str, limit: int | None) -> Body:
+        messages: list[Body] = []
+        for turn in conversation.turns:
+            role = "assistant" if turn.role == "assistant" else "user"
+            content = self._content(turn)
+            if messages and messages[-1]["role"] == role:
+                messages[-1]["content"] += content
+            else:
+                messages.append({"role": role, "content": content})
+        body: Body = {"messages": messages}
+        if conversation.system:
+            body["system"] = [{"text": conversation.system}]
+        inference: Body = {"maxTokens": limit}
+        if conversation.stop:
+            inference["stopSequences"] = list(conversation.stop)
+            body["additionalModelResponseFieldPaths"] = ["/stop_sequence"]  # which one, from Claude
+        body["inferenceConfig"] = inference
+        if conversation.tools:
+            tools: Body = {"tools": [{"toolSpec": self._spec(t)} for t in conversation.tools]}
+            if conversation.tool_choice:
+                tools["toolChoice"] = {"tool": {"name": conversation.tool_choice}}
+            body["toolConfig"] = tools
+        output: Body = {}
+        if conversation.output:
+            schema = {"schema": conversation.output.schema, "name": conversation.output.name or "output"}
+            output["textFormat"] = {"type": "json_schema", "structure": {"jsonSchema": schema}}
+        if conversation.reasoning:
+            # Converse's own effort; Claude 4.6's adaptive thinking asked for, to come back as
+            # reasoning (a Claude before 4.6 would get a budget: tests/test_bedrock_provider.py).
+            output["effort"] = bedrock_converse.EFFORTS[conversation.reasoning.effort]
+            body["additionalModelRequestFields"] = {"thinking": {"type": "adaptive", "display": "summarized"}}
+        if output:
+            body["outputConfig"] = output
+        return body
+
+    @staticmethod
+    def _spec(tool: Tool) -> Body:
+        spec: Body = {"name": tool.name, "description": tool.description, "inputSchema": {"json": tool.parameters}}
+        if tool.strict:
+            spec["strict"] = True
+        return spec
+
+    @staticmethod
+    def _content(turn: Turn) -> list[Body]:
+        if turn.role == "tool":
+            return [{"toolResult": {"toolUseId": turn.call_id, "content": [{"text": turn.text}]}}]
+        content: list[Body] = [{"text": turn.text}] if turn.text else []
+        content += [{"image": {"format": i.media_type.removeprefix("image/"), "source": {"bytes": i.base64}}}
+                    for i in turn.images]
+        content += [{"toolUse": {"toolUseId": c.id, "name": c.name, "input": c.input}} for c in turn.calls]
+        return content
+
+    def stream_fields(self) -> Body:
+        return {}  # a stream is asked for by the URL
+
+    def canonical(self, body: Body) -> Body:
+        body = copy.deepcopy(body)
+        json_schema = body.get("outputConfig", {}).get("textFormat", {}).get("structure", {}).get("jsonSchema")
+        if json_schema and isinstance(json_schema["schema"], str):
+            json_schema["schema"] = json.loads(json_schema["schema"])  # sent as text, compared as JSON
+        return body
+
+    def key_sent(self, headers: dict[str, str]) -> str:
+        """The access key id of the signature, when it signs what the router signs, dated as
+        the request's X-Amz-Date says."""
+        scheme, _, rest = headers.get("authorization", "").partition(" Credential=")
+        access_key, _, scope = rest.partition("/")
+        date = headers.get("x-amz-date", "")
+        signed = scope.startswith(f"{date[:8]}/us-east-1/bedrock/aws4_request, {self.SIGNED}")
+        return access_key if scheme == "AWS4-HMAC-SHA256" and signed else ""
+
+
 # Each family's format for a request translated from another family (or from gRPC).
 FORMATS: dict[Family, WireFormat] = {
     "openai": OpenAIFormat(),
     "anthropic": AnthropicFormat(),
     "gemini": GeminiFormat(),
+    "bedrock": BedrockFormat(),
 }
 
 

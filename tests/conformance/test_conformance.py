@@ -32,11 +32,17 @@ KNOWN_FAILURES: dict[str, str] = {
     "Files API or gs:// URIs): the router refuses the URL image with a 400 before any attempt"
     for client in CLIENTS
     for mode in ("unary", "stream")
+} | {
+    f"{client}-bedrock-{mode}-image": "Bedrock fetches no image by web URL (an image's source is "
+    "its bytes or an S3 location): the router refuses the URL image with a 400 before any attempt"
+    for client in CLIENTS
+    for mode in ("unary", "stream")
 }
 
 # The ids the simulator gives tool calls, which every client must get unchanged; Gemini's calls
 # have none, so the router makes one that carries the call's thought signature.
-CALL_IDS = {"openai": r"call_sim_\d+", "anthropic": r"toolu_sim_\d+", "gemini": r"gemini_[0-9a-f]{16}_[A-Za-z0-9_-]+"}
+CALL_IDS = {"openai": r"call_sim_\d+", "anthropic": r"toolu_sim_\d+", "gemini": r"gemini_[0-9a-f]{16}_[A-Za-z0-9_-]+",
+            "bedrock": r"tooluse_sim_\d+"}
 
 
 @pytest.fixture(scope="session")
