@@ -166,16 +166,14 @@ def _blocks(value: object, param: str, role: str) -> list[dict[str, Any]]:
             if role != wire.ASSISTANT:
                 fail(f"{where}: a toolUse block belongs in an assistant turn")
             use = require_dict(block["toolUse"], f"{where}.toolUse")
-            if not wire.TOOL_USE_ID_RE.match(require_str(use.get("toolUseId"), f"{where}.toolUse.toolUseId")):
-                fail(f"{where}.toolUse.toolUseId: must match [a-zA-Z0-9_.:-]{{1,64}}")
+            _require_tool_use_id(use.get("toolUseId"), f"{where}.toolUse.toolUseId")
             require_tool_name(use.get("name"), f"{where}.toolUse.name")
             require_dict(use.get("input"), f"{where}.toolUse.input")
         elif kind == "toolResult":
             if role != wire.USER:
                 fail(f"{where}: a toolResult block belongs in a user turn")
             result = require_dict(block["toolResult"], f"{where}.toolResult")
-            if not wire.TOOL_USE_ID_RE.match(require_str(result.get("toolUseId"), f"{where}.toolResult.toolUseId")):
-                fail(f"{where}.toolResult.toolUseId: must match [a-zA-Z0-9_.:-]{{1,64}}")
+            _require_tool_use_id(result.get("toolUseId"), f"{where}.toolResult.toolUseId")
             for k, item in enumerate(require_list(result.get("content"), f"{where}.toolResult.content")):
                 if not any(key in require_dict(item, f"{where}.toolResult.content.{k}") for key in ("text", "json", "image")):
                     fail(f"{where}.toolResult.content.{k}: must have text, json or image")
@@ -278,3 +276,9 @@ def _output(value: object) -> dict[str, Any] | None:
     except ValueError:
         parsed = None
     return require_dict(parsed, f"{where}.schema")
+
+
+def _require_tool_use_id(value: object, where: str) -> None:
+    """A toolUseId as botocore's model constrains it."""
+    if not wire.TOOL_USE_ID_RE.match(require_str(value, where)):
+        fail(f"{where}: must match [a-zA-Z0-9_.:-]{{1,64}}")
