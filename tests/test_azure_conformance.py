@@ -6,7 +6,8 @@ router's `api-key`, relayed untouched but for the model or translated into what 
 would have sent.
 
 The session router (tests/support.py) is left as other tests expect it; this column runs its
-own router, so its cells are these tests' results rather than rows of the printed matrix.
+own router, and its cells, under ids of the matrix's form, are printed as the matrix's rows
+`<client> > azure <mode>` (matrix.py).
 """
 
 from __future__ import annotations
