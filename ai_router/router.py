@@ -145,16 +145,18 @@ class Router:
 
     def _prepare(self, call: Call, plan: Plan) -> dict[str, ChatRequest]:
         """The request in the router's types for each provider of the plan that is not relayed;
-        each checked by its provider, as is a body relayed."""
+        checked by its provider for each target, with the target's model (what a model takes can
+        differ within one provider: Bedrock's), as a body relayed is checked too."""
         prepared: dict[str, ChatRequest] = {}
         for target in plan.targets:
             name = target.provider.name
             if _relayed(call, target):
                 assert call.relay is not None
                 target.provider.check_relay(call.relay)
-            elif name not in prepared:
+                continue
+            if name not in prepared:
                 prepared[name] = call.chat(name)
-                target.provider.check(prepared[name])
+            target.provider.check(self._for_target(prepared[name], target, target.timeout))
         return prepared
 
     def _attempt(

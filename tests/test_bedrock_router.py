@@ -39,6 +39,10 @@ ALIASES = {
         "strategy": "fallback",
         "targets": [{"model": "bedrock/anthropic.claude-3-7-sonnet-20250219-v1:0", "max_retries": 0}, "openai/gpt-4o"],
     },
+    "openai-then-llama": {
+        "strategy": "fallback",
+        "targets": [{"model": "openai/gpt-4o", "max_retries": 0}, "bedrock/meta.llama3-3-70b-instruct-v1:0"],
+    },
 }
 
 
@@ -230,6 +234,19 @@ def test_a_prompt_bedrock_cannot_carry_is_refused_before_any_attempt(http: httpx
                                             "prompt": "x", "top_k": 5})
 
     assert response.status_code == 400 and "top_k" in response.text
+    assert simulator.requests() == []
+
+
+def test_what_a_later_targets_model_cannot_carry_is_refused_before_the_first_attempt(
+    http: httpx2.Client, simulator: Simulator
+) -> None:
+    # Llama on Bedrock has no top_k: checked with each target's model before any is tried, not
+    # found after the first target has failed over to it.
+    simulator.fail_next({"status": 500})
+
+    response = http.post("/generate", json={"model": "openai-then-llama", "prompt": "x", "top_k": 5})
+
+    assert response.status_code == 400 and response.json()["error"]["param"] == "top_k", response.text
     assert simulator.requests() == []
 
 

@@ -150,8 +150,9 @@ class BedrockProvider(HTTPProvider):
         )
 
     def check(self, request: ChatRequest) -> None:
-        """Refused before any attempt: what Converse has no way to carry. (What a model takes
-        no field for is refused when the body is built: a provider's models are known only then.)"""
+        """Refused before any attempt: what Converse has no way to carry, and what the
+        request's model has no field for."""
+        self._check_model(request)
         tool_blocks = False
         for index, message in enumerate(request.messages):
             tool_blocks = tool_blocks or bool(message.tool_calls) or message.role == "tool"
