@@ -112,16 +112,12 @@ def generate(scope: RequestScope) -> Response:
 @metered("stream")
 def stream(scope: RequestScope) -> Response:
     chat_stream = scope.stream(_chat_request(scope))
-    first = streaming.first_chunk(chat_stream)
     request_id = scope.request_id
 
     def error_event(error: RouterError) -> bytes:
         return sse.encode(error_body(error, request_id))
 
-    events = streaming.events(
-        first, chat_stream, _events, error_event, request_id, done=sse.DONE, record=scope.record
-    )
-    return sse.event_stream(events, chat_stream.abort, chat_stream.close)
+    return streaming.response(chat_stream, _events, error_event, scope, done=sse.DONE)
 
 
 def _events(chunk: ChatChunk) -> Iterator[bytes]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
+from flask import Response
 from gevent import GreenletExit
 
+from ai_router.answers import ChatStream
 from ai_router.errors import RouterError, Unavailable
+from ai_router.http_api import sse
 from ai_router.http_api.errors import status_and_type
 from ai_router.observe import RequestRecord
-from ai_router.answers import ChatStream
+from ai_router.scope import RequestScope
 from ai_router.types import ChatChunk
 
 log = logging.getLogger(__name__)
@@ -65,3 +68,21 @@ def events(
         stream.close()
     if done:
         yield done
+
+
+def response(
+    stream: ChatStream,
+    encode: Callable[[ChatChunk], Iterable[bytes]],
+    encode_error: Callable[[RouterError], bytes],
+    scope: RequestScope,
+    *,
+    head: bytes = b"",
+    done: bytes = b"",
+) -> Response:
+    """The streamed HTTP response of `stream` in a family's encoding: its first chunk awaited
+    (`first_chunk`), then `events`, sent as server-sent events."""
+    body = events(
+        first_chunk(stream), stream, encode, encode_error, scope.request_id,
+        head=head, done=done, record=scope.record,
+    )  # fmt: skip
+    return sse.event_stream(body, stream.abort, stream.close)

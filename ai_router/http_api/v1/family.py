@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from ai_router.answers import ChatStream, Completion, Relayed
 from ai_router.call import Call, Relayable, estimate_from_text
 from ai_router.errors import InvalidRequest, RouterError
-from ai_router.http_api import sse, streaming
+from ai_router.http_api import streaming
 from ai_router.http_api.request_body import read_json_object, require_string, validate
 from ai_router.http_api.v1 import relay
 from ai_router.native_request import check_max_tokens
@@ -92,17 +92,9 @@ def _translated_stream(
     family: Family[Body], body: Body, stream: ChatStream, scope: RequestScope
 ) -> Response:
     encoder = family.stream_encoder(body, _label(stream.request.provider, stream.request.model), scope.request_id)
-    events = streaming.events(
-        streaming.first_chunk(stream),
-        stream,
-        encoder.encode,
-        family.error_event,
-        scope.request_id,
-        head=encoder.head,
-        done=encoder.done,
-        record=scope.record,
+    return streaming.response(
+        stream, encoder.encode, family.error_event, scope, head=encoder.head, done=encoder.done
     )
-    return sse.event_stream(events, stream.abort, stream.close)
 
 
 def _input_estimate(data: dict[str, Any]) -> int:

@@ -31,7 +31,7 @@ from flask import Blueprint, Response, jsonify, request
 from ai_router.answers import ChatStream, Completion, Relayed, RelayedStream, json_of
 from ai_router.call import Call, Relayable, estimate_from_text
 from ai_router.errors import InvalidRequest, NotFound, RouterError
-from ai_router.http_api import sse, streaming
+from ai_router.http_api import streaming
 from ai_router.http_api.response_model import ResponseModel
 from ai_router.http_api.request_body import read_json_object, require_string, validate
 from ai_router.http_api.scoped import caller, keyed, metered
@@ -303,17 +303,9 @@ def _translated_stream(
             keep(encoder.response, request.provider, False)
         return events
 
-    events = streaming.events(
-        streaming.first_chunk(stream),
-        stream,
-        encode,
-        openai_responses.error_event,
-        scope.request_id,
-        head=encoder.head,
-        done=encoder.done,
-        record=scope.record,
+    return streaming.response(
+        stream, encode, openai_responses.error_event, scope, head=encoder.head, done=encoder.done
     )
-    return sse.event_stream(events, stream.abort, stream.close)
 
 
 def _relayed_stream(
