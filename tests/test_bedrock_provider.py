@@ -327,8 +327,7 @@ def test_reasoning_of_other_models_is_converses_effort_and_amazons_top_k_its_own
 def test_what_converse_cannot_carry_is_refused_before_any_attempt(chat: ChatRequest, param: str) -> None:
     provider, upstream = bedrock(lambda r: answer([{"text": "ok"}]))
     with pytest.raises(InvalidRequest) as refused:
-        provider.check(chat)  # what any model of the provider lacks
-        provider.complete(chat)  # what this model lacks: known once the target is
+        provider.check(chat)  # the core checks each target's request, with its model, before any attempt
     assert refused.value.param == param and param in str(refused.value)
     assert upstream.requests == []
 

@@ -178,7 +178,7 @@ class BedrockProvider(HTTPProvider):
         self._by_model.close()
 
     def _check_model(self, request: ChatRequest) -> None:
-        """Refused before anything is sent: what this model has no field for."""
+        """What this model has no field for (`check`, for each target with its own model)."""
         vendor = wire.model_vendor(request.model)
         if request.sampling.top_k is not None and vendor not in ("anthropic", "amazon"):
             raise self._refuse("top_k", f"passes top_k to Anthropic and Amazon models only; "
@@ -270,7 +270,6 @@ class BedrockProvider(HTTPProvider):
             raise UpstreamUnavailable(f"provider {self.name!r} ended the answer with stopReason {reason}", self.name)
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
-        self._check_model(request)
         sampling = request.sampling
         body: dict[str, Any] = {"messages": _messages(request.messages)}
         if request.system:
