@@ -442,8 +442,8 @@ class _Published:
 
 
 def _published() -> _Published:
-    """The document and its page, made on the first request for either: building it costs a
-    worker's start a tenth of a second or more, for an endpoint few ask for."""
+    """The document and its page, made on the first request for either rather than at every
+    worker's start, for an endpoint few ask for."""
     published: _Published | None = current_app.extensions.get(_PUBLISHED_KEY)
     if published is None:
         document = build_document(current_app)
