@@ -7,12 +7,25 @@ gunicorn's workers each keep their own values in files under PROMETHEUS_MULTIPRO
 (prometheus_client's multiprocess mode, set up in gunicorn.conf.py), and /metrics adds them up;
 under `ai-router serve` the gRPC server writes its values there too (cli.py). `ai-router grpc`
 run alone is one process, and serves its own registry on a port of its own.
+
+What every request reports (its count, latency, tokens and cost, and the requests in flight) is
+kept in memory and written out in batches: every FLUSH_SECONDS by one thread of the process (a
+greenlet under gevent), and before any scrape the process answers itself. Each write of a value
+in multiprocess mode takes a lock and writes a file mapping; a request made eight, and they were
+a sixth of the router's own work per request (docs/PERFORMANCE.md). A scrape answered by another
+worker may so miss the last FLUSH_SECONDS of this one's requests, never more.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
-from typing import Any
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
@@ -21,14 +34,43 @@ from prometheus_client.metrics import MetricWrapperBase
 from ai_router.config import Settings
 from ai_router.types import Usage
 
+log = logging.getLogger(__name__)
+
 OTHER = "other"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+FLUSH_SECONDS = 0.1
+
+
+class _Finished(NamedTuple):
+    """One finished request, as `Metrics.observe_request` was told of it."""
+
+    surface: str
+    alias: str
+    provider: str
+    model: str
+    status: str
+    latency: float
+    time_to_first_token: float | None
+    usage: Usage | None
+    key: str
+    cost_usd: float | None
+
+
+class _InFlight(NamedTuple):
+    surface: str
+    change: int
 
 
 class Metrics:
     def __init__(self, settings: Settings) -> None:
         self.registry = CollectorRegistry()
+        # First in the registry, so that reading it (the gRPC process's own port, a test) writes
+        # what is pending before any value is read.
+        self.registry.register(_FlushFirst(self))
+        self._pending: deque[_Finished | _InFlight] = deque()  # appends and pops are atomic
+        self._flushing = threading.Lock()
+        _flusher.watch(self)
         self._providers: set[str] = set()
         self._aliases: set[str] = set()
         self._models: set[str] = set()
@@ -148,22 +190,120 @@ class Metrics:
         key: str,
         cost_usd: float | None,
     ) -> None:
-        """One finished request: `time_to_first_token` is given for streams only."""
-        provider, model = self.provider(provider_name), self.model(model_name)
-        self.child(self.requests, surface, self.alias(alias), provider, model, status).inc()
-        self.child(self.latency, surface, provider, model).observe(latency)
-        if time_to_first_token is not None:
-            self.child(self.ttft, surface, provider, model).observe(time_to_first_token)
-        if usage is not None:
-            self.child(self.tokens, provider, model, "input").inc(usage.input_tokens)
-            self.child(self.tokens, provider, model, "output").inc(usage.output_tokens)
-        if cost_usd:
-            self.child(self.cost, self.key(key), provider, model).inc(cost_usd)
+        """One finished request: `time_to_first_token` is given for streams only. Written out
+        with the next batch."""
+        self._pending.append(_Finished(
+            surface, alias, provider_name, model_name, status, latency, time_to_first_token,
+            usage, key, cost_usd,
+        ))  # fmt: skip
+        _flusher.start()
+
+    def count_in_flight(self, surface: str, change: int) -> None:
+        """A request of `surface` began (+1) or ended (-1). Written out with the next batch,
+        where the two of a request shorter than FLUSH_SECONDS cancel out."""
+        self._pending.append(_InFlight(surface, change))
+        _flusher.start()
+
+    def flush(self) -> None:
+        """Write out what is pending: counters added up, one write per series."""
+        with self._flushing:
+            pending = self._pending
+            added: dict[Any, float] = {}
+            observed: list[tuple[Any, float]] = []
+
+            def add(child: Any, amount: float) -> None:
+                added[child] = added.get(child, 0) + amount
+
+            while pending:
+                item = pending.popleft()
+                if isinstance(item, _InFlight):
+                    add(self.child(self.in_flight, item.surface), item.change)
+                    continue
+                provider, model = self.provider(item.provider), self.model(item.model)
+                surface = item.surface
+                add(self.child(self.requests, surface, self.alias(item.alias), provider, model, item.status), 1)
+                observed.append((self.child(self.latency, surface, provider, model), item.latency))
+                if item.time_to_first_token is not None:
+                    observed.append((self.child(self.ttft, surface, provider, model), item.time_to_first_token))
+                if item.usage is not None:
+                    add(self.child(self.tokens, provider, model, "input"), item.usage.input_tokens)
+                    add(self.child(self.tokens, provider, model, "output"), item.usage.output_tokens)
+                if item.cost_usd:
+                    add(self.child(self.cost, self.key(item.key), provider, model), item.cost_usd)
+            for child, amount in added.items():
+                if amount:
+                    child.inc(amount)
+            for child, value in observed:
+                child.observe(value)
 
     def exposition(self) -> bytes:
         """The text exposition: every worker's values when in multiprocess mode."""
+        self.flush()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class _FlushFirst:
+    """A collector that collects nothing: it writes its Metrics' pending batch when the
+    registry is read."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = weakref.ref(metrics)
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        metrics = self._metrics()
+        if metrics is not None:
+            metrics.flush()
+        return []
+
+
+class _Flusher:
+    """The one thread of a process that writes every Metrics' batch each FLUSH_SECONDS. It
+    starts with the first batch (so after gunicorn forks, under gevent's patching), and again in
+    a forked child, which has no thread but the one that forked."""
+
+    def __init__(self) -> None:
+        self._every: weakref.WeakSet[Metrics] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def watch(self, metrics: Metrics) -> None:
+        with self._lock:
+            self._every.add(metrics)
+
+    def start(self) -> None:
+        if self._started:
+            return
+        with self._lock:
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._run, name="metrics-flush", daemon=True).start()
+
+    def flush_all(self) -> None:
+        with self._lock:
+            every = list(self._every)
+        for metrics in every:
+            metrics.flush()
+
+    def forked(self) -> None:
+        self._lock = threading.Lock()
+        self._started = False
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            try:
+                self.flush_all()
+            except Exception:  # a metrics file gone: logged, and the next batch tried
+                log.exception("writing the metrics failed")
+
+
+_flusher = _Flusher()
+os.register_at_fork(after_in_child=_flusher.forked)
+atexit.register(_flusher.flush_all)

@@ -109,12 +109,11 @@ class RequestScope:
         except Overloaded:
             metrics.child(metrics.refused, surface).inc()
             raise
-        in_flight = metrics.child(metrics.in_flight, surface)
-        in_flight.inc()
+        metrics.count_in_flight(surface, 1)
 
         def release() -> None:
             release_slot()
-            in_flight.dec()
+            metrics.count_in_flight(surface, -1)
 
         self._release = release
 

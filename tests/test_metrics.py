@@ -1,0 +1,83 @@
+"""Request metrics are written in batches (metrics.py): added up, read whole by a scrape of the
+process itself, and seen by a scrape of another process within a batch's interval."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from ai_router.config import settings_from_mapping
+from ai_router.metrics import FLUSH_SECONDS, Metrics
+from ai_router.types import Usage
+
+PROVIDERS = {"providers": {"openai": {"default_model": "gpt-4o-mini"}}}
+
+
+def served(metrics: Metrics, status: str = "ok", cost: float | None = 0.5) -> None:
+    metrics.observe_request(
+        "openai", "", "openai", "gpt-4o-mini", status, 0.02, None, Usage(8, 16), "", cost
+    )
+
+
+def test_reading_the_registry_writes_the_pending_requests_first() -> None:
+    metrics = Metrics(settings_from_mapping(PROVIDERS, {}))
+    labels = {"surface": "openai", "alias": "", "provider": "openai", "model": "gpt-4o-mini"}
+    for _ in range(3):
+        served(metrics)
+    served(metrics, status="rate_limited", cost=None)
+    sample = metrics.registry.get_sample_value
+    assert sample("ai_router_requests_total", {**labels, "status": "ok"}) == 3
+    assert sample("ai_router_requests_total", {**labels, "status": "rate_limited"}) == 1
+    series = {"provider": "openai", "model": "gpt-4o-mini"}
+    assert sample("ai_router_tokens_total", {**series, "direction": "input"}) == 32
+    assert sample("ai_router_tokens_total", {**series, "direction": "output"}) == 64
+    assert sample("ai_router_cost_usd_total", {**series, "key": ""}) == 1.5
+    latency = {"surface": "openai", **series}
+    assert sample("ai_router_request_duration_seconds_count", latency) == 4
+    assert sample("ai_router_request_duration_seconds_bucket", {**latency, "le": "0.025"}) == 4
+    assert sample("ai_router_request_duration_seconds_bucket", {**latency, "le": "0.01"}) == 0
+
+
+def test_requests_in_flight_are_the_sum_of_their_beginnings_and_ends() -> None:
+    metrics = Metrics(settings_from_mapping(PROVIDERS, {}))
+    for change in (1, 1, 1, -1):
+        metrics.count_in_flight("grpc", change)
+    assert metrics.registry.get_sample_value("ai_router_in_flight_requests", {"surface": "grpc"}) == 2
+    metrics.count_in_flight("grpc", -1)
+    metrics.count_in_flight("grpc", -1)
+    assert metrics.registry.get_sample_value("ai_router_in_flight_requests", {"surface": "grpc"}) == 0
+
+
+def test_another_process_sees_a_request_within_a_batch_interval(tmp_path: Path) -> None:
+    """A worker that serves one request and nothing else (no scrape of its own) writes it."""
+    serving = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            from ai_router.config import settings_from_mapping
+            from ai_router.metrics import Metrics
+            from ai_router.types import Usage
+            metrics = Metrics(settings_from_mapping({PROVIDERS!r}, {{}}))
+            metrics.observe_request("openai", "", "openai", "gpt-4o-mini", "ok", 0.02, None, Usage(8, 16), "", None)
+            print("served", flush=True)
+            sys.stdin.read()  # until the test is done
+        """)],
+        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert serving.stdout is not None and serving.stdout.readline() == "served\n"
+        served_at = time.monotonic()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+        labels = {"surface": "openai", "alias": "", "provider": "openai", "model": "gpt-4o-mini", "status": "ok"}
+        while registry.get_sample_value("ai_router_requests_total", labels) != 1:
+            assert time.monotonic() - served_at < FLUSH_SECONDS + 2, "never written"
+            time.sleep(FLUSH_SECONDS / 10)
+    finally:
+        serving.communicate("", timeout=10)
