@@ -163,16 +163,31 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     app.register_blueprint(responses_api.blueprint)
     app.register_blueprint(usage_api.blueprint)
     replica = settings.server.replica_name
+    pages = origins.Origins(settings.server.allowed_origins)
 
-    def name_replica(response: Response) -> Response:
-        response.headers[REPLICA_HEADER] = replica
+    # One hook each way for what every request needs: Flask's cost is per hook, and each
+    # reaches the request's context through its proxies anew.
+    def open_request() -> None:
+        globals_ = state.request_globals()
+        environ = request.environ
+        state.hold_router(app, globals_)
+        globals_.request_id = request_id_of(environ.get(REQUEST_ID_ENVIRON))  # not request.headers: cheaper
+        pages.refuse_other_pages(environ)
+
+    def close_request(response: Response) -> Response:
+        globals_ = state.request_globals()
+        scoped.finish_when_sent(globals_, response)
+        headers = response.headers
+        request_id = globals_.get("request_id", "")
+        headers.add(REQUEST_ID_HEADER, request_id)
+        headers.add(ANTHROPIC_REQUEST_ID_HEADER, request_id)
+        headers.add(REPLICA_HEADER, replica)
+        pages.allow_the_page(request.environ, headers)
+        state.unhold_router(globals_)
         return response
 
-    app.before_request(state.bind_router)
-    app.before_request(_assign_request_id)
-    origins.install(app, settings.server.allowed_origins)
-    app.after_request(_return_request_id)
-    app.after_request(name_replica)
+    app.before_request(open_request)
+    app.after_request(close_request)
     scoped.install(app, ConcurrencyLimit(settings.server.http_max_concurrent))
 
     def metrics() -> Response:
@@ -192,17 +207,6 @@ def create_app(settings: Settings, router: Router | None = None) -> Flask:
     # Last: the document it publishes describes the views registered before it.
     app.register_blueprint(openapi.blueprint)
     return app
-
-
-def _assign_request_id() -> None:
-    g.request_id = request_id_of(request.environ.get(REQUEST_ID_ENVIRON))  # not request.headers: cheaper
-
-
-def _return_request_id(response: Response) -> Response:
-    request_id = g.get("request_id", "")
-    response.headers[REQUEST_ID_HEADER] = request_id
-    response.headers[ANTHROPIC_REQUEST_ID_HEADER] = request_id
-    return response
 
 
 def _family() -> Family:

@@ -9,9 +9,10 @@ on their machine spend provider credit. Clients that are not browsers (curl, the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from flask import Flask, Response, request
+from werkzeug.datastructures import Headers
 
 from ai_router.errors import PermissionDenied
 from ai_router.http_api.headers import COST_HEADER, REQUEST_ID_HEADER
@@ -30,26 +31,25 @@ _CORS_HEADERS = {
 }
 
 
-def install(app: Flask, allowed: Iterable[str]) -> None:
-    allowed_origins = frozenset(allowed)
-    admits: Callable[[str], bool] = (
-        (lambda origin: True) if ANY in allowed_origins else allowed_origins.__contains__
-    )
+class Origins:
+    """The pages allowed to call (`server.allowed_origins`); the app asks on each request."""
 
-    def refuse_other_pages() -> None:
-        origin = request.environ.get(_ORIGIN_ENVIRON)
-        if origin is not None and not admits(origin):
+    def __init__(self, allowed: Iterable[str]) -> None:
+        allowed_origins = frozenset(allowed)
+        self._admits: Callable[[str], bool] = (
+            (lambda origin: True) if ANY in allowed_origins else allowed_origins.__contains__
+        )
+
+    def refuse_other_pages(self, environ: Mapping[str, Any]) -> None:
+        origin = environ.get(_ORIGIN_ENVIRON)
+        if origin is not None and not self._admits(origin):
             raise PermissionDenied(
                 f"requests from web pages at {origin!r} are refused; to allow them, add the "
                 "origin to server.allowed_origins"
             )
 
-    def allow_the_page(response: Response) -> Response:
-        origin = request.environ.get(_ORIGIN_ENVIRON)
-        if origin is not None and admits(origin):
-            response.headers.update(_CORS_HEADERS)
-            response.headers["Access-Control-Allow-Origin"] = origin
-        return response
-
-    app.before_request(refuse_other_pages)
-    app.after_request(allow_the_page)
+    def allow_the_page(self, environ: Mapping[str, Any], headers: Headers) -> None:
+        origin = environ.get(_ORIGIN_ENVIRON)
+        if origin is not None and self._admits(origin):
+            headers.update(_CORS_HEADERS)
+            headers["Access-Control-Allow-Origin"] = origin

@@ -1,8 +1,9 @@
 """The request scope (scope.py) at the HTTP front door.
 
 `@metered(surface)` on a view opens a scope for each of its requests before the view runs and
-hands it to the view; `install` adds the hooks that finish it once the answer has been sent (a
-stream: once its body is done with) and leave it at the end of the request. `@keyed` marks a view
+hands it to the view; the app calls `finish_when_sent` with the answer, which finishes the scope
+once the answer has been sent (a stream: once its body is done with), and the hook `install` adds
+leaves it at the end of the request. `@keyed` marks a view
 that is not generation but wants a router key all the same. The OpenAPI document reads both marks.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, request
+from flask.ctx import _AppCtxGlobals
 
 from ai_router.access.keys import presented_key
 from ai_router.access.pricing import format_usd
@@ -83,32 +85,33 @@ def is_keyed(view: Callable[..., Any]) -> bool:
 
 
 def install(app: Flask, limit: ConcurrencyLimit) -> None:
+    """Give @metered views their slots from `limit`; the app calls `finish_when_sent` with each
+    answer."""
     app.extensions[_LIMIT_KEY] = limit
-
-    def finish_when_sent(response: Response) -> Response:
-        state = request_globals()
-        scope: RequestScope | None = state.get("scope")
-        if scope is None:
-            return response
-        ok = response.status_code < 400
-        status = "ok" if ok else state.get("error_type", str(response.status_code))
-        if isinstance(response.response, StreamBody):
-            scope.record.streamed = True
-            response.response.on_close(lambda: scope.finish(status))
-            return response
-        cost = scope.account.cost_usd
-        if cost is not None:
-            response.headers[COST_HEADER] = format_usd(cost)
-        scope.release()
-        # Reported once the answer is written: the log line and metrics then cost the client no
-        # latency, and the latency they report includes the write.
-        response.call_on_close(lambda: scope.finish(status))
-        return response
 
     def leave(error: BaseException | None) -> None:
         scope: RequestScope | None = request_globals().get("scope")
         if scope is not None:
             scope.leave()
 
-    app.after_request(finish_when_sent)
     app.teardown_request(leave)
+
+
+def finish_when_sent(state: _AppCtxGlobals, response: Response) -> None:
+    """Have a metered request's scope (in `state`, its `g`) finished once `response` is sent."""
+    scope: RequestScope | None = state.get("scope")
+    if scope is None:
+        return
+    ok = response.status_code < 400
+    status = "ok" if ok else state.get("error_type", str(response.status_code))
+    if isinstance(response.response, StreamBody):
+        scope.record.streamed = True
+        response.response.on_close(lambda: scope.finish(status))
+        return
+    cost = scope.account.cost_usd
+    if cost is not None:
+        response.headers.add(COST_HEADER, format_usd(cost))
+    scope.release()
+    # Reported once the answer is written: the log line and metrics then cost the client no
+    # latency, and the latency they report includes the write.
+    response.call_on_close(lambda: scope.finish(status))

@@ -1,7 +1,7 @@
 """Where a request finds the app's router: in the app, never in a module global.
 
 The app holds a LiveRouter (reload.py); each request keeps the router that was current when it
-started (bound in `g` by `bind_router`, the app's first before-request function), so it never
+started (bound in `g` by `hold_router`, the first thing the app does with a request), so it never
 mixes two configs, whatever a reload does meanwhile. The request holds it until its answer is
 made, and a generation request's scope (scope.py) until the answer is sent: a router that a
 reload replaced is closed after its last request.
@@ -9,7 +9,7 @@ reload replaced is closed after its last request.
 
 from __future__ import annotations
 
-from flask import Flask, Response, after_this_request, current_app, g
+from flask import Flask, current_app, g
 from flask.ctx import _AppCtxGlobals
 
 from ai_router.reload import LiveRouter
@@ -23,15 +23,16 @@ def live_router(app: Flask) -> LiveRouter:
     return found
 
 
-def bind_router() -> None:
-    g.router, g.unhold = live_router(current_app).hold()
-    # One function for every request: the app remembers each hook it is given (app.py).
-    after_this_request(_unhold)
+def hold_router(app: Flask, state: _AppCtxGlobals) -> None:
+    """Bind the router current now to the request whose `g` is `state`."""
+    state.router, state.unhold = live_router(app).hold()
 
 
-def _unhold(response: Response) -> Response:
-    g.unhold()
-    return response
+def unhold_router(state: _AppCtxGlobals) -> None:
+    """The request's answer is made: it no longer needs its router (a scope holds it on)."""
+    unhold = state.pop("unhold", None)
+    if unhold is not None:
+        unhold()
 
 
 def router() -> Router:
