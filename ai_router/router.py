@@ -144,19 +144,22 @@ class Router:
         return answer
 
     def _prepare(self, call: Call, plan: Plan) -> dict[str, ChatRequest]:
-        """The request in the router's types for each provider of the plan that is not relayed;
-        checked by its provider for each target, with the target's model (what a model takes can
-        differ within one provider: Bedrock's), as a body relayed is checked too."""
+        """The request in the router's types for each target of the plan that is not relayed
+        (by target key), checked by its provider with the target's model (what a model takes
+        can differ within one provider: Bedrock's), as a body relayed is checked too."""
         prepared: dict[str, ChatRequest] = {}
+        converted: dict[str, ChatRequest] = {}  # by provider: the conversion is the provider's
         for target in plan.targets:
             name = target.provider.name
             if _relayed(call, target):
                 assert call.relay is not None
                 target.provider.check_relay(call.relay)
                 continue
-            if name not in prepared:
-                prepared[name] = call.chat(name)
-            target.provider.check(self._for_target(prepared[name], target, target.timeout))
+            if name not in converted:
+                converted[name] = call.chat(name)
+            request = self._for_target(converted[name], target, target.timeout)
+            target.provider.check(request)
+            prepared[target.key] = request
         return prepared
 
     def _attempt(
@@ -172,7 +175,9 @@ class Router:
         answer, or a stream's first chunk (relayed: the upstream's head)."""
         if _relayed(call, target):
             return self._relay_on(call, target, timeout, lease, account)
-        request = self._for_target(prepared[target.provider.name], target, timeout)
+        request = prepared[target.key]
+        if timeout != request.timeout:  # a caller's deadline is nearer than the target's timeout
+            request = replace(request, timeout=timeout)
         if not call.stream:
             return Completion(target.provider.complete(request), account)
         watch = self.watchdog.watch()
