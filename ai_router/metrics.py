@@ -57,6 +57,33 @@ class _Finished(NamedTuple):
     cost_usd: float | None
 
 
+class _Series:
+    """The requests of one batch with the same labels, added up."""
+
+    __slots__ = ("requests", "latencies", "times_to_first_token", "billed", "input_tokens", "output_tokens", "cost_usd")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.latencies: list[float] = []
+        self.times_to_first_token: list[float] = []
+        self.billed = False
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+
+    def add(self, request: _Finished) -> None:
+        self.requests += 1
+        self.latencies.append(request.latency)
+        if request.time_to_first_token is not None:
+            self.times_to_first_token.append(request.time_to_first_token)
+        if request.usage is not None:
+            self.billed = True
+            self.input_tokens += request.usage.input_tokens
+            self.output_tokens += request.usage.output_tokens
+        if request.cost_usd:
+            self.cost_usd += request.cost_usd
+
+
 class _InFlight(NamedTuple):
     surface: str
     change: int
@@ -205,36 +232,45 @@ class Metrics:
         _flusher.start()
 
     def flush(self) -> None:
-        """Write out what is pending: counters added up, one write per series."""
+        """Write out what is pending: the requests of one series added up, one write per
+        counter (a latency is still one observation each)."""
         with self._flushing:
             pending = self._pending
-            added: dict[Any, float] = {}
-            observed: list[tuple[Any, float]] = []
-
-            def add(child: Any, amount: float) -> None:
-                added[child] = added.get(child, 0) + amount
-
+            in_flight: dict[str, int] = {}
+            series: dict[tuple[str, str, str, str, str, str], _Series] = {}
             while pending:
                 item = pending.popleft()
                 if isinstance(item, _InFlight):
-                    add(self.child(self.in_flight, item.surface), item.change)
+                    in_flight[item.surface] = in_flight.get(item.surface, 0) + item.change
                     continue
-                provider, model = self.provider(item.provider), self.model(item.model)
-                surface = item.surface
-                add(self.child(self.requests, surface, self.alias(item.alias), provider, model, item.status), 1)
-                observed.append((self.child(self.latency, surface, provider, model), item.latency))
-                if item.time_to_first_token is not None:
-                    observed.append((self.child(self.ttft, surface, provider, model), item.time_to_first_token))
-                if item.usage is not None:
-                    add(self.child(self.tokens, provider, model, "input"), item.usage.input_tokens)
-                    add(self.child(self.tokens, provider, model, "output"), item.usage.output_tokens)
-                if item.cost_usd:
-                    add(self.child(self.cost, self.key(item.key), provider, model), item.cost_usd)
-            for child, amount in added.items():
-                if amount:
-                    child.inc(amount)
-            for child, value in observed:
-                child.observe(value)
+                labels = (item.surface, item.alias, item.provider, item.model, item.status, item.key)
+                found = series.get(labels)
+                if found is None:
+                    found = series[labels] = _Series()
+                found.add(item)
+            for surface, change in in_flight.items():
+                if change:
+                    self.child(self.in_flight, surface).inc(change)
+            for labels, totals in series.items():
+                self._write(*labels, totals)
+
+    def _write(
+        self, surface: str, alias: str, provider_name: str, model_name: str, status: str, key: str, totals: _Series
+    ) -> None:
+        provider, model = self.provider(provider_name), self.model(model_name)
+        self.child(self.requests, surface, self.alias(alias), provider, model, status).inc(totals.requests)
+        latency = self.child(self.latency, surface, provider, model)
+        for seconds in totals.latencies:
+            latency.observe(seconds)
+        if totals.times_to_first_token:  # streams only: a unary series has no such histogram
+            ttft = self.child(self.ttft, surface, provider, model)
+            for seconds in totals.times_to_first_token:
+                ttft.observe(seconds)
+        if totals.billed:
+            self.child(self.tokens, provider, model, "input").inc(totals.input_tokens)
+            self.child(self.tokens, provider, model, "output").inc(totals.output_tokens)
+        if totals.cost_usd:
+            self.child(self.cost, self.key(key), provider, model).inc(totals.cost_usd)
 
     def exposition(self) -> bytes:
         """The text exposition: every worker's values when in multiprocess mode."""

@@ -27,6 +27,7 @@ from support import (
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
+from ai_router.metrics import FLUSH_SECONDS
 
 ALIASES = {"smart": {"targets": [{"model": "openai/gpt-4o", "max_retries": 0}, "anthropic/claude-3-opus"]}}
 
@@ -116,6 +117,15 @@ def samples(url: str, name: str, **labels: str) -> float:
     return total
 
 
+def moved_by(url: str, name: str, before: float, expected: float, **labels: str) -> float:
+    """How far `name` moved from `before`, once it reached `expected`: each worker writes its
+    requests' metrics within FLUSH_SECONDS, and a scrape is answered by one of them."""
+    wait_until(
+        lambda: samples(url, name, **labels) - before >= expected, FLUSH_SECONDS + 5, f"{name} at +{expected:g}"
+    )
+    return samples(url, name, **labels) - before
+
+
 def log_entries(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -158,7 +168,7 @@ def test_http_counters_move_by_exactly_the_requests_sent_across_workers(
                 break
 
     assert len(workers_of(request_ids)) == 2, "every request was served by one worker"
-    sent = samples(metrics, "ai_router_requests_total", **labels) - before
+    sent = moved_by(metrics, "ai_router_requests_total", before, len(request_ids), **labels)
     assert sent == len(request_ids)
     print(f"\n{len(request_ids)} requests over 2 workers: the counter moved by {sent:g}")
 
@@ -177,9 +187,9 @@ def test_histograms_and_token_counters_observe_streams(
         ) as response:
             list(response.iter_lines())
 
-    after = [samples(metrics, name, **labels) for name, labels in (ttft, tokens)]
-    assert after[0] - before[0] == 3
-    assert after[1] - before[1] == 3 * len("Simulated reply from claude-3-5-haiku-20241022: a b".split())
+    words = len("Simulated reply from claude-3-5-haiku-20241022: a b".split())
+    assert moved_by(metrics, ttft[0], before[0], 3, **ttft[1]) == 3
+    assert moved_by(metrics, tokens[0], before[1], 3 * words, **tokens[1]) == 3 * words
 
 
 def test_fallbacks_and_their_reasons_are_counted(
@@ -193,7 +203,7 @@ def test_fallbacks_and_their_reasons_are_counted(
     response = httpx2.post(f"{observed['http']}/generate", json={"model": "smart", "prompt": "x"})
 
     assert response.status_code == 200
-    assert samples(metrics, "ai_router_fallbacks_total", **labels) - before == 1
+    assert moved_by(metrics, "ai_router_fallbacks_total", before, 1, **labels) == 1
 
 
 def test_the_grpc_process_serves_its_own_metrics(
@@ -206,7 +216,7 @@ def test_the_grpc_process_serves_its_own_metrics(
         stub.RouteRequest(pb.AIRequest(provider="openai", prompt="x"), timeout=10)
         list(stub.StreamingRouteRequest(pb.AIRequest(provider="openai", prompt="y"), timeout=10))
 
-    assert samples(observed["grpc_metrics"], "ai_router_requests_total", **labels) - before == 2
+    assert moved_by(observed["grpc_metrics"], "ai_router_requests_total", before, 2, **labels) == 2
 
 
 def test_one_log_line_per_request_with_its_id_and_no_content(

@@ -123,7 +123,8 @@ def test_the_grpc_servers_requests_are_in_the_http_metrics(two: tuple[Served, Se
 
     # Counted once a call is over, a moment after its answer reached the client.
     wait_until(lambda: requests_counted(first, "grpc") == 2, 10, "both gRPC calls counted")
-    assert requests_counted(first, "generate") == 1
+    wait_until(lambda: requests_counted(first, "generate") == 1, 10, "the HTTP request counted")
+    assert requests_counted(first, "grpc") == 2
     assert requests_counted(second, "grpc") == 0  # each serve's metrics are its own
 
 
