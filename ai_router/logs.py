@@ -20,6 +20,10 @@ import orjson
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
+# `extra={FIELDS: {...}}`: the line's fields as one dict, for a line with many (the request's
+# own): logging copies each key of `extra` onto the record one by one, checking each.
+FIELDS = "fields"
+
 
 def new_request_id() -> str:
     """An id for a request that came without one: 32 random hex digits, like a uuid4's hex
@@ -56,11 +60,15 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process,
             "message": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", "") or request_id_var.get()
+        attributes = record.__dict__
+        fields = attributes.get(FIELDS)
+        request_id = (fields or attributes).get("request_id") or request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and key != "request_id":
+        if fields is not None:
+            entry.update(fields)
+        for key, value in attributes.items():
+            if key not in _STANDARD and key != "request_id" and key != FIELDS:
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

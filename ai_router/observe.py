@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, StatusCode
 
 from ai_router import tracing
 from ai_router.answers import Account
-from ai_router.logs import request_id_var
+from ai_router.logs import FIELDS, request_id_var
 from ai_router.metrics import Metrics
 
 log = logging.getLogger("ai_router.request")
@@ -64,7 +64,7 @@ class RequestRecord:
         )  # fmt: skip
         self.status, self.latency = status, latency
         usage_record = self.usage_record()
-        log.info("request", extra=usage_record)
+        log.info("request", extra={FIELDS: usage_record})
         if self.sink is not None:
             self.sink(usage_record)
 
