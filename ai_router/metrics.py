@@ -272,6 +272,12 @@ class Metrics:
         if totals.cost_usd:
             self.child(self.cost, self.key(key), provider, model).inc(totals.cost_usd)
 
+    def forked(self) -> None:
+        """In a forked child: the batch it holds is the parent's, which the parent writes, and
+        its lock may have been taken by the parent's flusher at the fork."""
+        self._pending.clear()
+        self._flushing = threading.Lock()
+
     def exposition(self) -> bytes:
         """The text exposition: every worker's values when in multiprocess mode."""
         self.flush()
@@ -330,6 +336,8 @@ class _Flusher:
     def forked(self) -> None:
         self._lock = threading.Lock()
         self._started = False
+        for metrics in self._every:
+            metrics.forked()
 
     def _run(self) -> None:
         while True:

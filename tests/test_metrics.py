@@ -81,3 +81,36 @@ def test_another_process_sees_a_request_within_a_batch_interval(tmp_path: Path) 
             time.sleep(FLUSH_SECONDS / 10)
     finally:
         serving.communicate("", timeout=10)
+
+
+def test_a_forked_child_leaves_the_parents_batch_to_the_parent(tmp_path: Path) -> None:
+    """Both write to the same directory: the request is counted once, by the parent, and the
+    child's own flush does not wait on a lock that the parent's flusher held at the fork."""
+    script = textwrap.dedent(f"""
+        import os
+        import signal
+        from ai_router.config import settings_from_mapping
+        from ai_router.metrics import Metrics, flush_all
+        from ai_router.types import Usage
+        metrics = Metrics(settings_from_mapping({PROVIDERS!r}, {{}}))
+        metrics.observe_request("openai", "", "openai", "gpt-4o-mini", "ok", 0.02, None, Usage(8, 16), "", None)
+        metrics._flushing.acquire()  # as if the parent's flusher were writing when it forked
+        child = os.fork()
+        if child == 0:
+            signal.alarm(10)  # a child stuck on the lock ends by itself (and fails the test)
+            flush_all()
+            os._exit(0)
+        metrics._flushing.release()
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        flush_all()
+    """)
+    subprocess.run(
+        [sys.executable, "-c", script],
+        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        check=True, timeout=30,
+    )  # fmt: skip
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    labels = {"surface": "openai", "alias": "", "provider": "openai", "model": "gpt-4o-mini", "status": "ok"}
+    assert registry.get_sample_value("ai_router_requests_total", labels) == 1
