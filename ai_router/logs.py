@@ -67,6 +67,10 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         if fields is not None:
             entry.update(fields)
+            if request_id:  # the one found above, never an empty one of the fields'
+                entry["request_id"] = request_id
+            else:
+                entry.pop("request_id", None)
         for key, value in attributes.items():
             if key not in _STANDARD and key != "request_id" and key != FIELDS:
                 entry[key] = value
