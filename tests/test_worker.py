@@ -123,13 +123,23 @@ def test_past_the_limit_of_waiting_connections_the_oldest_new_one_is_evicted_fir
 
 def serve_once(app: Any, request: bytes) -> tuple[list[bytes], bytes]:
     """`request` answered by `app` on the worker's handler (gevent.pywsgi, in this thread's
-    hub): every write the handler made, and what the client read."""
+    hub): every write the handler made to its socket, and what the client read."""
     writes: list[bytes] = []
 
-    class Recording(Handler):
-        def _sendall(self, data: bytes) -> None:
+    class RecordingSocket:
+        def __init__(self, sock: Any) -> None:
+            self._inner = sock
+
+        def sendall(self, data: bytes) -> None:
             writes.append(bytes(data))
-            super()._sendall(data)
+            self._inner.sendall(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    class Recording(Handler):
+        def __init__(self, sock: Any, address: Any, server: Any) -> None:
+            super().__init__(RecordingSocket(sock), address, server)
 
     server = WSGIServer(("127.0.0.1", 0), app, handler_class=Recording, log=None, error_log=None)
     server.start()

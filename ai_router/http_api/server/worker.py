@@ -126,6 +126,8 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
     # keys; two more of ours gave each connection a dict of its own, 1.5 KiB per open stream
     # (make bench-full, RSS per open stream).
     _body_clocks: ClassVar[dict[Handler, Any]] = {}
+    # What gevent.pywsgi writes of a response's head and first piece, held to go out as one.
+    _held: ClassVar[dict[Handler, bytearray]] = {}
 
     @property
     def served(self) -> bool:
@@ -220,9 +222,10 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         """No access log: the router logs each request itself (observe.py)."""
 
     def _write_with_headers(self, data: bytes) -> None:
-        """The head and the first piece of the body in one write. gevent.pywsgi writes them
-        apart, to save copying the piece: for a stream's first event, or a small answer, that
-        costs a system call, and the client a second read and wake-up for its first token."""
+        """The head and the first piece of the body in one write. gevent.pywsgi frames both, and
+        sends them apart to save copying the piece: for a stream's first event, or a small
+        answer, that costs a system call, and the client a second read and wake-up for its
+        first token. Here its two writes are held and sent as one."""
         self.socket.settimeout(None)  # the request is read: a stream may now be quiet for long
         self._stop_body_clock()
         if self.draining and self.request_version == "HTTP/1.1":
@@ -231,18 +234,19 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         if len(data) > COALESCE_BYTES:
             super()._write_with_headers(data)
             return
-        self.headers_sent = True
-        self.finalize_headers()
-        # self.status and self.response_headers are latin-1 bytes by now (start_response).
-        towrite = bytearray(b"HTTP/1.1 " + self.status + b"\r\n")
-        for name, value in self.response_headers:
-            towrite += name + b": " + value + b"\r\n"
-        towrite += b"\r\n"
-        if data and self.response_use_chunked:
-            towrite += b"%x\r\n%b\r\n" % (len(data), data)
+        held = self._held[self] = bytearray()
+        try:
+            super()._write_with_headers(data)  # no switch to another greenlet in here
+        finally:
+            del self._held[self]
+        self._sendall(held)
+
+    def _sendall(self, data: bytes) -> None:
+        held = self._held.get(self)
+        if held is None:
+            super()._sendall(data)
         else:
-            towrite += data
-        self._sendall(towrite)
+            held += data
 
 
 class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
