@@ -241,7 +241,7 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
             del self._held[self]
         self._sendall(held)
 
-    def _sendall(self, data: bytes) -> None:
+    def _sendall(self, data: bytes | bytearray) -> None:
         held = self._held.get(self)
         if held is None:
             super()._sendall(data)
