@@ -98,6 +98,8 @@ class Waiting:
 
 
 class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
+    # gevent.pywsgi's: the client's socket (a HeldWrites while a response's head is written).
+    socket: Any
     # Set by Worker from gunicorn's `keepalive` and config.yaml's server section.
     idle_seconds: float = 5.0
     head_seconds: float = 10.0
@@ -126,8 +128,6 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
     # keys; two more of ours gave each connection a dict of its own, 1.5 KiB per open stream
     # (make bench-full, RSS per open stream).
     _body_clocks: ClassVar[dict[Handler, Any]] = {}
-    # What gevent.pywsgi writes of a response's head and first piece, held to go out as one.
-    _held: ClassVar[dict[Handler, bytearray]] = {}
 
     @property
     def served(self) -> bool:
@@ -234,19 +234,27 @@ class Handler(PyWSGIHandler):  # type: ignore[misc]  # gunicorn ships no types
         if len(data) > COALESCE_BYTES:
             super()._write_with_headers(data)
             return
-        held = self._held[self] = bytearray()
+        client, held = self.socket, HeldWrites()
+        self.socket = held
         try:
             super()._write_with_headers(data)  # no switch to another greenlet in here
         finally:
-            del self._held[self]
-        self._sendall(held)
+            self.socket = client
+        self.response_length -= len(held.data)  # counted as they were held, and again as sent
+        self._sendall(held.data)
 
-    def _sendall(self, data: bytes | bytearray) -> None:
-        held = self._held.get(self)
-        if held is None:
-            super()._sendall(data)
-        else:
-            held += data
+
+class HeldWrites:
+    """Stands for the client's socket while gevent.pywsgi writes a response's head and first
+    piece, and keeps what it writes, to be sent as one."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
 
 
 class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
