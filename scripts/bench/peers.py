@@ -348,7 +348,8 @@ def render(bench: PeerBench, rounds: int, c1_seconds: int, seconds: int, knees: 
     others = bench.others_total / bench.measured_wall if bench.measured_wall else 0.0
     add(f"ai-router bench-peers — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} cores; "
         f"load average {load['start'][0]:.2f} at the start, {load['end'][0]:.2f} at the end; "
-        f"other processes {others:.2f} cores on average during the runs")
+        f"other processes {others:.2f} cores on average during the runs; hypervisor steal "
+        f"{bench.steal_cores():.2f} cores on average, {bench.steal_worst:.2f} at most in one run")
     add(f"Servers on core {ROUTER_CORE} (one at a time loaded): router (1 gunicorn gevent worker), {FLASK_FLOOR}, nginx, "
         f"LiteLLM {LITELLM_VERSION} proxy (1 uvicorn worker), Portkey gateway {PORTKEY_VERSION} (node {node_version()}). "
         f"Upstream and load (wrk) on core {LOAD_CORE}.")
@@ -430,6 +431,8 @@ def render(bench: PeerBench, rounds: int, c1_seconds: int, seconds: int, knees: 
         "tails": [asdict(t) for t in bench.tails],
         "load_average": load,
         "others_cores_mean": others,
+        "steal_cores_mean": bench.steal_cores(),
+        "steal_cores_max": bench.steal_worst,
         "installs": installs,
     }
     return "\n".join(lines), summary

@@ -246,8 +246,21 @@ def rss_kib(pid: int) -> int:
 def machine_busy_ticks() -> int:
     """user + nice + system of all CPUs: time that some process was charged for (irq and softirq
     time, much of it our own loopback traffic, is charged to none and left out)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    fields = cpu_ticks()
     return fields[0] + fields[1] + fields[2]
+
+
+def machine_steal_ticks() -> int:
+    """Time the hypervisor ran something else while this virtual machine had work to run: no
+    process here shows it, yet every figure of a run it falls on is slower."""
+    fields = cpu_ticks()
+    return fields[7] if len(fields) > 7 else 0
+
+
+def cpu_ticks() -> list[int]:
+    """The first line of /proc/stat: all CPUs' user, nice, system, idle, iowait, irq, softirq,
+    steal... in clock ticks."""
+    return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
 
 
 class Group:
@@ -275,6 +288,7 @@ class Meter:
         self._ticks = {group.name: group.ticks() for group in self.groups}
         self._own = self._own_seconds()
         self._busy = machine_busy_ticks()
+        self._steal = machine_steal_ticks()
 
     @staticmethod
     def _own_seconds() -> float:
@@ -287,7 +301,9 @@ class Meter:
         loader = self._own_seconds() - self._own
         busy = (machine_busy_ticks() - self._busy) / CLK_TCK
         others = max(0.0, busy - loader - sum(cpu.values()))
-        return {"wall_s": wall, "loader_cpu_s": loader, "others_cpu_s": others, **{f"cpu_s.{k}": v for k, v in cpu.items()}}
+        steal = (machine_steal_ticks() - self._steal) / CLK_TCK
+        return {"wall_s": wall, "loader_cpu_s": loader, "others_cpu_s": others, "steal_s": steal,
+                **{f"cpu_s.{k}": v for k, v in cpu.items()}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,6 +347,8 @@ class Bench:
         self.results: dict[str, Any] = {"mode": mode.name}
         self.wrk_binary = shutil.which("wrk") or "wrk"
         self.others_total = 0.0
+        self.steal_total = 0.0
+        self.steal_worst = 0.0  # the most of any one run, in cores
         self.measured_wall = 0.0
         self.capacity_http: dict[str, tuple[Child, int]] = {}
         self.capacity_grpc: tuple[Child, int] | None = None
@@ -555,6 +573,9 @@ http {{
 
     # ---- measuring
 
+    def steal_cores(self) -> float:
+        return self.steal_total / self.measured_wall if self.measured_wall else 0.0
+
     def _meter(self) -> Meter:
         return Meter(list(self.groups.values()))
 
@@ -563,6 +584,8 @@ http {{
         wall = usage["wall_s"]
         others = usage["others_cpu_s"]
         self.others_total += others
+        self.steal_total += usage["steal_s"]
+        self.steal_worst = max(self.steal_worst, usage["steal_s"] / wall)
         self.measured_wall += wall
         cpu = usage[f"cpu_s.{group}"] if group else None
         per_request = cpu / requests * 1e6 if cpu is not None and requests else None
@@ -1164,6 +1187,10 @@ class Report:
                "but shifts too (its per-chunk slopes use long streams to stay above that noise)."
                if noisy_runs else ".")
         )
+        add(f"  hypervisor steal (/proc/stat): {b.steal_cores():.2f} cores on average during the runs, "
+            f"{b.steal_worst:.2f} at most in one run" + ("" if b.steal_worst <= NOISY_CORES else
+            ": this virtual machine was kept waiting for its CPUs, which no process here shows; "
+            "every figure of those runs is slower, and ratios between runs that it fell on unevenly drift"))
         add("")
 
         add("== Targets ==")
@@ -1232,6 +1259,8 @@ def main() -> int:
             targets=[{"what": w, "value": v, "goal": g, "met": m} for w, v, g, m in report.targets],
             notes=bench.notes,
             others_cores_mean=bench.others_total / bench.measured_wall if bench.measured_wall else None,
+            steal_cores_mean=bench.steal_cores(),
+            steal_cores_max=bench.steal_worst,
         )
         Path(args.out).write_text(json.dumps(bench.results, indent=2, default=str))
         ok = True
