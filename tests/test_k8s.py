@@ -388,6 +388,46 @@ def test_the_autoscaler_and_the_disruption_budget_act_on_the_router() -> None:
     assert [constraint["labelSelector"]["matchLabels"] for constraint in spread] == [router_labels()]
 
 
+# What each process of a pod holds at rest (VmRSS of `ai-router serve` with the ConfigMap's config
+# and WEB_CONCURRENCY=2, after boot; an HTTP worker's after the bench's warm-up), and what each open
+# stream adds (make bench-full, make bench-grpc-streams): docs/PERFORMANCE.md, 2026-12-04.
+MIB = 1024 * 1024
+SERVE_RSS = 38.7 * MIB  # `ai-router serve`, the parent of the rest
+GUNICORN_MASTER_RSS = 41.4 * MIB
+HTTP_WORKER_RSS = 124.0 * MIB
+HTTP_STREAM_RSS = 42.4 * 1024
+GRPC_SERVER_RSS = 131.2 * MIB
+GRPC_STREAM_RSS = 73.4 * 1024
+_QUANTITY = re.compile(r"(\d+)(Mi|Gi)")
+
+
+def memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity in the two units these manifests use."""
+    match = _QUANTITY.fullmatch(quantity)
+    assert match, f"{quantity!r}: write memory in Mi or Gi"
+    return int(match.group(1)) * {"Mi": MIB, "Gi": 1024 * MIB}[match.group(2)]
+
+
+def test_the_memory_limit_holds_every_stream_the_pod_accepts_with_room_to_spare(
+    tmp_path: Path,
+) -> None:
+    """A pod that fills both front doors up to their limits must refuse more (503,
+    RESOURCE_EXHAUSTED), not be killed by the kernel with every stream it holds; the request
+    must cover the processes at rest, where the scheduler places the pod."""
+    server = pod_settings(tmp_path).server
+    workers = int(router_env()["WEB_CONCURRENCY"]["value"])
+    resources = router_container()["resources"]
+    at_rest = SERVE_RSS + GUNICORN_MASTER_RSS + workers * HTTP_WORKER_RSS + GRPC_SERVER_RSS
+    full = (
+        at_rest
+        + workers * server.http_max_concurrent * HTTP_STREAM_RSS
+        + server.grpc_concurrency_limit * GRPC_STREAM_RSS
+    )
+
+    assert memory_bytes(resources["requests"]["memory"]) >= at_rest
+    assert memory_bytes(resources["limits"]["memory"]) >= 1.25 * full
+
+
 def test_the_routers_and_their_init_container_reach_the_one_redis(tmp_path: Path) -> None:
     url = urlsplit(router_env()["REDIS_URL"]["value"])
     (init,) = router_pod()["initContainers"]
