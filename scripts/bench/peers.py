@@ -146,6 +146,7 @@ class TailRun:
     connections: int
     errors: int
     others_cores: float
+    steal_cores: float
 
 
 class PeerBench(Bench):
@@ -278,6 +279,7 @@ class PeerBench(Bench):
                     send_lag_p99_us=max(data["send_lag_us"]["p99"], direct["send_lag_us"]["p99"]),
                     direct_rate=direct["rate"],
                     connections=data["connections"], errors=sum(data["errors"].values()), others_cores=others,
+                    steal_cores=self.last_steal_cores,
                 ))
                 run.progress(f"tail, {label} at {fraction:g} of the knee ({offered:,.0f}/s): done")
 
@@ -331,7 +333,7 @@ def peer_figures(bench: PeerBench) -> dict[str, PeerFigures]:
             rate16=median([r.rate for r in many]), c16_p50_us=median([r.p50_us for r in many]),
             c16_p99_us=median([r.p99_us for r in many]), cpu16_us=median(cpu) if cpu else None,
             errors=sum(r.errors for r in one + many),
-            noisy=any(r.others_cores > run.NOISY_CORES for r in one + many),
+            noisy=any(run.disturbed(r) for r in one + many),
         )
     return figures
 
@@ -370,7 +372,7 @@ def render(bench: PeerBench, rounds: int, c1_seconds: int, seconds: int, knees: 
     add(table(["", "c=1 p50", "c=1 p99", "overhead p50", "overhead p99", f"req/s @{PEER_CONCURRENCY}",
                f"c={PEER_CONCURRENCY} p50", f"c={PEER_CONCURRENCY} p99", "server CPU/req", "errors"], rows))
     add("  (overhead: the target's c=1 latency minus the direct call's in the same round, median over rounds; "
-        "server CPU/req: all the target's processes, at c=16; * some runs had other processes above "
+        "server CPU/req: all the target's processes, at c=16; * some runs had other processes or hypervisor steal above "
         f"{run.NOISY_CORES} cores)")
     add("")
     router = figures["router"]
@@ -411,13 +413,13 @@ def render(bench: PeerBench, rounds: int, c1_seconds: int, seconds: int, knees: 
                 t.label, f"{t.fraction:g} × knee", rate(t.offered_rate), rate(t.rate),
                 us(t.p50_us - t.direct_p50_us), us(t.p99_us - t.direct_p99_us), us(t.p999_us - t.direct_p999_us),
                 us(t.max_us), us(t.send_lag_p99_us), rate(t.direct_rate) + ("!" if t.direct_rate < GENERATOR_SHORT * t.offered_rate else ""),
-                str(t.connections), str(t.errors) + ("*" if t.others_cores > run.NOISY_CORES else ""),
+                str(t.connections), str(t.errors) + ("*" if run.disturbed(t) else ""),
             ])
         add(table(["", "rate", "offered", "served", "overhead p50", "overhead p99", "overhead p99.9", "max latency",
                    "send lag p99", "direct served", "conns", "errors"], rows))
         add("  (latency from each request's due time; overhead: minus the direct call at the same rate, run just before; "
             "send lag: how late the generator sent, its own error, in either run; ! the direct run fell short of the rate: "
-            "there the load generator, not the server, is the limit; * other processes above "
+            "there the load generator, not the server, is the limit; * other processes or hypervisor steal above "
             f"{run.NOISY_CORES} cores)")
         for t in bench.tails:
             if t.fraction == 0.5 and t.label.startswith("router"):

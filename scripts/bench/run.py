@@ -59,7 +59,7 @@ STREAM_TOKENS = 64
 SLOPE_TOKENS = 256
 KNEE_P99_OVERHEAD_US = 10_000
 FLASK_FLOOR = "bare Flask relay"
-NOISY_CORES = 0.25  # other processes' CPU during a run above which its figures are marked *
+NOISY_CORES = 0.25  # other processes' CPU, or hypervisor steal, during a run above which its figures are marked *
 FIRST_TOKEN_TIMEOUT = 5.0  # capacity: a stream not answered by then counts as a failure
 DEFAULT_RESULTS = "/tmp/ai-router-bench-results.json"
 SDK_POOL = 1000  # the openai and anthropic SDKs' default httpx2 Limits(max_connections=1000)
@@ -331,6 +331,13 @@ class Run:
     ttft_p50_us: float | None = None
     ttft_p99_us: float | None = None
     note: str = ""
+    steal_cores: float = 0.0  # hypervisor steal / wall, in cores
+
+
+def disturbed(run: Any) -> bool:
+    """Whether other processes or the hypervisor took more than NOISY_CORES during `run` (a Run,
+    or any record of one with the same two fields)."""
+    return bool(run.others_cores > NOISY_CORES or run.steal_cores > NOISY_CORES)
 
 
 class Bench:
@@ -349,6 +356,7 @@ class Bench:
         self.others_total = 0.0
         self.steal_total = 0.0
         self.steal_worst = 0.0  # the most of any one run, in cores
+        self.last_steal_cores = 0.0  # of the run _finish closed last
         self.measured_wall = 0.0
         self.capacity_http: dict[str, tuple[Child, int]] = {}
         self.capacity_grpc: tuple[Child, int] | None = None
@@ -585,7 +593,8 @@ http {{
         others = usage["others_cpu_s"]
         self.others_total += others
         self.steal_total += usage["steal_s"]
-        self.steal_worst = max(self.steal_worst, usage["steal_s"] / wall)
+        self.last_steal_cores = usage["steal_s"] / wall
+        self.steal_worst = max(self.steal_worst, self.last_steal_cores)
         self.measured_wall += wall
         cpu = usage[f"cpu_s.{group}"] if group else None
         per_request = cpu / requests * 1e6 if cpu is not None and requests else None
@@ -626,7 +635,7 @@ http {{
             requests=data["requests"], rate=data["requests"] / (data["duration_us"] / 1e6),
             p50_us=latency["p50"], p99_us=latency["p99"], mean_us=latency["mean"],
             errors=total_errors, error_detail={k: v for k, v in errors.items() if v},
-            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others, note=note,
+            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others, steal_cores=self.last_steal_cores, note=note,
         )
         self.runs.append(run)
         return run
@@ -646,7 +655,7 @@ http {{
             surface=surface, target=target, concurrency=concurrency, tokens=tokens, requests=requests,
             rate=data["rate"], p50_us=latency["p50"], p99_us=latency["p99"], mean_us=latency["mean"],
             errors=sum(data["errors"].values()), error_detail=data["errors"],
-            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others,
+            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others, steal_cores=self.last_steal_cores,
             ttft_p50_us=ttft["p50"], ttft_p99_us=ttft["p99"],
         )
         self.runs.append(run)
@@ -919,13 +928,13 @@ class Report:
     ) -> list[str]:
         """Rows: direct, floor, router(s), their overheads, and router ÷ floor; columns: latency
         at c=1 and c=32, rate and server CPU per request at c=32, errors. A figure from a run
-        during which other processes were busy is marked *."""
+        during which other processes or the hypervisor took CPU is marked *."""
         out = [title]
         headers = ["", "c=1 p50", "c=1 p99", "c=32 p50", "c=32 p99", f"{unit}/s @32", "server CPU/req", "errors"]
         rows = []
 
         def cell(text: str, *runs: Run | None) -> str:
-            noisy = any(r is not None and r.others_cores > NOISY_CORES for r in runs)
+            noisy = any(r is not None and disturbed(r) for r in runs)
             return text + ("*" if noisy and text not in ("—", "") else "")
 
         entries = [("direct", base_surface, "direct"), (floor, base_surface, floor), *surface_rows]
@@ -1171,6 +1180,7 @@ class Report:
         busy = busiest.loader_busy if busiest else 0.0
         others = b.others_total / b.measured_wall if b.measured_wall else 0.0
         noisy_runs = [r for r in b.runs if r.others_cores > NOISY_CORES]
+        stolen_runs = [r for r in b.runs if r.steal_cores > NOISY_CORES]
         worst = max((r.others_cores for r in b.runs), default=0.0)
         add("== The measurement itself ==")
         add(
@@ -1188,9 +1198,10 @@ class Report:
                if noisy_runs else ".")
         )
         add(f"  hypervisor steal (/proc/stat): {b.steal_cores():.2f} cores on average during the runs, "
-            f"{b.steal_worst:.2f} at most in one run" + ("" if b.steal_worst <= NOISY_CORES else
+            f"{b.steal_worst:.2f} at most; {len(stolen_runs)} of {len(b.runs)} runs had more than {NOISY_CORES} "
+            "cores of it (figures marked *)" + ("." if not stolen_runs else
             ": this virtual machine was kept waiting for its CPUs, which no process here shows; "
-            "every figure of those runs is slower, and ratios between runs that it fell on unevenly drift"))
+            "every figure of those runs is slower, and ratios between runs that it fell on unevenly drift."))
         add("")
 
         add("== Targets ==")
