@@ -388,9 +388,9 @@ def test_the_autoscaler_and_the_disruption_budget_act_on_the_router() -> None:
     assert [constraint["labelSelector"]["matchLabels"] for constraint in spread] == [router_labels()]
 
 
-# What each process of a pod holds at rest (VmRSS of `ai-router serve` with the ConfigMap's config
-# and WEB_CONCURRENCY=2, after boot; an HTTP worker's after the bench's warm-up), and what each open
-# stream adds (make bench-full, make bench-grpc-streams): docs/PERFORMANCE.md, 2026-12-04.
+# What each process of a pod holds at rest (VmRSS of each process of `ai-router serve` with the
+# ConfigMap's config and WEB_CONCURRENCY=2, after boot), and what each open stream adds (make
+# bench-full, make bench-grpc-streams): docs/PERFORMANCE.md, 2026-12-04.
 MIB = 1024 * 1024
 SERVE_RSS = 38.7 * MIB  # `ai-router serve`, the parent of the rest
 GUNICORN_MASTER_RSS = 41.4 * MIB
