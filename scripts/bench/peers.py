@@ -269,8 +269,8 @@ class PeerBench(Bench):
             port, path, body, group = places[label]
             for fraction in (0.5, 1.0):
                 offered = knee * fraction
-                direct, _ = self.open_loop(self.ports["upstream"], "/v1/chat/completions", direct_body, offered, "upstream")
-                data, others = self.open_loop(self.ports[port], path, self.bodies[body].read_bytes(), offered, group)
+                direct, _, _ = self.open_loop(self.ports["upstream"], "/v1/chat/completions", direct_body, offered, "upstream")
+                data, others, steal = self.open_loop(self.ports[port], path, self.bodies[body].read_bytes(), offered, group)
                 latency, base = data["latency_us"], direct["latency_us"]
                 self.tails.append(TailRun(
                     label=label, fraction=fraction, offered_rate=offered, rate=data["rate"],
@@ -279,17 +279,17 @@ class PeerBench(Bench):
                     send_lag_p99_us=max(data["send_lag_us"]["p99"], direct["send_lag_us"]["p99"]),
                     direct_rate=direct["rate"],
                     connections=data["connections"], errors=sum(data["errors"].values()), others_cores=others,
-                    steal_cores=self.last_steal_cores,
+                    steal_cores=steal,
                 ))
                 run.progress(f"tail, {label} at {fraction:g} of the knee ({offered:,.0f}/s): done")
 
-    def open_loop(self, port: int, path: str, body: bytes, offered: float, group: str) -> tuple[dict[str, Any], float]:
+    def open_loop(self, port: int, path: str, body: bytes, offered: float, group: str) -> tuple[dict[str, Any], float, float]:
         self.fleet.check_alive()
         meter = self._meter()
         meter.start()
         data = asyncio.run(loadgen.http_open_loop("127.0.0.1", port, path, body, offered, TAIL_SECONDS, TAIL_CONNECTIONS))
-        _, _, others = self._finish(meter, group, data["requests"])
-        return data, others
+        _, _, others, steal = self._finish(meter, group, data["requests"])
+        return data, others, steal
 
 
 # --------------------------------------------------------------------------------------------

@@ -243,24 +243,14 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def machine_busy_ticks() -> int:
-    """user + nice + system of all CPUs: time that some process was charged for (irq and softirq
-    time, much of it our own loopback traffic, is charged to none and left out)."""
-    fields = cpu_ticks()
-    return fields[0] + fields[1] + fields[2]
-
-
-def machine_steal_ticks() -> int:
-    """Time the hypervisor ran something else while this virtual machine had work to run: no
-    process here shows it, yet every figure of a run it falls on is slower."""
-    fields = cpu_ticks()
-    return fields[7] if len(fields) > 7 else 0
-
-
-def cpu_ticks() -> list[int]:
-    """The first line of /proc/stat: all CPUs' user, nice, system, idle, iowait, irq, softirq,
-    steal... in clock ticks."""
-    return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+def machine_ticks() -> tuple[int, int]:
+    """From one reading of /proc/stat, all CPUs': busy, user + nice + system, time that some
+    process was charged for (irq and softirq time, much of it our own loopback traffic, is
+    charged to none and left out); and steal, time the hypervisor ran something else while this
+    virtual machine had work to run, which no process here shows, yet every figure of a run it
+    falls on is slower."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return fields[0] + fields[1] + fields[2], fields[7] if len(fields) > 7 else 0
 
 
 class Group:
@@ -287,8 +277,7 @@ class Meter:
         self._wall = time.monotonic()
         self._ticks = {group.name: group.ticks() for group in self.groups}
         self._own = self._own_seconds()
-        self._busy = machine_busy_ticks()
-        self._steal = machine_steal_ticks()
+        self._busy, self._steal = machine_ticks()
 
     @staticmethod
     def _own_seconds() -> float:
@@ -299,9 +288,10 @@ class Meter:
         wall = time.monotonic() - self._wall
         cpu = {group.name: (group.ticks() - self._ticks[group.name]) / CLK_TCK for group in self.groups}
         loader = self._own_seconds() - self._own
-        busy = (machine_busy_ticks() - self._busy) / CLK_TCK
+        busy_ticks, steal_ticks = machine_ticks()
+        busy = (busy_ticks - self._busy) / CLK_TCK
         others = max(0.0, busy - loader - sum(cpu.values()))
-        steal = (machine_steal_ticks() - self._steal) / CLK_TCK
+        steal = (steal_ticks - self._steal) / CLK_TCK
         return {"wall_s": wall, "loader_cpu_s": loader, "others_cpu_s": others, "steal_s": steal,
                 **{f"cpu_s.{k}": v for k, v in cpu.items()}}
 
@@ -356,7 +346,6 @@ class Bench:
         self.others_total = 0.0
         self.steal_total = 0.0
         self.steal_worst = 0.0  # the most of any one run, in cores
-        self.last_steal_cores = 0.0  # of the run _finish closed last
         self.measured_wall = 0.0
         self.capacity_http: dict[str, tuple[Child, int]] = {}
         self.capacity_grpc: tuple[Child, int] | None = None
@@ -587,18 +576,20 @@ http {{
     def _meter(self) -> Meter:
         return Meter(list(self.groups.values()))
 
-    def _finish(self, meter: Meter, group: str | None, requests: int) -> tuple[float | None, float, float]:
+    def _finish(self, meter: Meter, group: str | None, requests: int) -> tuple[float | None, float, float, float]:
+        """CPU per request of `group`, and the load generator's, other processes' and the
+        hypervisor's share of the run (in cores)."""
         usage = meter.stop()
         wall = usage["wall_s"]
         others = usage["others_cpu_s"]
         self.others_total += others
+        steal = usage["steal_s"] / wall
         self.steal_total += usage["steal_s"]
-        self.last_steal_cores = usage["steal_s"] / wall
-        self.steal_worst = max(self.steal_worst, self.last_steal_cores)
+        self.steal_worst = max(self.steal_worst, steal)
         self.measured_wall += wall
         cpu = usage[f"cpu_s.{group}"] if group else None
         per_request = cpu / requests * 1e6 if cpu is not None and requests else None
-        return per_request, usage["loader_cpu_s"] / wall, others / wall
+        return per_request, usage["loader_cpu_s"] / wall, others / wall, steal
 
     def wrk(
         self, surface: str, target: str, url: str, body: str, concurrency: int, tokens: int,
@@ -626,7 +617,7 @@ http {{
         data = json.loads(out.read_text())
         errors = data["errors"]
         total_errors = sum(errors.values())
-        per_request, loader, others = self._finish(meter, group, data["requests"])
+        per_request, loader, others, steal = self._finish(meter, group, data["requests"])
         latency = data["latency_us"]
         if data["timed"] < data["requests"]:
             note = f"{data['requests'] - data['timed']} answers not timed"
@@ -635,7 +626,7 @@ http {{
             requests=data["requests"], rate=data["requests"] / (data["duration_us"] / 1e6),
             p50_us=latency["p50"], p99_us=latency["p99"], mean_us=latency["mean"],
             errors=total_errors, error_detail={k: v for k, v in errors.items() if v},
-            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others, steal_cores=self.last_steal_cores, note=note,
+            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others, steal_cores=steal, note=note,
         )
         self.runs.append(run)
         return run
@@ -649,13 +640,13 @@ http {{
         meter.start()
         data = asyncio.run(coroutine())
         requests = data["requests"]
-        per_request, loader, others = self._finish(meter, group, requests)
+        per_request, loader, others, steal = self._finish(meter, group, requests)
         latency, ttft = data["latency_us"], data["ttft_us"]
         run = Run(
             surface=surface, target=target, concurrency=concurrency, tokens=tokens, requests=requests,
             rate=data["rate"], p50_us=latency["p50"], p99_us=latency["p99"], mean_us=latency["mean"],
             errors=sum(data["errors"].values()), error_detail=data["errors"],
-            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others, steal_cores=self.last_steal_cores,
+            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others, steal_cores=steal,
             ttft_p50_us=ttft["p50"], ttft_p99_us=ttft["p99"],
         )
         self.runs.append(run)
