@@ -57,6 +57,14 @@ TAIL_SECONDS = 8.0  # each open-loop run; at half of a 1,200/s knee, 4,800 answe
 # due when all are busy waits for one, and that wait counts. Unbounded, a queue made by one hiccup
 # turned into a thousand new connections, whose set-up starved the worker further.
 TAIL_CONNECTIONS = 64
+# Hypervisor steal comes in episodes of tens of seconds that take 12-37% of a core: one on either
+# core (the router's, or the load's and the upstream's) stalls the requests due meanwhile and moves
+# an 8-second run's p99 by tens of ms, while the run's average steal still reads a few hundredths of
+# a core. Such an episode steals seconds; a few ticks of /proc/stat (10 ms each) came with p99s as
+# low as any. A pair of runs (direct, then the target) with more than this stolen from either core
+# is taken again, up to TAIL_ATTEMPTS times; every attempt is reported.
+TAIL_STOLEN_MS = 100.0
+TAIL_ATTEMPTS = 4
 GENERATOR_SHORT = 0.97  # a direct run at the same rate served less than this of it: the load itself fell behind
 
 # The knee sweep of run.py's http_unary, shortened; the peers' runs have their own lengths.
@@ -147,6 +155,13 @@ class TailRun:
     errors: int
     others_cores: float
     steal_cores: float
+    attempt: int
+    stolen_ms_server_core: float  # in the direct run and the target's, together
+    stolen_ms_load_core: float
+
+
+def stolen(tail: TailRun) -> bool:
+    return max(tail.stolen_ms_server_core, tail.stolen_ms_load_core) > TAIL_STOLEN_MS
 
 
 class PeerBench(Bench):
@@ -269,27 +284,34 @@ class PeerBench(Bench):
             port, path, body, group = places[label]
             for fraction in (0.5, 1.0):
                 offered = knee * fraction
-                direct, _, _ = self.open_loop(self.ports["upstream"], "/v1/chat/completions", direct_body, offered, "upstream")
-                data, others, steal = self.open_loop(self.ports[port], path, self.bodies[body].read_bytes(), offered, group)
-                latency, base = data["latency_us"], direct["latency_us"]
-                self.tails.append(TailRun(
-                    label=label, fraction=fraction, offered_rate=offered, rate=data["rate"],
-                    p50_us=latency["p50"], p99_us=latency["p99"], p999_us=latency["p999"], max_us=latency["max"],
-                    direct_p50_us=base["p50"], direct_p99_us=base["p99"], direct_p999_us=base["p999"],
-                    send_lag_p99_us=max(data["send_lag_us"]["p99"], direct["send_lag_us"]["p99"]),
-                    direct_rate=direct["rate"],
-                    connections=data["connections"], errors=sum(data["errors"].values()), others_cores=others,
-                    steal_cores=steal,
-                ))
-                run.progress(f"tail, {label} at {fraction:g} of the knee ({offered:,.0f}/s): done")
+                for attempt in range(1, TAIL_ATTEMPTS + 1):
+                    direct, direct_shares = self.open_loop(
+                        self.ports["upstream"], "/v1/chat/completions", direct_body, offered, "upstream")
+                    data, shares = self.open_loop(self.ports[port], path, self.bodies[body].read_bytes(), offered, group)
+                    latency, base = data["latency_us"], direct["latency_us"]
+                    tail = TailRun(
+                        label=label, fraction=fraction, offered_rate=offered, rate=data["rate"],
+                        p50_us=latency["p50"], p99_us=latency["p99"], p999_us=latency["p999"], max_us=latency["max"],
+                        direct_p50_us=base["p50"], direct_p99_us=base["p99"], direct_p999_us=base["p999"],
+                        send_lag_p99_us=max(data["send_lag_us"]["p99"], direct["send_lag_us"]["p99"]),
+                        direct_rate=direct["rate"],
+                        connections=data["connections"], errors=sum(data["errors"].values()), others_cores=shares.others,
+                        steal_cores=shares.steal, attempt=attempt,
+                        stolen_ms_server_core=shares.stolen_ms_server_core + direct_shares.stolen_ms_server_core,
+                        stolen_ms_load_core=shares.stolen_ms_load_core + direct_shares.stolen_ms_load_core,
+                    )
+                    self.tails.append(tail)
+                    run.progress(f"tail, {label} at {fraction:g} of the knee ({offered:,.0f}/s), attempt {attempt}: "
+                                 + ("hypervisor steal, taken again" if stolen(tail) else "done"))
+                    if not stolen(tail):
+                        break
 
-    def open_loop(self, port: int, path: str, body: bytes, offered: float, group: str) -> tuple[dict[str, Any], float, float]:
+    def open_loop(self, port: int, path: str, body: bytes, offered: float, group: str) -> tuple[dict[str, Any], run.Shares]:
         self.fleet.check_alive()
         meter = self._meter()
         meter.start()
         data = asyncio.run(loadgen.http_open_loop("127.0.0.1", port, path, body, offered, TAIL_SECONDS, TAIL_CONNECTIONS))
-        _, _, others, steal = self._finish(meter, group, data["requests"])
-        return data, others, steal
+        return data, self._finish(meter, group, data["requests"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,22 +432,30 @@ def render(bench: PeerBench, rounds: int, c1_seconds: int, seconds: int, knees: 
         rows = []
         for t in bench.tails:
             rows.append([
-                t.label, f"{t.fraction:g} × knee", rate(t.offered_rate), rate(t.rate),
+                t.label + ("" if t.attempt == 1 else f" (try {t.attempt})"), f"{t.fraction:g} × knee",
+                rate(t.offered_rate), rate(t.rate),
                 us(t.p50_us - t.direct_p50_us), us(t.p99_us - t.direct_p99_us), us(t.p999_us - t.direct_p999_us),
                 us(t.max_us), us(t.send_lag_p99_us), rate(t.direct_rate) + ("!" if t.direct_rate < GENERATOR_SHORT * t.offered_rate else ""),
                 str(t.connections), str(t.errors) + ("*" if run.disturbed(t) else ""),
+                f"{t.stolen_ms_server_core:.0f} / {t.stolen_ms_load_core:.0f}" + ("~" if stolen(t) else ""),
             ])
         add(table(["", "rate", "offered", "served", "overhead p50", "overhead p99", "overhead p99.9", "max latency",
-                   "send lag p99", "direct served", "conns", "errors"], rows))
+                   "send lag p99", "direct served", "conns", "errors", "stolen ms"], rows))
         add("  (latency from each request's due time; overhead: minus the direct call at the same rate, run just before; "
             "send lag: how late the generator sent, its own error, in either run; ! the direct run fell short of the rate: "
             "there the load generator, not the server, is the limit; * other processes or hypervisor steal above "
-            f"{run.NOISY_CORES} cores)")
-        for t in bench.tails:
-            if t.fraction == 0.5 and t.label.startswith("router"):
-                over = t.p99_us - t.direct_p99_us
-                add(f"  target {t.label} p99 overhead at half the knee: {us(over)} (goal ≤ 5 ms) — "
-                    + ("met" if over <= 5000 else "NOT MET"))
+            f"{run.NOISY_CORES} cores; stolen ms: hypervisor steal on the servers' core / the load's core over both runs, "
+            f"~ above {TAIL_STOLEN_MS:g} ms: taken again, up to {TAIL_ATTEMPTS} tries)")
+        for label in {t.label: None for t in bench.tails if t.label.startswith("router")}:
+            tries = [t for t in bench.tails if t.label == label and t.fraction == 0.5]
+            clean = [t for t in tries if not stolen(t)]
+            if not clean:
+                add(f"  target {label} p99 overhead at half the knee: not measured, hypervisor steal in all "
+                    f"{len(tries)} tries (goal ≤ 5 ms)")
+                continue
+            over = clean[0].p99_us - clean[0].direct_p99_us
+            add(f"  target {label} p99 overhead at half the knee: {us(over)} (goal ≤ 5 ms) — "
+                + ("met" if over <= 5000 else "NOT MET"))
     summary = {
         "peers": {key: asdict(f) for key, f in figures.items()},
         "ratios": verdicts,

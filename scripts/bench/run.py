@@ -243,14 +243,22 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def machine_ticks() -> tuple[int, int]:
+def machine_ticks() -> tuple[int, int, dict[str, int]]:
     """From one reading of /proc/stat, all CPUs': busy, user + nice + system, time that some
     process was charged for (irq and softirq time, much of it our own loopback traffic, is
     charged to none and left out); and steal, time the hypervisor ran something else while this
     virtual machine had work to run, which no process here shows, yet every figure of a run it
-    falls on is slower."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return fields[0] + fields[1] + fields[2], fields[7] if len(fields) > 7 else 0
+    falls on is slower. Last, each CPU's steal by its number ("0", "1"): a run's servers and its
+    load are pinned, so what was taken from which of them can be told apart."""
+    lines = Path("/proc/stat").read_text().splitlines()
+    fields = [int(v) for v in lines[0].split()[1:]]
+    per_cpu: dict[str, int] = {}
+    for line in lines[1:]:
+        if not line.startswith("cpu"):
+            break
+        name, *values = line.split()
+        per_cpu[name.removeprefix("cpu")] = int(values[7]) if len(values) > 7 else 0
+    return fields[0] + fields[1] + fields[2], fields[7] if len(fields) > 7 else 0, per_cpu
 
 
 class Group:
@@ -277,7 +285,7 @@ class Meter:
         self._wall = time.monotonic()
         self._ticks = {group.name: group.ticks() for group in self.groups}
         self._own = self._own_seconds()
-        self._busy, self._steal = machine_ticks()
+        self._busy, self._steal, self._steal_per_cpu = machine_ticks()
 
     @staticmethod
     def _own_seconds() -> float:
@@ -288,12 +296,13 @@ class Meter:
         wall = time.monotonic() - self._wall
         cpu = {group.name: (group.ticks() - self._ticks[group.name]) / CLK_TCK for group in self.groups}
         loader = self._own_seconds() - self._own
-        busy_ticks, steal_ticks = machine_ticks()
+        busy_ticks, steal_ticks, steal_per_cpu = machine_ticks()
         busy = (busy_ticks - self._busy) / CLK_TCK
         others = max(0.0, busy - loader - sum(cpu.values()))
         steal = (steal_ticks - self._steal) / CLK_TCK
+        stolen = {n: (ticks - self._steal_per_cpu.get(n, ticks)) / CLK_TCK for n, ticks in steal_per_cpu.items()}
         return {"wall_s": wall, "loader_cpu_s": loader, "others_cpu_s": others, "steal_s": steal,
-                **{f"cpu_s.{k}": v for k, v in cpu.items()}}
+                **{f"cpu_s.{k}": v for k, v in cpu.items()}, **{f"steal_s.cpu{n}": v for n, v in stolen.items()}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,6 +331,18 @@ class Run:
     ttft_p99_us: float | None = None
     note: str = ""
     steal_cores: float = 0.0  # hypervisor steal / wall, in cores
+
+
+@dataclass
+class Shares:
+    """What a run cost its target's processes (per request), and what else took CPU meanwhile."""
+
+    per_request_us: float | None
+    loader: float  # load generation's CPU / wall, of its one core
+    others: float  # other processes' CPU / wall, in cores
+    steal: float  # hypervisor steal / wall, in cores, all CPUs
+    stolen_ms_server_core: float  # hypervisor steal on the servers' core, in ms
+    stolen_ms_load_core: float  # and on the core of the upstream and the load
 
 
 def disturbed(run: Any) -> bool:
@@ -576,7 +597,7 @@ http {{
     def _meter(self) -> Meter:
         return Meter(list(self.groups.values()))
 
-    def _finish(self, meter: Meter, group: str | None, requests: int) -> tuple[float | None, float, float, float]:
+    def _finish(self, meter: Meter, group: str | None, requests: int) -> Shares:
         """CPU per request of `group`, and the load generator's, other processes' and the
         hypervisor's share of the run (in cores)."""
         usage = meter.stop()
@@ -588,8 +609,12 @@ http {{
         self.steal_worst = max(self.steal_worst, steal)
         self.measured_wall += wall
         cpu = usage[f"cpu_s.{group}"] if group else None
-        per_request = cpu / requests * 1e6 if cpu is not None and requests else None
-        return per_request, usage["loader_cpu_s"] / wall, others / wall, steal
+        return Shares(
+            per_request_us=cpu / requests * 1e6 if cpu is not None and requests else None,
+            loader=usage["loader_cpu_s"] / wall, others=others / wall, steal=steal,
+            stolen_ms_server_core=usage.get(f"steal_s.cpu{ROUTER_CORE}", 0.0) * 1000,
+            stolen_ms_load_core=usage.get(f"steal_s.cpu{LOAD_CORE}", 0.0) * 1000,
+        )
 
     def wrk(
         self, surface: str, target: str, url: str, body: str, concurrency: int, tokens: int,
@@ -617,7 +642,7 @@ http {{
         data = json.loads(out.read_text())
         errors = data["errors"]
         total_errors = sum(errors.values())
-        per_request, loader, others, steal = self._finish(meter, group, data["requests"])
+        shares = self._finish(meter, group, data["requests"])
         latency = data["latency_us"]
         if data["timed"] < data["requests"]:
             note = f"{data['requests'] - data['timed']} answers not timed"
@@ -626,7 +651,8 @@ http {{
             requests=data["requests"], rate=data["requests"] / (data["duration_us"] / 1e6),
             p50_us=latency["p50"], p99_us=latency["p99"], mean_us=latency["mean"],
             errors=total_errors, error_detail={k: v for k, v in errors.items() if v},
-            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others, steal_cores=steal, note=note,
+            cpu_per_request_us=shares.per_request_us, loader_busy=shares.loader, others_cores=shares.others,
+            steal_cores=shares.steal, note=note,
         )
         self.runs.append(run)
         return run
@@ -640,14 +666,14 @@ http {{
         meter.start()
         data = asyncio.run(coroutine())
         requests = data["requests"]
-        per_request, loader, others, steal = self._finish(meter, group, requests)
+        shares = self._finish(meter, group, requests)
         latency, ttft = data["latency_us"], data["ttft_us"]
         run = Run(
             surface=surface, target=target, concurrency=concurrency, tokens=tokens, requests=requests,
             rate=data["rate"], p50_us=latency["p50"], p99_us=latency["p99"], mean_us=latency["mean"],
             errors=sum(data["errors"].values()), error_detail=data["errors"],
-            cpu_per_request_us=per_request, loader_busy=loader, others_cores=others, steal_cores=steal,
-            ttft_p50_us=ttft["p50"], ttft_p99_us=ttft["p99"],
+            cpu_per_request_us=shares.per_request_us, loader_busy=shares.loader, others_cores=shares.others,
+            steal_cores=shares.steal, ttft_p50_us=ttft["p50"], ttft_p99_us=ttft["p99"],
         )
         self.runs.append(run)
         return run
