@@ -43,6 +43,11 @@ def pid_alive(pid: int) -> bool:
     return status != "Z"
 
 
+def thread_state(pid: int, thread: int) -> str:
+    """R running, S asleep, ... (proc(5)): the third field of the thread's stat."""
+    return Path(f"/proc/{pid}/task/{thread}/stat").read_text().rpartition(")")[2].split()[0]
+
+
 def child_pids(pid: int) -> list[int]:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in children]
@@ -142,6 +147,31 @@ def test_the_grpc_server_drains_in_flight_rpcs_on_sigterm(
         assert process.popen.wait(timeout=10) == 0
         print(f"\ngRPC drain: stream completed, exit 0 {time.monotonic() - signalled_at:.2f}s "
               "after SIGTERM")
+    finally:
+        process.stop()
+
+
+def test_the_grpc_server_stops_on_a_sigterm_that_reaches_another_of_its_threads(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**RouterConfig(simulator, tmp_path).env(), "GRPC_PORT": str(port)}
+    process = start_process("grpc-thread-signal", ["grpc"], env, tmp_path, port)
+    try:
+        wait_for_port(process)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = pb_grpc.AIRouterStub(channel).RouteRequest(
+                pb.AIRequest(provider="openai", prompt="hi"), timeout=10
+            )
+        assert reply.content
+        pid = process.popen.pid
+        wait_until(lambda: thread_state(pid, pid) == "S", 10, "the main thread asleep")
+        threads = sorted(int(task.name) for task in Path(f"/proc/{pid}/task").iterdir())
+        # kill() given a thread's id signals the whole process, but offers it to that thread
+        # first: here, the earliest thread after the main one, grpc's own, which lives as long.
+        os.kill(threads[1], signal.SIGTERM)
+        assert process.popen.wait(timeout=15) == 0, process.log()
+        assert "gRPC server stopped" in process.log()
     finally:
         process.stop()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,8 @@ from ai_router.tracing import configure_tracing
 from ai_router.tracing import shutdown as tracing_shutdown
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AIRouter"].full_name
 RESERVED_THREADS = 4  # for health checks and reflection, beyond the AIRouter calls
@@ -124,23 +127,22 @@ def serve(settings: Settings) -> None:
         # One process: its own registry, on a port of its own.
         start_http_server(metrics_port, settings.server.host, grpc_server.router.metrics.registry)
         log.info("gRPC metrics on http://%s:%d/metrics", settings.server.host, metrics_port)
-    stop_requested, reload_requested = threading.Event(), threading.Event()
-    wake = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        (reload_requested if signum == signal.SIGHUP else stop_requested).set()
-        wake.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, on_signal)
+    # The main thread sleeps in a read of this socket, where each signal's number is written by
+    # whichever thread the kernel handed it to. Sleeping on an Event, it slept on when that was not
+    # the main thread (python/cpython#85300), and a SIGTERM went unanswered.
+    wakeup, wakeup_writer = socket.socketpair()
+    wakeup_writer.setblocking(False)
+    signal.set_wakeup_fd(wakeup_writer.fileno())
+    for signum in (*STOP_SIGNALS, signal.SIGHUP):
+        signal.signal(signum, lambda *_: None)  # the socket says which came
     freeze_startup_objects()
     grpc_server.start()
     log.info("gRPC server listening on %s:%d", settings.server.host, grpc_server.port)
-    while not stop_requested.is_set():
-        wake.wait()
-        wake.clear()
-        if reload_requested.is_set() and not stop_requested.is_set():
-            reload_requested.clear()
+    while True:
+        received = set(wakeup.recv(64))
+        if received & STOP_SIGNALS:
+            break
+        if signal.SIGHUP in received:
             grpc_server.routers.reload()
     log.info(
         "gRPC server stopping: NOT_SERVING for %gs, then in-flight RPCs have %gs",
