@@ -31,6 +31,7 @@ from ai_router._generated import ai_router_pb2 as pb  # noqa: E402
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc  # noqa: E402
 
 DEFAULT_MODEL = "gpt-4o-mini"
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class FloorServicer(pb_grpc.AIRouterServicer):
@@ -131,17 +132,17 @@ def main() -> int:
     parser.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:8091/v1")
     parser.add_argument("--workers", type=int, default=64)
     args = parser.parse_args()
+    # Blocked in every thread (they inherit it) and taken by the main one: a stop signal handed to
+    # another thread would not wake a main thread asleep on an Event (python/cpython#85300).
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=args.workers), maximum_concurrent_rpcs=args.workers
     )
     pb_grpc.add_AIRouterServicer_to_server(FloorServicer(args.upstream), server)
     server.add_insecure_port(f"{args.host}:{args.port}")
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     server.start()
     print(f"grpc floor listening on {args.host}:{args.port}", flush=True)
-    stop.wait()
+    signal.sigwait(STOP_SIGNALS)
     server.stop(1).wait()
     return 0
 
