@@ -42,9 +42,13 @@ TEST_SERVERS = { { command -v nginx || [ -x /usr/sbin/nginx ]; } && command -v r
 	>/dev/null 2>&1 || { apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx redis-server >/dev/null; }
 
+# One pytest process per core; a test file's tests stay together in one of them (the servers a
+# file's fixtures start are its own). `make test TEST_PROCESSES=0` runs them in this process.
+TEST_PROCESSES ?= 2
+
 test: typecheck
 	@$(TEST_SERVERS)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 typecheck: install
 	$(PY) -m mypy
