@@ -120,6 +120,15 @@ def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     # Before any thread starts: the pool's, grpc's own Python threads, the metrics server's.
     threading.stack_size(THREAD_STACK_BYTES)
+    # The main thread sleeps in a read of this socket, where each signal's number is written by
+    # whichever thread the kernel handed it to. Sleeping on an Event, it slept on when that was not
+    # the main thread (python/cpython#85300), and a SIGTERM went unanswered. Set before the port
+    # is bound: a signal that comes while the server is built waits here, instead of killing it.
+    wakeup, wakeup_writer = socket.socketpair()
+    wakeup_writer.setblocking(False)
+    signal.set_wakeup_fd(wakeup_writer.fileno())
+    for signum in (*STOP_SIGNALS, signal.SIGHUP):
+        signal.signal(signum, lambda *_: None)  # the socket says which came
     configure_tracing("grpc")
     grpc_server = build_server(settings)
     metrics_port = settings.server.grpc_metrics_port
@@ -127,14 +136,6 @@ def serve(settings: Settings) -> None:
         # One process: its own registry, on a port of its own.
         start_http_server(metrics_port, settings.server.host, grpc_server.router.metrics.registry)
         log.info("gRPC metrics on http://%s:%d/metrics", settings.server.host, metrics_port)
-    # The main thread sleeps in a read of this socket, where each signal's number is written by
-    # whichever thread the kernel handed it to. Sleeping on an Event, it slept on when that was not
-    # the main thread (python/cpython#85300), and a SIGTERM went unanswered.
-    wakeup, wakeup_writer = socket.socketpair()
-    wakeup_writer.setblocking(False)
-    signal.set_wakeup_fd(wakeup_writer.fileno())
-    for signum in (*STOP_SIGNALS, signal.SIGHUP):
-        signal.signal(signum, lambda *_: None)  # the socket says which came
     freeze_startup_objects()
     grpc_server.start()
     log.info("gRPC server listening on %s:%d", settings.server.host, grpc_server.port)
