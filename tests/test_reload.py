@@ -16,6 +16,7 @@ import grpc
 import httpx2
 import pytest
 import yaml
+from deploy_support import wait_ready
 from support import (
     Process,
     RouterConfig,
@@ -78,7 +79,7 @@ def served(simulator: Simulator, tmp_path: Path) -> Iterator[Served]:
     }
     process = start_process("reload-serve", ["serve"], env, tmp_path, http_port)
     try:
-        wait_for_port(process)
+        wait_ready(process, http_port)  # its workers too, not only gunicorn's socket
         wait_for_port(process, grpc_port)
         yield Served(process, Path(env["CONFIG_PATH"]), f"http://127.0.0.1:{http_port}",
                      f"127.0.0.1:{grpc_port}")
