@@ -24,11 +24,37 @@ ANTHROPIC_TEST_KEY = "sk-ant-test-0123456789abcdef"
 START_TIMEOUT = 30.0
 
 
+# A port is picked here and bound later by the server started with it. Picked by bind(0), it came
+# from the kernel's ephemeral range, where the other pytest process (make test runs two) and
+# every client's outgoing connection take theirs: one took a replica's port in between. So each
+# pytest process hands out, in turn, ports of a slice of its own just below that range.
+PORT_SLICE = 2000
+
+
+def _port_slice() -> range:
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    process = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    end = ephemeral_low - process * PORT_SLICE
+    if end - PORT_SLICE < 1024:
+        raise RuntimeError(f"no room for test ports below the ephemeral range at {ephemeral_low}")
+    return range(end - PORT_SLICE, end)
+
+
+PORTS = _port_slice()
+_next_port = iter(range(len(PORTS) * 2))
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port of this process's slice that nothing is bound to, each one in turn."""
+    for turn in _next_port:
+        port = PORTS[turn % len(PORTS)]
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"every port of {PORTS} taken twice over")
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -75,6 +101,7 @@ class Process:
     popen: subprocess.Popen[bytes]
     log_path: Path
     port: int = 0
+    http_port: int = 0  # where its gunicorn answers, for `http` and `serve`
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         if self.popen.poll() is None:
@@ -103,7 +130,10 @@ def start_process(
     """`python -m ai_router.cli ARGUMENTS` from the repository, with this environment plus `env`."""
     command = [sys.executable, "-m", "ai_router.cli", *arguments]
     router = arguments[0] != "simulate"
-    return launch(name, command, {**os.environ, **env}, REPO_ROOT, log_dir, port, router)
+    process = launch(name, command, {**os.environ, **env}, REPO_ROOT, log_dir, port, router)
+    if arguments[0] in ("http", "serve"):
+        process.http_port = int(env.get("HTTP_PORT") or port)
+    return process
 
 
 def launch(
@@ -127,13 +157,22 @@ def launch(
 
 
 def wait_for_port(process: Process, port: int | None = None) -> None:
+    """Until `port` accepts connections; on a router's HTTP port, until one of its workers
+    answers too (gunicorn's master binds it before they have booted)."""
     port = port or process.port
-    def ready() -> bool:
-        if process.popen.poll() is not None:
-            raise RuntimeError(f"{process.name} exited early:\n{process.log()}")
-        return port_open(port)
 
-    wait_until(ready, START_TIMEOUT, f"{process.name} listening on {port}")
+    def alive(check: Callable[[], bool]) -> Callable[[], bool]:
+        def checked() -> bool:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"{process.name} exited early:\n{process.log()}")
+            return check()
+
+        return checked
+
+    wait_until(alive(lambda: port_open(port)), START_TIMEOUT, f"{process.name} listening on {port}")
+    if port == process.http_port:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(alive(lambda: worker_answers(url)), 60, f"a worker of {process.name}")
 
 
 @dataclass
