@@ -47,6 +47,10 @@ class Served:
     grpc: str
     settings: dict[str, object] = field(default_factory=dict)
 
+    @property
+    def http_port(self) -> int:
+        return int(self.http.rpartition(":")[2])
+
     def rewrite(self, alias_target: str, **provider_changes: object) -> None:
         settings = yaml.safe_load(self.config.read_text())
         settings["models"] = {"pick": {"targets": [alias_target]}}
@@ -166,6 +170,7 @@ def test_an_invalid_file_is_rejected_and_the_old_config_stays(
             60,  # two workers booting on a loaded 2-core machine
             "gunicorn's workers replaced",
         )
+        wait_ready(served.process, served.http_port)  # and one of the new ones answering
 
     with grpc.insecure_channel(served.grpc) as channel:
         assert ask_grpc(pb_grpc.AIRouterStub(channel)) == BEFORE
