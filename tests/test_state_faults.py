@@ -32,6 +32,7 @@ from support import (
     start_process,
     wait_for_port,
     wait_until,
+    worker_answers,
 )
 
 from ai_router._generated import ai_router_pb2 as pb
@@ -137,13 +138,17 @@ def test_the_slots_and_spend_of_a_killed_worker_come_back_within_the_lease(
         for client in streams:
             client.close()
         simulator.reset()  # answers at once again: the wait below is the slots', not theirs
+        # gunicorn boots a new worker meanwhile: seconds, more on a loaded machine, and no
+        # request is answered before it. The slots are due back by the later of the two.
+        wait_until(lambda: worker_answers(router.url), 60, "a new worker")
+        booted_after = time.monotonic() - killed
         wait_until(lambda: router.generate().status_code == 200, LEASE_SECONDS + 10,
                    "the key served again")
         back_after = time.monotonic() - killed
 
         print(f"\n{backend}: the key's slots back {back_after:.2f}s after kill -9 "
-              f"(lease {LEASE_SECONDS:g}s)")
-        assert back_after <= LEASE_SECONDS + 5.0  # the lease, and a new worker booting
+              f"(lease {LEASE_SECONDS:g}s, a new worker answering after {booted_after:.2f}s)")
+        assert back_after <= max(LEASE_SECONDS, booted_after) + 3.0
         assert usage_of(router.url, "pair", ADMIN_KEY)["reserved_usd"] == 0
     finally:
         router.stop()
