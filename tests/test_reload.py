@@ -16,7 +16,6 @@ import grpc
 import httpx2
 import pytest
 import yaml
-from deploy_support import wait_ready
 from support import (
     Process,
     RouterConfig,
@@ -24,6 +23,7 @@ from support import (
     free_port,
     start_process,
     wait_for_port,
+    wait_for_worker,
     wait_until,
 )
 
@@ -46,10 +46,6 @@ class Served:
     http: str
     grpc: str
     settings: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def http_port(self) -> int:
-        return int(self.http.rpartition(":")[2])
 
     def rewrite(self, alias_target: str, **provider_changes: object) -> None:
         settings = yaml.safe_load(self.config.read_text())
@@ -83,7 +79,7 @@ def served(simulator: Simulator, tmp_path: Path) -> Iterator[Served]:
     }
     process = start_process("reload-serve", ["serve"], env, tmp_path, http_port)
     try:
-        wait_ready(process, http_port)  # its workers too, not only gunicorn's socket
+        wait_for_port(process)  # a worker answering, not only gunicorn's socket
         wait_for_port(process, grpc_port)
         yield Served(process, Path(env["CONFIG_PATH"]), f"http://127.0.0.1:{http_port}",
                      f"127.0.0.1:{grpc_port}")
@@ -170,7 +166,7 @@ def test_an_invalid_file_is_rejected_and_the_old_config_stays(
             60,  # two workers booting on a loaded 2-core machine
             "gunicorn's workers replaced",
         )
-        wait_ready(served.process, served.http_port)  # and one of the new ones answering
+        wait_for_worker(served.http)  # and one of the new ones answering
 
     with grpc.insecure_channel(served.grpc) as channel:
         assert ask_grpc(pb_grpc.AIRouterStub(channel)) == BEFORE

@@ -31,8 +31,8 @@ from support import (
     free_port,
     start_process,
     wait_for_port,
+    wait_for_worker,
     wait_until,
-    worker_answers,
 )
 
 from ai_router._generated import ai_router_pb2 as pb
@@ -140,7 +140,7 @@ def test_the_slots_and_spend_of_a_killed_worker_come_back_within_the_lease(
         simulator.reset()  # answers at once again: the wait below is the slots', not theirs
         # gunicorn boots a new worker meanwhile: seconds, more on a loaded machine, and no
         # request is answered before it. The slots are due back by the later of the two.
-        wait_until(lambda: worker_answers(router.url), 60, "a new worker")
+        wait_for_worker(router.url)
         booted_after = time.monotonic() - killed
         wait_until(lambda: router.generate().status_code == 200, LEASE_SECONDS + 10,
                    "the key served again")
