@@ -71,6 +71,16 @@ bench-full: install
 	@$(BENCH_TOOLS)
 	$(PY) scripts/bench/run.py --full
 
+# make bench-worker: CPU per request inside the gunicorn worker, the router's beside the bare Flask
+# relay's, in about a minute; BENCH_WORKER_ARGS adds variants of the router's environment
+# (e.g. --variant quiet-log:LOG_LEVEL=warning). scripts/bench/worker_cpu.py.
+BENCH_WORKER_ARGS ?= --variant quiet-log:LOG_LEVEL=warning
+
+.PHONY: bench-worker
+bench-worker: install
+	@$(BENCH_TOOLS)
+	$(PY) scripts/bench/worker_cpu.py $(BENCH_WORKER_ARGS)
+
 # make bench-grpc-streams: 2,000 streams held by one `ai-router grpc` process against a slow
 # upstream, RSS per stream, threads, refusals at and below the limit (scripts/bench/grpc_streams.py).
 .PHONY: bench-grpc-streams

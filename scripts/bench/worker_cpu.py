@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""`make bench-worker`: CPU per request inside the gunicorn worker, the router's beside the bare
+Flask relay's, in about a minute; and the router again under other settings, to weigh a change.
+
+    .venv/bin/python scripts/bench/worker_cpu.py [--rounds 3] [--seconds 4] [--concurrency 8]
+        [--variant NAME:VAR=VALUE[,VAR=VALUE...]]...
+
+    e.g.  --variant quiet-log:LOG_LEVEL=warning   (the router with no per-request log line)
+
+one_request.py calls the apps in process, one request after another; this asks the real servers
+(one gevent worker each, the router's worker class for both) over loopback with wrk at a fixed
+concurrency, and reads each worker's CPU time from /proc. The two disagree: in the worker the
+router's own work costs about twice what it costs in process (docs/PERFORMANCE.md, 2026-12-05,
+night). The rounds interleave the targets, so a machine's drift falls on all of them alike;
+compare the ratios, not the figures across runs. Servers on core 0, the upstream and wrk on
+core 1, as in run.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import (  # noqa: E402
+    CLK_TCK, FLASK_FLOOR, LOAD_CORE, NO_PROXY, PROMPT, ROUTER_CORE, UNARY_TOKENS, Fleet,
+    children_of, free_port, proc_ticks, table,
+)  # fmt: skip
+
+ROUTER_KEYS = {"OPENAI_API_KEY": "sk-bench-openai", "ANTHROPIC_API_KEY": "sk-bench-anthropic"}
+# The caller's own overrides of the router's address or settings must not leak in (as run.py).
+UNSET = ("HOST", "HTTP_PORT", "GRPC_PORT", "GUNICORN_CONF", "REPLICA_NAME", "LOG_LEVEL")
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    port: int
+    worker: int  # the one gunicorn worker's PID
+    path: str
+    body: Path
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """`name:VAR=VALUE,VAR=VALUE` as the variant's name and its environment."""
+    name, _, assignments = text.partition(":")
+    env = dict(item.split("=", 1) for item in assignments.split(",") if item)
+    if not name or not env:
+        raise argparse.ArgumentTypeError(f"expected NAME:VAR=VALUE[,VAR=VALUE...], got {text!r}")
+    return name, env
+
+
+def wait_until_answered(target: Target) -> None:
+    """Until the worker (booted after its master bound the port) answers the target's request."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{target.port}{target.path}", data=target.body.read_bytes(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        try:
+            with NO_PROXY.open(request, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{target.label}: not answered within 40 s")
+
+
+def worker_of(master: int) -> int:
+    deadline = time.monotonic() + 40
+    while not (workers := children_of(master)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no gunicorn worker under {master} within 40 s")
+        time.sleep(0.05)
+    return workers[0]
+
+
+def cpu_per_request(target: Target, seconds: int, concurrency: int, workdir: Path) -> float:
+    """wrk at `concurrency` for `seconds`: the worker's CPU time over the requests answered."""
+    out = workdir / "wrk-out.json"
+    out.unlink(missing_ok=True)
+    env = {**os.environ, "WRK_BODY": str(target.body), "WRK_OUT": str(out), "WRK_CLOSE": "0", "WRK_HEADERS": ""}
+    command = [
+        "taskset", "-c", LOAD_CORE, "wrk", "-t", str(concurrency), "-c", str(concurrency),
+        "-d", f"{seconds}s", "--timeout", "5s", "-s", str(HERE / "report.lua"),
+        f"http://127.0.0.1:{target.port}{target.path}",
+    ]  # fmt: skip
+    before = proc_ticks(target.worker)
+    completed = subprocess.run(command, env=env, capture_output=True, timeout=seconds + 30)
+    ticks = proc_ticks(target.worker) - before
+    if completed.returncode != 0 or not out.exists():
+        raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr.decode(errors='replace')}")
+    data = json.loads(out.read_text())
+    if not data["requests"] or any(data["errors"].values()):
+        raise RuntimeError(f"{target.label}: errors {data['errors']}")
+    requests: int = data["requests"]
+    return ticks / CLK_TCK / requests * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=4, help="per target and round")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--variant", type=parse_variant, action="append", default=[],
+                        help="the router again with these environment variables")  # fmt: skip
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="ai-router-worker-cpu-"))
+    fleet = Fleet(workdir)
+    python = sys.executable
+    try:
+        upstream_port = free_port()
+        upstream_url = f"http://127.0.0.1:{upstream_port}"
+        upstream = fleet.start("upstream", [python, str(HERE / "upstream.py"), "--port", str(upstream_port)], LOAD_CORE)
+        fleet.wait_for_port(upstream, upstream_port)
+        chat = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}],
+                "max_completion_tokens": UNARY_TOKENS}  # fmt: skip
+        bodies = {
+            "relay": {**chat, "model": "gpt-4o-mini"},
+            "chat": chat,
+            "generate": {"provider": "openai", "prompt": PROMPT, "max_tokens": UNARY_TOKENS},
+        }
+        body_files = {}
+        for name, body in bodies.items():
+            body_files[name] = workdir / f"{name}.json"
+            body_files[name].write_text(json.dumps(body))
+
+        targets: list[Target] = []
+        floor_port = free_port()
+        (workdir / "flask-floor.conf.py").write_text("")  # not the router's gunicorn.conf.py
+        floor = fleet.start(
+            "flask-floor",
+            [python, "-m", "gunicorn", "-c", str(workdir / "flask-floor.conf.py"), "-k",
+             "ai_router.http_api.server.worker.Worker", "-w", "1", "--chdir", str(HERE),
+             "-b", f"127.0.0.1:{floor_port}", "flask_floor:app"],
+            ROUTER_CORE, {"UPSTREAM_URL": upstream_url},
+        )  # fmt: skip
+        fleet.wait_for_port(floor, floor_port)
+        targets.append(Target(FLASK_FLOOR, floor_port, worker_of(floor.popen.pid), "/v1/chat/completions", body_files["relay"]))
+
+        for name, overrides in [("router", {}), *args.variant]:
+            http_port = free_port()
+            config = workdir / f"{name}.yaml"
+            provider = {"default_max_tokens": UNARY_TOKENS, "timeout": 120, "max_retries": 0}
+            config.write_text(yaml.safe_dump({
+                "server": {"host": "127.0.0.1", "http_port": http_port, "grpc_port": free_port()},
+                "providers": {"openai": {"default_model": "gpt-4o-mini", **provider},
+                              "anthropic": {"default_model": "claude-3-5-haiku-20241022", **provider}},
+            }))  # fmt: skip
+            env = {
+                "CONFIG_PATH": str(config), "WEB_CONCURRENCY": "1", **ROUTER_KEYS,
+                "OPENAI_BASE_URL": f"{upstream_url}/v1", "ANTHROPIC_BASE_URL": upstream_url, **overrides,
+            }  # fmt: skip
+            router = fleet.start(name, [python, "-m", "ai_router.cli", "http"], ROUTER_CORE, env, unset=UNSET)
+            fleet.wait_for_port(router, http_port)
+            worker = worker_of(router.popen.pid)
+            targets.append(Target(f"{name} /v1/chat/completions", http_port, worker, "/v1/chat/completions", body_files["chat"]))
+            if name == "router":
+                targets.append(Target("router /generate", http_port, worker, "/generate", body_files["generate"]))
+
+        for target in targets:  # warm-up: imports, pools, the first connections
+            wait_until_answered(target)
+            cpu_per_request(target, 1, args.concurrency, workdir)
+        figures: dict[str, list[float]] = {target.label: [] for target in targets}
+        for _ in range(args.rounds):
+            for target in targets:
+                fleet.check_alive()
+                figures[target.label].append(cpu_per_request(target, args.seconds, args.concurrency, workdir))
+    finally:
+        fleet.stop_all()
+
+    relay = figures[FLASK_FLOOR]
+    rows = []
+    for label, values in figures.items():
+        ratios = [floor / value for floor, value in zip(relay, values)]
+        rows.append([label, ", ".join(f"{v:.0f}" for v in values), f"{statistics.median(values):.0f} µs",
+                     f"×{statistics.median(ratios):.2f}"])  # fmt: skip
+    print(f"== CPU per request in the gunicorn worker (wrk c={args.concurrency}, {args.seconds} s per target, "
+          f"{args.rounds} interleaved rounds) ==")  # fmt: skip
+    print(table(["", "each round", "median", "the relay's ÷ this, median"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
