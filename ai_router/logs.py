@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -43,48 +43,110 @@ logging.logMultiprocessing = False
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
-class JsonFormatter(logging.Formatter):
-    # The time down to the second, formatted once a second rather than once a line.
-    _second = -1
-    _stamp = ""
+class _Stamps:
+    """Times as the lines show them, the second formatted once a second rather than once a line.
+    The pair is replaced whole, so that a thread never reads one second's text with another's."""
 
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")
+
+    def of(self, created: float) -> str:
+        second = int(created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{cached[1]}.{int((created - second) * 1000):03d}Z"
+
+
+_stamps = _Stamps()
+
+
+def _entry(created: float, level: str, logger: str, pid: int | None, message: str) -> dict[str, Any]:
+    return {"time": _stamps.of(created), "level": level, "logger": logger, "pid": pid, "message": message}
+
+
+def _spread(entry: dict[str, Any], fields: dict[str, Any], request_id: str) -> None:
+    """A line's fields, after the request id the line was found to have (or none)."""
+    entry.update(fields)
+    if request_id:  # the one found by the caller, never an empty one of the fields'
+        entry["request_id"] = request_id
+    else:
+        entry.pop("request_id", None)
+
+
+def _dumps(entry: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # what orjson refuses (an integer over 64 bits), json takes
+        return json.dumps(entry, default=str, ensure_ascii=False).encode()
+
+
+class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        entry: dict[str, Any] = {
-            "time": f"{self._stamp}.{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "pid": record.process,
-            "message": record.getMessage(),
-        }
+        entry = _entry(record.created, record.levelname.lower(), record.name, record.process, record.getMessage())
         attributes = record.__dict__
         fields = attributes.get(FIELDS)
         request_id = (fields or attributes).get("request_id") or request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
         if fields is not None:
-            entry.update(fields)
-            if request_id:  # the one found above, never an empty one of the fields'
-                entry["request_id"] = request_id
-            else:
-                entry.pop("request_id", None)
+            _spread(entry, fields, request_id)
         for key, value in attributes.items():
             if key not in _STANDARD and key != "request_id" and key != FIELDS:
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        try:
-            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-        except TypeError:  # what orjson refuses (an integer over 64 bits), json takes
-            return json.dumps(entry, default=str, ensure_ascii=False)
+        return _dumps(entry).decode()
 
 
-def configure_logging() -> None:
+request_log = logging.getLogger("ai_router.request")
+# The handler configure_logging installed, whose stream log_request writes to itself.
+_stderr: logging.StreamHandler | None = None  # type: ignore[type-arg]
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def log_request(fields: dict[str, Any]) -> None:
+    """A request's own line (observe.py): what `request_log.info("request", extra={FIELDS:
+    fields})` writes through JsonFormatter, which is what happens where configure_logging has
+    not set up this process's logging. Where it has, the line is built without a LogRecord or
+    a formatter and sent in one write, under the handler's lock so that lines never interleave:
+    in a gunicorn worker that is about a ninth of a request's CPU less (docs/PERFORMANCE.md)."""
+    if not request_log.isEnabledFor(logging.INFO):
+        return
+    handler = _stderr
+    if handler is None:
+        request_log.info("request", extra={FIELDS: fields})
+        return
+    entry = _entry(time.time(), "info", request_log.name, _pid, "request")
+    request_id = fields.get("request_id") or request_id_var.get()
+    if request_id:
+        entry["request_id"] = request_id
+    _spread(entry, fields, request_id)
+    line = memoryview(_dumps(entry) + b"\n")
+    handler.acquire()
+    try:
+        descriptor = handler.stream.fileno()
+        while line:
+            line = line[os.write(descriptor, line):]
+    except (OSError, ValueError):
+        pass  # stderr closed or gone: the line is lost, as logging would lose it; the request is not
+    finally:
+        handler.release()
+
+
+def configure_logging(stream: TextIO | None = None) -> None:
+    """Every log line of this process as JSON to `stream` (stderr unless given)."""
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    handler = logging.StreamHandler()
+    global _stderr
+    handler = _stderr = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

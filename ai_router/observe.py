@@ -9,7 +9,6 @@ written meanwhile.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,10 +20,8 @@ from opentelemetry.trace import Span, StatusCode
 
 from ai_router import tracing
 from ai_router.answers import Account
-from ai_router.logs import FIELDS, request_id_var
+from ai_router.logs import log_request, request_id_var
 from ai_router.metrics import Metrics
-
-log = logging.getLogger("ai_router.request")
 
 
 @dataclass
@@ -64,7 +61,7 @@ class RequestRecord:
         )  # fmt: skip
         self.status, self.latency = status, latency
         usage_record = self.usage_record()
-        log.info("request", extra={FIELDS: usage_record})
+        log_request(usage_record)
         if self.sink is not None:
             self.sink(usage_record)
 

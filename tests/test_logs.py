@@ -1,12 +1,21 @@
-"""The JSON log line (logs.JsonFormatter): one object per line, the request's fields spread."""
+"""The JSON log line (logs.JsonFormatter): one object per line, the request's fields spread; and
+the request's own line (logs.log_request), the same object written without a LogRecord."""
 
 from __future__ import annotations
 
 import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
-from ai_router.logs import FIELDS, JsonFormatter, request_id_var
+from ai_router import logs
+from ai_router.logs import FIELDS, JsonFormatter, configure_logging, log_request, request_id_var
 
 
 def line(extra: dict[str, object]) -> dict[str, object]:
@@ -31,3 +40,86 @@ def test_the_request_id_comes_from_the_context_when_the_fields_have_none() -> No
     finally:
         request_id_var.reset(token)
     assert "request_id" not in line({FIELDS: {"request_id": None, "status": "ok"}})
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """This process's logging set up by configure_logging onto a file; the lines written to it.
+    The root logger's handlers and level are put back afterwards."""
+    root = logging.getLogger()
+    level = root.level
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(logs, "_stderr", None)
+    path = tmp_path / "stderr.log"
+    with path.open("w") as stream:
+        configure_logging(stream)
+        yield lambda: [orjson.loads(text) for text in path.read_text().splitlines()]
+    root.setLevel(level)
+
+
+REQUEST = {"request_id": "r-9", "key": None, "surface": "openai", "status": "ok", "latency_ms": 1.25, "cost_usd": 1.08e-05}
+
+
+def written_at(line: dict[str, Any]) -> float:
+    return datetime.strptime(line.pop("time"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+def test_a_requests_line_is_what_the_formatter_writes_for_its_fields(
+    configured: Callable[[], list[dict[str, Any]]],
+) -> None:
+    before = time.time()
+    log_request(REQUEST)
+    record = logging.LogRecord("ai_router.request", logging.INFO, __file__, 1, "request", None, None)
+    record.__dict__[FIELDS] = REQUEST
+    formatted = orjson.loads(JsonFormatter().format(record))
+    [written] = configured()
+    # Stamped to the millisecond, in UTC, when it was written.
+    assert before - 0.001 <= written_at(written) <= written_at(formatted) + 0.001
+    assert written == formatted
+    assert written["request_id"] == "r-9" and written["cost_usd"] == 1.08e-05 and written["key"] is None
+
+
+def test_a_requests_line_takes_the_request_id_from_the_context_when_its_fields_have_none(
+    configured: Callable[[], list[dict[str, Any]]],
+) -> None:
+    token = request_id_var.set("from-context")
+    try:
+        log_request({**REQUEST, "request_id": ""})
+    finally:
+        request_id_var.reset(token)
+    log_request({**REQUEST, "request_id": None})
+    first, second = configured()
+    assert first["request_id"] == "from-context" and "request_id" not in second
+
+
+def test_no_request_line_is_written_above_info(configured: Callable[[], list[dict[str, Any]]]) -> None:
+    logging.getLogger().setLevel(logging.WARNING)  # as LOG_LEVEL=warning sets it
+    log_request(REQUEST)
+    logging.getLogger("ai_router").warning("still written")
+    assert [line["message"] for line in configured()] == ["still written"]
+
+
+def test_where_logging_is_not_configured_here_the_request_line_goes_through_logging(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(logs, "_stderr", None)
+    with caplog.at_level(logging.INFO, logger="ai_router.request"):
+        log_request(REQUEST)
+    [record] = caplog.records
+    assert record.name == "ai_router.request" and record.getMessage() == "request"
+    assert record.__dict__[FIELDS] == REQUEST
+
+
+def test_a_forked_process_writes_request_lines_under_its_own_pid(
+    configured: Callable[[], list[dict[str, Any]]],
+) -> None:
+    child = os.fork()  # as gunicorn forks its workers after the master imported this module
+    if child == 0:
+        try:
+            log_request(REQUEST)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    log_request(REQUEST)
+    assert [line["pid"] for line in configured()] == [child, os.getpid()]
