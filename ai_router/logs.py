@@ -117,8 +117,9 @@ def log_request(fields: dict[str, Any]) -> None:
     """A request's own line (observe.py): what `request_log.info("request", extra={FIELDS:
     fields})` writes through JsonFormatter, which is what happens where configure_logging has
     not set up this process's logging. Where it has, the line is built without a LogRecord or
-    a formatter and sent in one write, under the handler's lock so that lines never interleave:
-    in a gunicorn worker that is about a ninth of a request's CPU less (docs/PERFORMANCE.md)."""
+    a formatter and sent in one write, under the handler's lock so that lines never interleave;
+    in a gunicorn worker the LogRecord and the formatter were most of the line's cost
+    (docs/PERFORMANCE.md)."""
     if not request_log.isEnabledFor(logging.INFO):
         return
     handler = _stderr
