@@ -123,7 +123,8 @@ def log_request(fields: dict[str, Any]) -> None:
     if not request_log.isEnabledFor(logging.INFO):
         return
     handler = _stderr
-    if handler is None:
+    descriptor = _descriptor(handler)
+    if handler is None or descriptor is None:
         request_log.info("request", extra={FIELDS: fields})
         return
     entry = _entry(time.time(), "info", request_log.name, _pid, "request")
@@ -134,13 +135,24 @@ def log_request(fields: dict[str, Any]) -> None:
     line = memoryview(_dumps(entry) + b"\n")
     handler.acquire()
     try:
-        descriptor = handler.stream.fileno()
         while line:
             line = line[os.write(descriptor, line):]
-    except (OSError, ValueError):
+    except OSError:
         pass  # stderr closed or gone: the line is lost, as logging would lose it; the request is not
     finally:
         handler.release()
+
+
+def _descriptor(handler: logging.StreamHandler | None) -> int | None:  # type: ignore[type-arg]
+    """The file descriptor under the handler's stream; None for a stream without one (an
+    in-memory stream, a test's capture), whose own write logging then uses."""
+    if handler is None:
+        return None
+    try:
+        descriptor: int = handler.stream.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+    return descriptor
 
 
 def configure_logging(stream: TextIO | None = None) -> None:

@@ -3,6 +3,7 @@ the request's own line (logs.log_request), the same object written without a Log
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
@@ -43,19 +44,25 @@ def test_the_request_id_comes_from_the_context_when_the_fields_have_none() -> No
 
 
 @pytest.fixture
-def configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """This process's logging set up by configure_logging onto a file; the lines written to it.
-    The root logger's handlers and level are put back afterwards."""
+def fresh_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """configure_logging may be called: the root logger's handlers and level, and what logs
+    keeps of them, are put back afterwards."""
     root = logging.getLogger()
     level = root.level
     monkeypatch.delenv("LOG_LEVEL", raising=False)
     monkeypatch.setattr(root, "handlers", [])
     monkeypatch.setattr(logs, "_stderr", None)
+    yield
+    root.setLevel(level)
+
+
+@pytest.fixture
+def configured(fresh_logging: None, tmp_path: Path) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """This process's logging set up by configure_logging onto a file; the lines written to it."""
     path = tmp_path / "stderr.log"
     with path.open("w") as stream:
         configure_logging(stream)
         yield lambda: [orjson.loads(text) for text in path.read_text().splitlines()]
-    root.setLevel(level)
 
 
 REQUEST = {"request_id": "r-9", "key": None, "surface": "openai", "status": "ok", "latency_ms": 1.25, "cost_usd": 1.08e-05}
@@ -123,3 +130,11 @@ def test_a_forked_process_writes_request_lines_under_its_own_pid(
     os.waitpid(child, 0)
     log_request(REQUEST)
     assert [line["pid"] for line in configured()] == [child, os.getpid()]
+
+
+def test_a_stream_without_a_file_descriptor_gets_the_request_line_through_logging(fresh_logging: None) -> None:
+    stream = io.StringIO()  # as pytest's capture of sys.stderr: no fileno()
+    configure_logging(stream)
+    log_request(REQUEST)
+    [line] = [orjson.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["message"] == "request" and line["request_id"] == "r-9"
