@@ -189,13 +189,8 @@ class PeerBench(Bench):
             ROUTER_CORE,
         )
         config = self._write_router_config(ports["http"], run.free_port(), "router-config.yaml")
-        router_env = {
-            "CONFIG_PATH": str(config), "WEB_CONCURRENCY": "1",
-            "OPENAI_API_KEY": "sk-bench-openai", "ANTHROPIC_API_KEY": "sk-bench-anthropic",
-            "OPENAI_BASE_URL": f"{upstream_url}/v1", "ANTHROPIC_BASE_URL": upstream_url,
-        }
-        unset = ("HOST", "HTTP_PORT", "GRPC_PORT", "GUNICORN_CONF", "REPLICA_NAME", "LOG_LEVEL")
-        http = start("router-http", [python, "-m", "ai_router.cli", "http"], ROUTER_CORE, router_env, unset=unset)
+        router_env = run.router_environment(config, upstream_url)
+        http = start("router-http", [python, "-m", "ai_router.cli", "http"], ROUTER_CORE, router_env, unset=run.ROUTER_UNSET)
         floor_conf = self.workdir / "flask-floor.conf.py"
         floor_conf.write_text("")
         flask = start(

@@ -112,6 +112,23 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+# The caller's own overrides of the router's address or settings must not leak into its processes.
+ROUTER_UNSET = ("HOST", "HTTP_PORT", "GRPC_PORT", "GUNICORN_CONF", "REPLICA_NAME", "LOG_LEVEL")
+
+
+def router_environment(config: Path, upstream_url: str) -> dict[str, str]:
+    """A bench router's environment: its config, one gunicorn worker, both families' keys and
+    the static upstream as both families' base URL."""
+    return {
+        "CONFIG_PATH": str(config),
+        "WEB_CONCURRENCY": "1",
+        "OPENAI_API_KEY": "sk-bench-openai",
+        "ANTHROPIC_API_KEY": "sk-bench-anthropic",
+        "OPENAI_BASE_URL": f"{upstream_url}/v1",
+        "ANTHROPIC_BASE_URL": upstream_url,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -391,17 +408,9 @@ class Bench:
             ROUTER_CORE,
         )
         config = self._write_router_config(ports["http"], ports["grpc"], "router-config.yaml")
-        router_env = {
-            "CONFIG_PATH": str(config),
-            "WEB_CONCURRENCY": "1",
-            "OPENAI_API_KEY": "sk-bench-openai",
-            "ANTHROPIC_API_KEY": "sk-bench-anthropic",
-            "OPENAI_BASE_URL": f"{upstream_url}/v1",
-            "ANTHROPIC_BASE_URL": upstream_url,
-        }
+        router_env = router_environment(config, upstream_url)
         cli = [python, "-m", "ai_router.cli"]
-        # The caller's own overrides of the router's address or settings must not leak in.
-        unset = ("HOST", "HTTP_PORT", "GRPC_PORT", "GUNICORN_CONF", "REPLICA_NAME", "LOG_LEVEL")
+        unset = ROUTER_UNSET
         http = self.fleet.start("router-http", [*cli, "http"], ROUTER_CORE, router_env, unset=unset)
         # Each gRPC process serves Prometheus metrics on its own free port (the default, 9464,
         # would clash with the second process, or with anything else on the machine).

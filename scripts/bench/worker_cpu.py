@@ -9,11 +9,10 @@ Flask relay's, in about a minute; and the router again under other settings, to 
 
 one_request.py calls the apps in process, one request after another; this asks the real servers
 (one gevent worker each, the router's worker class for both) over loopback with wrk at a fixed
-concurrency, and reads each worker's CPU time from /proc. The two disagree: in the worker the
-router's own work costs about twice what it costs in process (docs/PERFORMANCE.md, 2026-12-05,
-night). The rounds interleave the targets, so a machine's drift falls on all of them alike;
-compare the ratios, not the figures across runs. Servers on core 0, the upstream and wrk on
-core 1, as in run.py.
+concurrency, and reads each worker's CPU time from /proc. The two disagree (docs/PERFORMANCE.md,
+2026-12-05, afternoon). The rounds interleave the targets, so a machine's drift falls on all of
+them alike; compare the ratios, not the figures across runs. Servers on core 0, the upstream and
+wrk on core 1, as in run.py.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,13 +36,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from run import (  # noqa: E402
-    CLK_TCK, FLASK_FLOOR, LOAD_CORE, NO_PROXY, PROMPT, ROUTER_CORE, UNARY_TOKENS, Fleet,
-    children_of, free_port, proc_ticks, table,
+    CLK_TCK, FLASK_FLOOR, LOAD_CORE, NO_PROXY, PROMPT, ROUTER_CORE, ROUTER_UNSET, UNARY_TOKENS,
+    Fleet, children_of, free_port, proc_ticks, router_environment, table,
 )  # fmt: skip
-
-ROUTER_KEYS = {"OPENAI_API_KEY": "sk-bench-openai", "ANTHROPIC_API_KEY": "sk-bench-anthropic"}
-# The caller's own overrides of the router's address or settings must not leak in (as run.py).
-UNSET = ("HOST", "HTTP_PORT", "GRPC_PORT", "GUNICORN_CONF", "REPLICA_NAME", "LOG_LEVEL")
 
 
 @dataclass(frozen=True)
@@ -124,6 +120,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="ai-router-worker-cpu-"))
     fleet = Fleet(workdir)
     python = sys.executable
+    finished = False
     try:
         upstream_port = free_port()
         upstream_url = f"http://127.0.0.1:{upstream_port}"
@@ -163,11 +160,8 @@ def main() -> int:
                 "providers": {"openai": {"default_model": "gpt-4o-mini", **provider},
                               "anthropic": {"default_model": "claude-3-5-haiku-20241022", **provider}},
             }))  # fmt: skip
-            env = {
-                "CONFIG_PATH": str(config), "WEB_CONCURRENCY": "1", **ROUTER_KEYS,
-                "OPENAI_BASE_URL": f"{upstream_url}/v1", "ANTHROPIC_BASE_URL": upstream_url, **overrides,
-            }  # fmt: skip
-            router = fleet.start(name, [python, "-m", "ai_router.cli", "http"], ROUTER_CORE, env, unset=UNSET)
+            env = {**router_environment(config, upstream_url), **overrides}
+            router = fleet.start(name, [python, "-m", "ai_router.cli", "http"], ROUTER_CORE, env, unset=ROUTER_UNSET)
             fleet.wait_for_port(router, http_port)
             worker = worker_of(router.popen.pid)
             targets.append(Target(f"{name} /v1/chat/completions", http_port, worker, "/v1/chat/completions", body_files["chat"]))
@@ -182,8 +176,13 @@ def main() -> int:
             for target in targets:
                 fleet.check_alive()
                 figures[target.label].append(cpu_per_request(target, args.seconds, args.concurrency, workdir))
+        finished = True
     finally:
         fleet.stop_all()
+        if finished:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"worker_cpu: logs kept in {workdir}", file=sys.stderr)
 
     relay = figures[FLASK_FLOOR]
     rows = []
