@@ -73,7 +73,8 @@ bench-full: install
 
 # make bench-worker: CPU per request inside the gunicorn worker, the router's beside the bare Flask
 # relay's, in about a minute; BENCH_WORKER_ARGS adds variants of the router's environment
-# (e.g. --variant quiet-log:LOG_LEVEL=warning). scripts/bench/worker_cpu.py.
+# (e.g. --variant quiet-log:LOG_LEVEL=warning) or another commit's router beside this one's
+# (--baseline HEAD~1, from a git worktree). scripts/bench/worker_cpu.py.
 BENCH_WORKER_ARGS ?= --variant quiet-log:LOG_LEVEL=warning
 
 .PHONY: bench-worker

@@ -167,6 +167,7 @@ class Fleet:
         env: dict[str, str] | None = None,
         stop_signal: int = signal.SIGTERM,
         unset: tuple[str, ...] = (),
+        cwd: Path = REPO,
     ) -> Child:
         log = self.workdir / f"{name}.log"
         environment = {k: v for k, v in os.environ.items() if k not in unset}
@@ -174,7 +175,7 @@ class Fleet:
         with log.open("wb") as out:
             popen = subprocess.Popen(
                 ["taskset", "-c", core, *argv],  # taskset execs argv: the PID is the server's
-                cwd=REPO,
+                cwd=cwd,
                 env=environment,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -3,9 +3,10 @@
 Flask relay's, in about a minute; and the router again under other settings, to weigh a change.
 
     .venv/bin/python scripts/bench/worker_cpu.py [--rounds 3] [--seconds 4] [--concurrency 8]
-        [--variant NAME:VAR=VALUE[,VAR=VALUE...]]...
+        [--variant NAME:VAR=VALUE[,VAR=VALUE...]]... [--baseline COMMIT]
 
     e.g.  --variant quiet-log:LOG_LEVEL=warning   (the router with no per-request log line)
+          --baseline HEAD~2                       (the router as it was two commits ago)
 
 one_request.py calls the apps in process, one request after another; this asks the real servers
 (one gevent worker each, the router's worker class for both) over loopback with wrk at a fixed
@@ -36,8 +37,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from run import (  # noqa: E402
-    CLK_TCK, FLASK_FLOOR, LOAD_CORE, NO_PROXY, PROMPT, ROUTER_CORE, ROUTER_UNSET, UNARY_TOKENS,
-    Fleet, children_of, free_port, proc_ticks, router_environment, table,
+    CLK_TCK, FLASK_FLOOR, LOAD_CORE, NO_PROXY, PROMPT, REPO, ROUTER_CORE, ROUTER_UNSET,
+    UNARY_TOKENS, Fleet, children_of, free_port, proc_ticks, router_environment, table,
 )  # fmt: skip
 
 
@@ -57,6 +58,14 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     if not name or not env:
         raise argparse.ArgumentTypeError(f"expected NAME:VAR=VALUE[,VAR=VALUE...], got {text!r}")
     return name, env
+
+
+def check_out(commit: str, path: Path) -> None:
+    """`commit`'s tree at `path` (a detached git worktree), with this checkout's generated
+    protobuf modules, which git does not hold."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(path), commit], check=True)
+    for generated in (REPO / "ai_router" / "_generated").glob("*_pb2*"):
+        shutil.copy2(generated, path / "ai_router" / "_generated")
 
 
 def wait_until_answered(target: Target) -> None:
@@ -115,13 +124,18 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--variant", type=parse_variant, action="append", default=[],
                         help="the router again with these environment variables")  # fmt: skip
+    parser.add_argument("--baseline", metavar="COMMIT",
+                        help="the router of this commit too, run from a worktree of it (the same run weighs a change)")  # fmt: skip
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="ai-router-worker-cpu-"))
     fleet = Fleet(workdir)
     python = sys.executable
     finished = False
+    baseline = workdir / "baseline"
     try:
+        if args.baseline:
+            check_out(args.baseline, baseline)
         upstream_port = free_port()
         upstream_url = f"http://127.0.0.1:{upstream_port}"
         upstream = fleet.start("upstream", [python, str(HERE / "upstream.py"), "--port", str(upstream_port)], LOAD_CORE)
@@ -151,9 +165,15 @@ def main() -> int:
         fleet.wait_for_port(floor, floor_port)
         targets.append(Target(FLASK_FLOOR, floor_port, worker_of(floor.popen.pid), "/v1/chat/completions", body_files["relay"]))
 
-        for name, overrides in [("router", {}), *args.variant]:
+        # Each router runs from its checkout: gunicorn and `python -m` put the working directory
+        # first on sys.path, ahead of the venv's editable install of this one.
+        routers: list[tuple[str, dict[str, str], Path]] = [("router", {}, REPO)]
+        routers += [(name, overrides, REPO) for name, overrides in args.variant]
+        if args.baseline:
+            routers.append((f"baseline {args.baseline}", {}, baseline))
+        for name, overrides, checkout in routers:
             http_port = free_port()
-            config = workdir / f"{name}.yaml"
+            config = workdir / f"{name.replace(' ', '-')}.yaml"
             provider = {"default_max_tokens": UNARY_TOKENS, "timeout": 120, "max_retries": 0}
             config.write_text(yaml.safe_dump({
                 "server": {"host": "127.0.0.1", "http_port": http_port, "grpc_port": free_port()},
@@ -161,7 +181,8 @@ def main() -> int:
                               "anthropic": {"default_model": "claude-3-5-haiku-20241022", **provider}},
             }))  # fmt: skip
             env = {**router_environment(config, upstream_url), **overrides}
-            router = fleet.start(name, [python, "-m", "ai_router.cli", "http"], ROUTER_CORE, env, unset=ROUTER_UNSET)
+            router = fleet.start(name.replace(" ", "-"), [python, "-m", "ai_router.cli", "http"], ROUTER_CORE, env,
+                                 unset=ROUTER_UNSET, cwd=checkout)  # fmt: skip
             fleet.wait_for_port(router, http_port)
             worker = worker_of(router.popen.pid)
             targets.append(Target(f"{name} /v1/chat/completions", http_port, worker, "/v1/chat/completions", body_files["chat"]))
@@ -179,6 +200,8 @@ def main() -> int:
         finished = True
     finally:
         fleet.stop_all()
+        if baseline.exists():
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=False)
         if finished:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
