@@ -9,11 +9,11 @@ import textwrap
 import time
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ai_router.config import settings_from_mapping
-from ai_router.metrics import FLUSH_SECONDS, Metrics
+from ai_router.metrics import FLUSH_SECONDS, LATENCY_BUCKETS, Metrics, observe_all
 from ai_router.types import Usage
 
 PROVIDERS = {"providers": {"openai": {"default_model": "gpt-4o-mini"}}}
@@ -42,6 +42,24 @@ def test_reading_the_registry_writes_the_pending_requests_first() -> None:
     assert sample("ai_router_request_duration_seconds_count", latency) == 4
     assert sample("ai_router_request_duration_seconds_bucket", {**latency, "le": "0.025"}) == 4
     assert sample("ai_router_request_duration_seconds_bucket", {**latency, "le": "0.01"}) == 0
+
+
+def test_a_batch_of_latencies_reads_as_the_same_observations_made_one_by_one() -> None:
+    # On a bound, between bounds, past the last (+Inf), zero, and one bucket more than once.
+    latencies = [0.005, 0.0051, 0.3, 0.3, 301.0, 0.0, 2.5, 119.9]
+    one_by_one, batched = CollectorRegistry(), CollectorRegistry()
+    each = Histogram("seconds", "", ["surface"], buckets=LATENCY_BUCKETS, registry=one_by_one)
+    for seconds in latencies:
+        each.labels("openai").observe(seconds)
+    together = Histogram("seconds", "", ["surface"], buckets=LATENCY_BUCKETS, registry=batched)
+    observe_all(together.labels("openai"), latencies)
+
+    def samples(registry: CollectorRegistry) -> list[bytes]:  # all but when each was made
+        return [line for line in generate_latest(registry).splitlines() if b"_created" not in line]
+
+    assert samples(batched) == samples(one_by_one)
+    assert b'seconds_bucket{le="+Inf",surface="openai"} 8.0' in samples(batched)
+    assert b'seconds_bucket{le="0.005",surface="openai"} 2.0' in samples(batched)
 
 
 def test_requests_in_flight_are_the_sum_of_their_beginnings_and_ends() -> None:
