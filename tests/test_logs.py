@@ -16,7 +16,9 @@ import orjson
 import pytest
 
 from ai_router import logs
-from ai_router.logs import FIELDS, JsonFormatter, configure_logging, log_request, request_id_var
+from ai_router.logs import (
+    FIELDS, JsonFormatter, configure_logging, log_request, new_request_id, request_id_var,
+)  # fmt: skip
 
 
 def line(extra: dict[str, object]) -> dict[str, object]:
@@ -138,3 +140,26 @@ def test_a_stream_without_a_file_descriptor_gets_the_request_line_through_loggin
     log_request(REQUEST)
     [line] = [orjson.loads(text) for text in stream.getvalue().splitlines()]
     assert line["message"] == "request" and line["request_id"] == "r-9"
+
+
+def test_request_ids_are_32_hex_digits_and_never_repeat() -> None:
+    ids = [new_request_id() for _ in range(2000)]  # past several reads of the generator
+    assert all(len(id_) == 32 and int(id_, 16) >= 0 and id_ == id_.lower() for id_ in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_forked_process_makes_ids_of_its_own() -> None:
+    new_request_id()  # the parent has ids made ahead
+    reader, writer = os.pipe()
+    child = os.fork()  # as gunicorn forks its workers
+    if child == 0:
+        try:
+            os.write(writer, " ".join(new_request_id() for _ in range(300)).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        childs = set(pipe.read().split())
+    os.waitpid(child, 0)
+    parents = {new_request_id() for _ in range(300)}
+    assert len(childs) == 300 and not childs & parents
