@@ -57,6 +57,9 @@ from support import (
 )
 
 from ai_router._generated import ai_router_pb2 as pb
+from ai_router.access.gate import Gate, Meter
+from ai_router.config import settings_from_mapping
+from ai_router.types import Usage
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
 
 STANDARD = {"input": 500_000.0, "output": 2_000_000.0}  # $0.5 / $2 per token
@@ -615,6 +618,16 @@ def test_a_relayed_openai_stream_without_include_usage_is_billed_for_its_output(
     print(f"\nrelayed openai stream, max_tokens={max_tokens}, no include_usage: billed "
           f"${billed:.6f} (the real answer: 2 in, 6 out = ${cost(2, 6, METERED):.6f})")
     assert cost(0, 1, METERED) <= billed < cost(0, 50, METERED), billed
+
+
+def test_a_request_is_settled_once_however_many_times_its_end_is_reported() -> None:
+    # Only the first report of a request's end books its usage; any later one books nothing.
+    gate = Gate(settings_from_mapping({"providers": {"openai": {"default_model": "gpt-4o-mini"}}}, {}))
+    meter = Meter(gate, None, None)
+    usage = Usage(1000, 1000)
+    first = meter.settle("openai", "gpt-4o-mini", usage)
+    assert first == gate.cost("openai", "gpt-4o-mini", usage) > 0
+    assert meter.settle("openai", "gpt-4o-mini", usage) == 0.0
 
 
 def test_a_key_without_any_limit_still_accumulates_its_spend(

@@ -29,15 +29,16 @@ class Meter:
         self.key = key
         self._gate = gate
         self._reservation = reservation
-        self._settled = False
-        self._lock = threading.Lock()
+        # Taken by the first settle: list.pop is atomic, so two threads never both take it,
+        # without a lock made for every request (under gevent, a Python-level one).
+        self._unsettled = [True]
 
     def settle(self, provider: str, model: str, usage: Usage | None) -> float:
         """Book the real usage (None: nothing was generated); returns its cost in USD."""
-        with self._lock:
-            if self._settled:
-                return 0.0
-            self._settled = True
+        try:
+            self._unsettled.pop()
+        except IndexError:
+            return 0.0
         cost = self._gate.cost(provider, model, usage) if usage else 0.0
         if self._reservation is not None:
             self._gate.settle(self._reservation, usage.total_tokens if usage else 0, cost)
