@@ -129,11 +129,27 @@ def router_environment(config: Path, upstream_url: str) -> dict[str, str]:
     }
 
 
+# A port is picked here and bound later by the server started with it. Picked by bind(0), it came
+# from the kernel's ephemeral range, where every outgoing connection takes its local port and a
+# later pick may return it again: a gRPC process's metrics port was once taken before it bound.
+# So the bench hands out, in turn, ports just below the range the test suite's slices take.
+def _bench_ports() -> range:
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return range(ephemeral_low - 6000, ephemeral_low - 4000)
+
+
+_unpicked_ports = iter(_bench_ports())
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    for port in _unpicked_ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"the bench's ports {_bench_ports()} are all handed out")
 
 
 def port_open(port: int) -> bool:
