@@ -162,3 +162,18 @@ def test_grpc_counts_calls_in_flight_and_refusals_as_http_does(served: Served) -
     assert "retry-after" in dict(refused.trailing_metadata() or ())
     assert served.sample("ai_router_overload_refusals_total", surface="grpc") == 1
     assert served.sample("ai_router_in_flight_requests", surface="grpc") == 0
+
+
+def test_methods_the_server_does_not_have_stay_unimplemented_however_often_they_are_asked(
+    served: Served,
+) -> None:
+    # The interceptor keeps a scoped handler for each method of ours; a name it does not serve,
+    # inside the service or out, is answered by grpc each time and keeps nothing.
+    for method in ("/ai_router.AIRouter/NoSuchMethod", "/other.Service/RouteRequest"):
+        call = served.channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        for _ in range(3):
+            assert rpc_error(lambda: call(b"", timeout=5)).code() == grpc.StatusCode.UNIMPLEMENTED
+
+    for _ in range(2):
+        reply = served.stub.RouteRequest(pb.AIRequest(provider="openai", prompt="hi"), timeout=5)
+        assert reply.content == "hello"

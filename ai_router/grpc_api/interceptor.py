@@ -46,11 +46,22 @@ class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
         self._routers = routers
         self._limit = limit
         self._replica = replica
+        # One scoped handler per method of ours, built on its first call: building it is a
+        # few closures and a namedtuple, paid on every call otherwise.
+        self._scoped: dict[str, Any] = {}
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        method: str = details.method
+        scoped = self._scoped.get(method)
+        if scoped is not None:
+            return scoped
         handler = continuation(details)
-        if handler is None or not details.method.startswith(self._prefix):
-            return handler  # health checks and reflection are not scoped
+        if handler is None or not method.startswith(self._prefix):
+            return handler  # health checks, reflection and unknown methods: not scoped, not kept
+        scoped = self._scoped[method] = self._scoped_handler(handler)
+        return scoped
+
+    def _scoped_handler(self, handler: Any) -> Any:
         # The request's bytes reach the scope, which deserializes them: a malformed message is
         # then the client's INVALID_ARGUMENT, where grpc's own deserializing would answer INTERNAL.
         deserialize = handler.request_deserializer
