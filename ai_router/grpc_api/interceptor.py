@@ -80,11 +80,12 @@ class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
     def _unary(self, behaviour: Unary, deserialize: Deserialize) -> Unary:
         def scoped(raw: bytes, context: grpc.ServicerContext) -> Any:
             request = _parsed(raw, deserialize)
-            scope, metadata = self._open(request, context)
+            headers = _Headers(context)
+            scope, metadata = self._open(request, headers, context)
             try:
                 if isinstance(request, RouterError):
                     raise request
-                scope.admit(lambda: _presented(context))
+                scope.admit(lambda: presented_key(headers.authorization, headers.api_key))
                 response = behaviour(request, context)
             except Exception as error:
                 _fail(scope, context, error, metadata)
@@ -102,14 +103,15 @@ class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
     def _streaming(self, behaviour: Streaming, deserialize: Deserialize) -> Streaming:
         def scoped(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
             request = _parsed(raw, deserialize)
-            scope, metadata = self._open(request, context)
+            headers = _Headers(context)
+            scope, metadata = self._open(request, headers, context)
             scope.record.streamed = True
             status = "cancelled"  # unless the stream ends one way or the other
             responses: Iterator[Any] | None = None
             try:
                 if isinstance(request, RouterError):
                     raise request
-                scope.admit(lambda: _presented(context))
+                scope.admit(lambda: presented_key(headers.authorization, headers.api_key))
                 responses = behaviour(request, context)
                 for index, response in enumerate(responses):
                     if index == 0:
@@ -132,9 +134,9 @@ class ScopeInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc sh
         return scoped
 
     def _open(
-        self, request: Any, context: grpc.ServicerContext
+        self, request: Any, headers: _Headers, context: grpc.ServicerContext
     ) -> tuple[RequestScope, Metadata]:
-        given = _metadata_value(context, REQUEST_ID_KEY) or getattr(request, "request_id", "")
+        given = headers.request_id or getattr(request, "request_id", "")
         request_id = request_id_of(given)
         router, release = self._routers.hold()
         try:
@@ -158,17 +160,22 @@ def _parsed(raw: bytes, deserialize: Deserialize | None) -> Any:
         return InvalidRequest(f"the request is not a valid message of this method: {error}")
 
 
-def _presented(context: grpc.ServicerContext) -> str | None:
-    return presented_key(
-        _metadata_value(context, "authorization"), _metadata_value(context, "x-api-key")
-    )
+class _Headers:
+    """The invocation metadata the scope reads, found in one pass: each key's first value."""
 
+    __slots__ = ("request_id", "authorization", "api_key")
 
-def _metadata_value(context: grpc.ServicerContext, key: str) -> str:
-    for name, value in context.invocation_metadata():
-        if name == key and value:
-            return str(value)
-    return ""
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self.request_id = self.authorization = self.api_key = ""
+        for name, value in context.invocation_metadata():
+            if not value:
+                continue
+            if name == REQUEST_ID_KEY and not self.request_id:
+                self.request_id = str(value)
+            elif name == "authorization" and not self.authorization:
+                self.authorization = str(value)
+            elif name == "x-api-key" and not self.api_key:
+                self.api_key = str(value)
 
 
 def _with_cost(metadata: Metadata, scope: RequestScope) -> Metadata:
