@@ -26,6 +26,7 @@ import sys
 import threading
 import urllib.request
 from base64 import b64encode
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -154,17 +155,49 @@ _blocking_socket: Any = get_original("socket", "socket")
 _blocking_getaddrinfo: Any = get_original("socket", "getaddrinfo")
 
 
+class _NeverWaits:
+    """The pool's semaphore for threads: its size (POOL_SIZE) is past any number of threads, so
+    a thread never waits on it, and the standard library's (a Condition) cost 1 µs a call."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+class _IdleSockets:
+    """The pool's idle connections for threads, last in first out: a deque's append and pop
+    are atomic, where queue.LifoQueue takes two Conditions a call. Another thread taking the
+    last one between `empty` and `get` is the Empty the pool handles (it connects anew)."""
+
+    def __init__(self) -> None:
+        self._sockets: deque[Any] = deque()
+
+    def empty(self) -> bool:
+        return not self._sockets
+
+    def get(self, block: bool = False) -> Any:
+        try:
+            return self._sockets.pop()
+        except IndexError:
+            raise queue.Empty from None
+
+    def put(self, sock: Any) -> None:
+        self._sockets.append(sock)
+
+
 class _ThreadedPool(_LivenessByPoll, ConnectionPool):
-    """geventhttpclient's pool, made for threads: thread-safe (the standard library's semaphore
-    and queue for gevent's), with plain blocking sockets, names resolved in the calling thread,
+    """geventhttpclient's pool, made for threads: thread-safe (structures of the standard
+    library's for gevent's), with plain blocking sockets, names resolved in the calling thread,
     and TLS by the standard library's ssl. The connect timeout is the calling thread's own, set
     before each get_socket (calls on several threads may have different ones)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._calls = threading.local()
         super().__init__(*args, **kwargs)
-        self._semaphore = threading.BoundedSemaphore(self.size)
-        self._socket_queue: queue.LifoQueue[Any] = queue.LifoQueue(self.size)
+        self._semaphore = _NeverWaits()
+        self._socket_queue = _IdleSockets()
 
     @property
     def connection_timeout(self) -> float:
