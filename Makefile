@@ -82,6 +82,15 @@ bench-worker: install
 	@$(BENCH_TOOLS)
 	$(PY) scripts/bench/worker_cpu.py $(BENCH_WORKER_ARGS)
 
+# make bench-grpc-unary: the gRPC unary call's CPU and overhead, the router's beside the bare
+# grpcio relay's, one call at a time, in about a minute; BENCH_GRPC_UNARY_ARGS as for bench-worker
+# (variants, --baseline COMMIT). scripts/bench/grpc_unary_cpu.py.
+BENCH_GRPC_UNARY_ARGS ?= --variant quiet-log:LOG_LEVEL=warning
+
+.PHONY: bench-grpc-unary
+bench-grpc-unary: install
+	$(PY) scripts/bench/grpc_unary_cpu.py $(BENCH_GRPC_UNARY_ARGS)
+
 # make bench-grpc-streams: 2,000 streams held by one `ai-router grpc` process against a slow
 # upstream, RSS per stream, threads, refusals at and below the limit (scripts/bench/grpc_streams.py).
 .PHONY: bench-grpc-streams
