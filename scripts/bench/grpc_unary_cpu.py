@@ -21,9 +21,7 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,17 +30,15 @@ from functools import partial
 from pathlib import Path
 
 import grpc
-import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
 from run import (  # noqa: E402
-    CLK_TCK, LOAD_CORE, PROMPT, REPO, ROUTER_CORE, ROUTER_UNSET, UNARY_TOKENS, Fleet, free_port,
-    proc_ticks, router_environment, table,
+    CLK_TCK, LOAD_CORE, PROMPT, ROUTER_CORE, ROUTER_UNSET, UNARY_TOKENS, free_port, proc_ticks, table,
 )  # fmt: skip
-from worker_cpu import check_out, parse_variant  # noqa: E402
+from side_by_side import add_router_arguments, fleet_in, router_env, router_runs  # noqa: E402
 
 from ai_router._generated import ai_router_pb2 as pb  # noqa: E402
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc  # noqa: E402
@@ -67,21 +63,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3, help="per target and round")
-    parser.add_argument("--variant", type=parse_variant, action="append", default=[],
-                        help="the router again with these environment variables")  # fmt: skip
-    parser.add_argument("--baseline", metavar="COMMIT",
-                        help="the router of this commit too, run from a worktree of it")  # fmt: skip
+    add_router_arguments(parser)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="ai-router-grpc-unary-"))
-    fleet = Fleet(workdir)
     python = sys.executable
-    baseline = workdir / "baseline"
     channels: list[grpc.Channel] = []
-    finished = False
-    try:
-        if args.baseline:
-            check_out(args.baseline, baseline)
+    with fleet_in(workdir, "grpc_unary_cpu") as fleet:
         upstream_port = free_port()
         upstream_url = f"http://127.0.0.1:{upstream_port}"
         upstream = fleet.start("upstream", [python, str(HERE / "upstream.py"), "--port", str(upstream_port)], LOAD_CORE)
@@ -96,25 +84,14 @@ def main() -> int:
         )  # fmt: skip
         fleet.wait_for_port(floor, floor_port)
         servers[FLOOR] = (floor_port, floor.popen.pid)
-        # Each router runs from its checkout: `python -m` puts the working directory first on sys.path.
-        routers: list[tuple[str, dict[str, str], Path]] = [("router", {}, REPO)]
-        routers += [(name, overrides, REPO) for name, overrides in args.variant]
-        if args.baseline:
-            routers.append((f"baseline {args.baseline}", {}, baseline))
-        for name, overrides, checkout in routers:
+        for run in router_runs(args, workdir):
             grpc_port = free_port()
-            config = workdir / f"{name.replace(' ', '-')}.yaml"
-            provider = {"default_max_tokens": UNARY_TOKENS, "timeout": 120, "max_retries": 0}
-            config.write_text(yaml.safe_dump({
-                "server": {"host": "127.0.0.1", "http_port": free_port(), "grpc_port": grpc_port, "grpc_max_workers": 64},
-                "providers": {"openai": {"default_model": "gpt-4o-mini", **provider},
-                              "anthropic": {"default_model": "claude-3-5-haiku-20241022", **provider}},
-            }))  # fmt: skip
-            env = {**router_environment(config, upstream_url), "GRPC_METRICS_PORT": str(free_port()), **overrides}
-            router = fleet.start(name.replace(" ", "-"), [python, "-m", "ai_router.cli", "grpc"], ROUTER_CORE, env,
-                                 unset=ROUTER_UNSET, cwd=checkout)  # fmt: skip
+            env = router_env(run, workdir, upstream_url, {"grpc_port": grpc_port, "grpc_max_workers": 64})
+            env["GRPC_METRICS_PORT"] = str(free_port())
+            router = fleet.start(run.name.replace(" ", "-"), [python, "-m", "ai_router.cli", "grpc"], ROUTER_CORE, env,
+                                 unset=ROUTER_UNSET, cwd=run.checkout)  # fmt: skip
             fleet.wait_for_port(router, grpc_port)
-            servers[name] = (grpc_port, router.popen.pid)
+            servers[run.name] = (grpc_port, router.popen.pid)
 
         os.sched_setaffinity(0, {int(LOAD_CORE)})
         request = pb.AIRequest(provider="openai", model="gpt-4o-mini", prompt=PROMPT, max_tokens=UNARY_TOKENS)
@@ -139,17 +116,8 @@ def main() -> int:
                 fleet.check_alive()
                 figures[label].append(timed(call, args.seconds, pid))
         direct.close()
-        finished = True
-    finally:
         for channel in channels:
             channel.close()
-        fleet.stop_all()
-        if baseline.exists():
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=False)
-        if finished:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"grpc_unary_cpu: logs kept in {workdir}", file=sys.stderr)
 
     direct_p50 = [p50 for _, p50 in figures.pop("direct")]
     floor_over = [p50 - d for (_, p50), d in zip(figures[FLOOR], direct_p50)]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,15 +30,14 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from run import (  # noqa: E402
-    CLK_TCK, FLASK_FLOOR, LOAD_CORE, NO_PROXY, PROMPT, REPO, ROUTER_CORE, ROUTER_UNSET,
-    UNARY_TOKENS, Fleet, children_of, free_port, proc_ticks, router_environment, table,
+    CLK_TCK, FLASK_FLOOR, LOAD_CORE, NO_PROXY, PROMPT, ROUTER_CORE, ROUTER_UNSET, UNARY_TOKENS,
+    children_of, free_port, proc_ticks, table,
 )  # fmt: skip
+from side_by_side import add_router_arguments, fleet_in, router_env, router_runs  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -49,23 +47,6 @@ class Target:
     worker: int  # the one gunicorn worker's PID
     path: str
     body: Path
-
-
-def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """`name:VAR=VALUE,VAR=VALUE` as the variant's name and its environment."""
-    name, _, assignments = text.partition(":")
-    env = dict(item.split("=", 1) for item in assignments.split(",") if item)
-    if not name or not env:
-        raise argparse.ArgumentTypeError(f"expected NAME:VAR=VALUE[,VAR=VALUE...], got {text!r}")
-    return name, env
-
-
-def check_out(commit: str, path: Path) -> None:
-    """`commit`'s tree at `path` (a detached git worktree), with this checkout's generated
-    protobuf modules, which git does not hold."""
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(path), commit], check=True)
-    for generated in (REPO / "ai_router" / "_generated").glob("*_pb2*"):
-        shutil.copy2(generated, path / "ai_router" / "_generated")
 
 
 def wait_until_answered(target: Target) -> None:
@@ -122,20 +103,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=4, help="per target and round")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--variant", type=parse_variant, action="append", default=[],
-                        help="the router again with these environment variables")  # fmt: skip
-    parser.add_argument("--baseline", metavar="COMMIT",
-                        help="the router of this commit too, run from a worktree of it (the same run weighs a change)")  # fmt: skip
+    add_router_arguments(parser)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="ai-router-worker-cpu-"))
-    fleet = Fleet(workdir)
     python = sys.executable
-    finished = False
-    baseline = workdir / "baseline"
-    try:
-        if args.baseline:
-            check_out(args.baseline, baseline)
+    with fleet_in(workdir, "worker_cpu") as fleet:
         upstream_port = free_port()
         upstream_url = f"http://127.0.0.1:{upstream_port}"
         upstream = fleet.start("upstream", [python, str(HERE / "upstream.py"), "--port", str(upstream_port)], LOAD_CORE)
@@ -165,28 +138,15 @@ def main() -> int:
         fleet.wait_for_port(floor, floor_port)
         targets.append(Target(FLASK_FLOOR, floor_port, worker_of(floor.popen.pid), "/v1/chat/completions", body_files["relay"]))
 
-        # Each router runs from its checkout: gunicorn and `python -m` put the working directory
-        # first on sys.path, ahead of the venv's editable install of this one.
-        routers: list[tuple[str, dict[str, str], Path]] = [("router", {}, REPO)]
-        routers += [(name, overrides, REPO) for name, overrides in args.variant]
-        if args.baseline:
-            routers.append((f"baseline {args.baseline}", {}, baseline))
-        for name, overrides, checkout in routers:
+        for run in router_runs(args, workdir):
             http_port = free_port()
-            config = workdir / f"{name.replace(' ', '-')}.yaml"
-            provider = {"default_max_tokens": UNARY_TOKENS, "timeout": 120, "max_retries": 0}
-            config.write_text(yaml.safe_dump({
-                "server": {"host": "127.0.0.1", "http_port": http_port, "grpc_port": free_port()},
-                "providers": {"openai": {"default_model": "gpt-4o-mini", **provider},
-                              "anthropic": {"default_model": "claude-3-5-haiku-20241022", **provider}},
-            }))  # fmt: skip
-            env = {**router_environment(config, upstream_url), **overrides}
-            router = fleet.start(name.replace(" ", "-"), [python, "-m", "ai_router.cli", "http"], ROUTER_CORE, env,
-                                 unset=ROUTER_UNSET, cwd=checkout)  # fmt: skip
+            env = router_env(run, workdir, upstream_url, {"http_port": http_port})
+            router = fleet.start(run.name.replace(" ", "-"), [python, "-m", "ai_router.cli", "http"], ROUTER_CORE, env,
+                                 unset=ROUTER_UNSET, cwd=run.checkout)  # fmt: skip
             fleet.wait_for_port(router, http_port)
             worker = worker_of(router.popen.pid)
-            targets.append(Target(f"{name} /v1/chat/completions", http_port, worker, "/v1/chat/completions", body_files["chat"]))
-            if name == "router":
+            targets.append(Target(f"{run.name} /v1/chat/completions", http_port, worker, "/v1/chat/completions", body_files["chat"]))
+            if run.name == "router":
                 targets.append(Target("router /generate", http_port, worker, "/generate", body_files["generate"]))
 
         for target in targets:  # warm-up: imports, pools, the first connections
@@ -197,15 +157,6 @@ def main() -> int:
             for target in targets:
                 fleet.check_alive()
                 figures[target.label].append(cpu_per_request(target, args.seconds, args.concurrency, workdir))
-        finished = True
-    finally:
-        fleet.stop_all()
-        if baseline.exists():
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=False)
-        if finished:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"worker_cpu: logs kept in {workdir}", file=sys.stderr)
 
     relay = figures[FLASK_FLOOR]
     rows = []
