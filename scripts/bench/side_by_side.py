@@ -64,9 +64,13 @@ def router_env(run: RouterRun, workdir: Path, upstream_url: str, server: dict[st
     """The environment of `run`'s router: a config with `server`'s settings and both families
     on the static upstream, and the variant's variables."""
     config = workdir / f"{run.name.replace(' ', '-')}.yaml"
+    settings = {"host": "127.0.0.1", **server}
+    for port in ("http_port", "grpc_port"):  # the one the tool does not ask still needs a port
+        if port not in settings:
+            settings[port] = free_port()
     provider = {"default_max_tokens": UNARY_TOKENS, "timeout": 120, "max_retries": 0}
     config.write_text(yaml.safe_dump({
-        "server": {"host": "127.0.0.1", "http_port": free_port(), "grpc_port": free_port(), **server},
+        "server": settings,
         "providers": {"openai": {"default_model": "gpt-4o-mini", **provider},
                       "anthropic": {"default_model": "claude-3-5-haiku-20241022", **provider}},
     }))  # fmt: skip
