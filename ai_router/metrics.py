@@ -9,21 +9,18 @@ under `ai-router serve` the gRPC server writes its values there too (cli.py). `a
 run alone is one process, and serves its own registry on a port of its own.
 
 What every request reports (its count, latency, tokens and cost, and the requests in flight) is
-kept in memory and written out in batches: every FLUSH_SECONDS by one thread of the process (a
-greenlet under gevent), and before any scrape the process answers itself. Each write of a value
+kept in memory and written out in batches: every BATCH_SECONDS by the process's batch thread
+(batches.py), and before any scrape the process answers itself. Each write of a value
 in multiprocess mode takes a lock and writes a file mapping; a request made eight, and they were
 a sixth of the router's own work per request (docs/PERFORMANCE.md). A scrape answered by another
-worker may so miss the last FLUSH_SECONDS of this one's requests, never more.
+worker may so miss the last BATCH_SECONDS of this one's requests, never more.
 """
 
 from __future__ import annotations
 
-import atexit
 import bisect
-import logging
 import os
 import threading
-import time
 import weakref
 from collections import deque
 from typing import Any, NamedTuple
@@ -32,15 +29,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess
 from prometheus_client.metrics import MetricWrapperBase
 
+from ai_router import batches
 from ai_router.config import Settings
 from ai_router.types import Usage
-
-log = logging.getLogger(__name__)
 
 OTHER = "other"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-FLUSH_SECONDS = 0.1
 
 
 class _Finished(NamedTuple):
@@ -98,7 +93,7 @@ class Metrics:
         self.registry.register(_FlushFirst(self))
         self._pending: deque[_Finished | _InFlight] = deque()  # appends and pops are atomic
         self._flushing = threading.Lock()
-        _flusher.watch(self)
+        batches.watch(self)
         self._providers: set[str] = set()
         self._aliases: set[str] = set()
         self._models: set[str] = set()
@@ -224,13 +219,13 @@ class Metrics:
             surface, alias, provider_name, model_name, status, latency, time_to_first_token,
             usage, key, cost_usd,
         ))  # fmt: skip
-        _flusher.start()
+        batches.started()
 
     def count_in_flight(self, surface: str, change: int) -> None:
         """A request of `surface` began (+1) or ended (-1). Written out with the next batch,
-        where the two of a request shorter than FLUSH_SECONDS cancel out."""
+        where the two of a request shorter than BATCH_SECONDS cancel out."""
         self._pending.append(_InFlight(surface, change))
-        _flusher.start()
+        batches.started()
 
     def flush(self) -> None:
         """Write out what is pending: the requests of one series added up, one write per
@@ -316,59 +311,3 @@ class _FlushFirst:
         if metrics is not None:
             metrics.flush()
         return []
-
-
-class _Flusher:
-    """The one thread of a process that writes every Metrics' batch each FLUSH_SECONDS. It
-    starts with the first batch (so after gunicorn forks, under gevent's patching), and again in
-    a forked child, which has no thread but the one that forked."""
-
-    def __init__(self) -> None:
-        self._every: weakref.WeakSet[Metrics] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._started = False
-
-    def watch(self, metrics: Metrics) -> None:
-        with self._lock:
-            self._every.add(metrics)
-
-    def start(self) -> None:
-        if self._started:
-            return
-        with self._lock:
-            if not self._started:
-                self._started = True
-                threading.Thread(target=self._run, name="metrics-flush", daemon=True).start()
-
-    def flush_all(self) -> None:
-        with self._lock:
-            every = list(self._every)
-        for metrics in every:
-            metrics.flush()
-
-    def forked(self) -> None:
-        self._lock = threading.Lock()
-        self._started = False
-        for metrics in self._every:
-            metrics.forked()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            try:
-                self.flush_all()
-            except Exception:  # a metrics file gone: logged, and the next batch tried
-                log.exception("writing the metrics failed")
-
-
-_flusher = _Flusher()
-os.register_at_fork(after_in_child=_flusher.forked)
-
-
-def flush_all() -> None:
-    """Write every Metrics' batch in this process now: at its exit, or for a test that measures
-    what stays once a batch is written."""
-    _flusher.flush_all()
-
-
-atexit.register(flush_all)

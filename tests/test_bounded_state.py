@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from ai_router.access.pricing import MAX_UNPRICED_WARNINGS, PriceTable
 from ai_router.config import settings_from_mapping
 from ai_router.http_api.app import create_app
-from ai_router.metrics import flush_all
+from ai_router.batches import flush_all
 from ai_router.providers.fake_transport import FakeAnswer, FakeRequest, FakeUpstream
 from ai_router.router import Router, build_providers
 from ai_router.types import Usage
@@ -119,7 +119,7 @@ def kept_per_name(send: Callable[[int, int], None]) -> float:
     gc.collect()
     tracemalloc.start()
     try:
-        flush_all()  # a batch of metrics (metrics.py) holds its requests for at most FLUSH_SECONDS
+        flush_all()  # a batch (batches.py) holds its requests for at most BATCH_SECONDS
         before = tracemalloc.take_snapshot().filter_traces(KEPT_BY_THE_ROUTER)
         for n in range(NAMES):
             send(n, WARM_UP + n)

@@ -27,7 +27,7 @@ from support import (
 
 from ai_router._generated import ai_router_pb2 as pb
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc
-from ai_router.metrics import FLUSH_SECONDS
+from ai_router.batches import BATCH_SECONDS
 
 ALIASES = {"smart": {"targets": [{"model": "openai/gpt-4o", "max_retries": 0}, "anthropic/claude-3-opus"]}}
 
@@ -119,9 +119,9 @@ def samples(url: str, name: str, **labels: str) -> float:
 
 def moved_by(url: str, name: str, before: float, expected: float, **labels: str) -> float:
     """How far `name` moved from `before`, once it reached `expected`: each worker writes its
-    requests' metrics within FLUSH_SECONDS, and a scrape is answered by one of them."""
+    requests' metrics within BATCH_SECONDS, and a scrape is answered by one of them."""
     wait_until(
-        lambda: samples(url, name, **labels) - before >= expected, FLUSH_SECONDS + 5, f"{name} at +{expected:g}"
+        lambda: samples(url, name, **labels) - before >= expected, BATCH_SECONDS + 5, f"{name} at +{expected:g}"
     )
     return samples(url, name, **labels) - before
 

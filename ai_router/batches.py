@@ -1,0 +1,89 @@
+"""The one thread of a process that writes out what requests leave to be written in batches
+(their metrics, metrics.py), every BATCH_SECONDS and at the process's exit.
+
+A request only appends what it reports to a queue; the writing is done for many requests at
+once, off the request (docs/PERFORMANCE.md). The thread (a greenlet under gevent) starts with
+the first batch, so after gunicorn forks, under gevent's patching; a forked child starts its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+BATCH_SECONDS = 0.1
+
+
+class Batched(Protocol):
+    def flush(self) -> None:
+        """Write out what is pending."""
+
+    def forked(self) -> None:
+        """In a forked child: drop what is pending, which is the parent's to write."""
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self._every: weakref.WeakSet[Batched] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def watch(self, batched: Batched) -> None:
+        with self._lock:
+            self._every.add(batched)
+
+    def start(self) -> None:
+        if self._started:
+            return
+        with self._lock:
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._run, name="batches", daemon=True).start()
+
+    def flush_all(self) -> None:
+        with self._lock:
+            every = list(self._every)
+        for batched in every:
+            try:
+                batched.flush()
+            except Exception:  # a metrics file gone, stderr closed: logged, the others written
+                log.exception("writing a batch failed")
+
+    def forked(self) -> None:
+        self._lock = threading.Lock()
+        self._started = False
+        for batched in self._every:
+            batched.forked()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(BATCH_SECONDS)
+            self.flush_all()
+
+
+_writer = _Writer()
+os.register_at_fork(after_in_child=_writer.forked)
+atexit.register(_writer.flush_all)
+
+
+def watch(batched: Batched) -> None:
+    """Have `batched` written out with every batch of this process (held weakly)."""
+    _writer.watch(batched)
+
+
+def started() -> None:
+    """Something is pending: make sure the thread that writes it runs. Cheap once it does."""
+    _writer.start()
+
+
+def flush_all() -> None:
+    """Write everything pending in this process now: at its exit, or for a test that reads
+    what a batch writes."""
+    _writer.flush_all()
