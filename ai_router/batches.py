@@ -1,5 +1,6 @@
 """The one thread of a process that writes out what requests leave to be written in batches
-(their metrics, metrics.py), every BATCH_SECONDS and at the process's exit.
+(their metrics, metrics.py, and their log lines, logs.py), every BATCH_SECONDS and at the
+process's exit.
 
 A request only appends what it reports to a queue; the writing is done for many requests at
 once, off the request (docs/PERFORMANCE.md). The thread (a greenlet under gevent) starts with

@@ -19,6 +19,8 @@ from typing import Any, TextIO
 
 import orjson
 
+from ai_router import batches
+
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
 # `extra={FIELDS: {...}}`: the line's fields as one dict, for a line with many (the request's
@@ -132,31 +134,77 @@ os.register_at_fork(after_in_child=_forked)
 def log_request(fields: dict[str, Any]) -> None:
     """A request's own line (observe.py): what `request_log.info("request", extra={FIELDS:
     fields})` writes through JsonFormatter, which is what happens where configure_logging has
-    not set up this process's logging. Where it has, the line is built without a LogRecord or
-    a formatter and sent in one write, under the handler's lock so that lines never interleave;
-    in a gunicorn worker the LogRecord and the formatter were most of the line's cost
-    (docs/PERFORMANCE.md)."""
+    not set up this process's logging. Where it has, the line waits for the process's next batch
+    (batches.py), which builds the lines without LogRecords or a formatter and writes them in
+    one write, under the handler's lock so that they never interleave with other lines. Stamped
+    with the time the request finished, as the line written at once would be."""
     if not request_log.isEnabledFor(logging.INFO):
         return
     handler = _stderr
-    descriptor = _descriptor(handler)
-    if handler is None or descriptor is None:
+    if handler is None or _descriptor(handler) is None:
         request_log.info("request", extra={FIELDS: fields})
         return
-    entry = _entry(time.time(), "info", request_log.name, _pid, "request")
-    request_id = fields.get("request_id") or request_id_var.get()
-    if request_id:
-        entry["request_id"] = request_id
-    _spread(entry, fields, request_id)
-    line = memoryview(_dumps(entry) + b"\n")
+    _request_lines.add(handler, time.time(), fields.get("request_id") or request_id_var.get(), fields)
+
+
+# Lines beyond this many wait for no batch: the request that adds one writes them all, so that
+# a batch thread starved of time never holds more than this in memory.
+MAX_PENDING_LINES = 4096
+
+
+class _RequestLines:
+    """Request lines waiting to be written: each with its handler, time, request id and fields.
+    A deque: appends and pops are atomic, so lines are neither lost nor written twice when two
+    threads write at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._pending: deque[tuple[logging.StreamHandler, float, str, dict[str, Any]]] = deque()  # type: ignore[type-arg]
+
+    def add(
+        self, handler: logging.StreamHandler, created: float, request_id: str, fields: dict[str, Any]  # type: ignore[type-arg]
+    ) -> None:
+        self._pending.append((handler, created, request_id, fields))
+        if len(self._pending) >= self._limit:
+            self.flush()
+        else:
+            batches.started()
+
+    def flush(self) -> None:
+        lines: dict[logging.StreamHandler, list[bytes]] = {}  # type: ignore[type-arg]
+        pending = self._pending
+        while pending:
+            handler, created, request_id, fields = pending.popleft()
+            entry = _entry(created, "info", request_log.name, _pid, "request")
+            if request_id:
+                entry["request_id"] = request_id
+            _spread(entry, fields, request_id)
+            lines.setdefault(handler, []).append(_dumps(entry))
+        for handler, written in lines.items():
+            _write(handler, b"\n".join(written) + b"\n")
+
+    def forked(self) -> None:
+        self._pending.clear()
+
+
+def _write(handler: logging.StreamHandler, text: bytes) -> None:  # type: ignore[type-arg]
+    """`text` to the file under `handler`'s stream, in one write unless it is long."""
+    descriptor = _descriptor(handler)
+    if descriptor is None:
+        return  # the stream was closed since: the lines are lost, as logging would lose them
+    remaining = memoryview(text)
     handler.acquire()
     try:
-        while line:
-            line = line[os.write(descriptor, line):]
+        while remaining:
+            remaining = remaining[os.write(descriptor, remaining):]
     except OSError:
-        pass  # stderr closed or gone: the line is lost, as logging would lose it; the request is not
+        pass  # stderr closed or gone: the lines are lost, as logging would lose them; no request is
     finally:
         handler.release()
+
+
+_request_lines = _RequestLines(MAX_PENDING_LINES)
+batches.watch(_request_lines)
 
 
 def _descriptor(handler: logging.StreamHandler | None) -> int | None:  # type: ignore[type-arg]
@@ -175,6 +223,7 @@ def configure_logging(stream: TextIO | None = None) -> None:
     """Every log line of this process as JSON to `stream` (stderr unless given)."""
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     global _stderr
+    _request_lines.flush()  # into the stream they were logged for
     handler = _stderr = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

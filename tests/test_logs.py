@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -15,10 +18,12 @@ from typing import Any
 import orjson
 import pytest
 
-from ai_router import logs
+from ai_router import batches, logs
+from ai_router.batches import BATCH_SECONDS
 from ai_router.logs import (
     FIELDS, JsonFormatter, configure_logging, log_request, new_request_id, request_id_var,
 )  # fmt: skip
+from support import wait_until
 
 
 def line(extra: dict[str, object]) -> dict[str, object]:
@@ -60,11 +65,21 @@ def fresh_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def configured(fresh_logging: None, tmp_path: Path) -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """This process's logging set up by configure_logging onto a file; the lines written to it."""
+    """This process's logging set up by configure_logging onto a file; the lines written to it,
+    once the lines waiting for a batch are written."""
     path = tmp_path / "stderr.log"
     with path.open("w") as stream:
         configure_logging(stream)
-        yield lambda: [orjson.loads(text) for text in path.read_text().splitlines()]
+
+        def written() -> list[dict[str, Any]]:
+            batches.flush_all()
+            return lines_of(path)
+
+        yield written
+
+
+def lines_of(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(text) for text in path.read_text().splitlines()]
 
 
 REQUEST = {"request_id": "r-9", "key": None, "surface": "openai", "status": "ok", "latency_ms": 1.25, "cost_usd": 1.08e-05}
@@ -120,18 +135,69 @@ def test_where_logging_is_not_configured_here_the_request_line_goes_through_logg
     assert record.__dict__[FIELDS] == REQUEST
 
 
-def test_a_forked_process_writes_request_lines_under_its_own_pid(
+def test_a_forked_process_writes_request_lines_under_its_own_pid_and_leaves_its_parents_to_it(
     configured: Callable[[], list[dict[str, Any]]],
 ) -> None:
+    log_request({**REQUEST, "request_id": "parent's, before the fork"})  # waiting for a batch
     child = os.fork()  # as gunicorn forks its workers after the master imported this module
     if child == 0:
         try:
-            log_request(REQUEST)
+            log_request({**REQUEST, "request_id": "child's"})
+            batches.flush_all()
         finally:
             os._exit(0)
     os.waitpid(child, 0)
-    log_request(REQUEST)
-    assert [line["pid"] for line in configured()] == [child, os.getpid()]
+    log_request({**REQUEST, "request_id": "parent's"})
+    assert [(line["request_id"], line["pid"]) for line in configured()] == [
+        ("child's", child), ("parent's, before the fork", os.getpid()), ("parent's", os.getpid())
+    ]
+
+
+def test_request_lines_are_written_by_the_batch_thread_within_a_batch(tmp_path: Path) -> None:
+    """Nothing here writes the batch: the process's batch thread does, every BATCH_SECONDS."""
+    path = tmp_path / "stderr.log"
+    script = textwrap.dedent(f"""
+        import sys
+        from ai_router.logs import configure_logging, log_request
+        configure_logging(open({str(path)!r}, "w"))
+        log_request({REQUEST!r})
+        print("logged", flush=True)
+        sys.stdin.read()  # until the test is done
+    """)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "logged\n"
+        wait_until(lambda: len(lines_of(path)) == 1, BATCH_SECONDS + 5, "the request line")
+        assert lines_of(path)[0]["request_id"] == "r-9"
+    finally:
+        process.communicate("", timeout=10)
+
+
+def test_request_lines_still_waiting_are_written_when_the_process_exits(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        from ai_router.logs import configure_logging, log_request
+        configure_logging()  # onto stderr
+        log_request({REQUEST!r})
+    """)
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert [orjson.loads(text)["request_id"] for text in finished.stderr.splitlines()] == ["r-9"]
+
+
+def test_beyond_its_limit_of_waiting_lines_the_request_that_adds_one_writes_them_all(
+    configured: Callable[[], list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    waiting = logs._RequestLines(limit=3)  # not watched by the batch thread, unlike the process's
+    handler = logs._stderr
+    assert handler is not None
+    for number in range(1, 3):
+        waiting.add(handler, time.time(), f"r-{number}", REQUEST)
+    assert lines_of(tmp_path / "stderr.log") == []
+    waiting.add(handler, time.time(), "r-3", REQUEST)
+    assert [line["request_id"] for line in lines_of(tmp_path / "stderr.log")] == ["r-1", "r-2", "r-3"]
 
 
 def test_a_stream_without_a_file_descriptor_gets_the_request_line_through_logging(fresh_logging: None) -> None:
