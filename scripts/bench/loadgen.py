@@ -9,12 +9,14 @@ the upstream, nginx and gunicorn, so its own cost is small and the same for ever
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # the bench forks wrk; keep grpc out of it
 
@@ -23,11 +25,32 @@ import grpc  # noqa: E402
 from ai_router._generated import ai_router_pb2 as pb  # noqa: E402
 from ai_router._generated import ai_router_pb2_grpc as pb_grpc  # noqa: E402
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 TOKEN_MARK = b"Tk"  # every token the bench upstream sends is "Tk "
 
 
 class HttpError(Exception):
     pass
+
+
+def collector_paused(load: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """`load` run with no cyclic garbage collection in this process: with the open loop's
+    thousands of tasks alive, a full collection stalled the reading of answers mid-run, and the
+    stall was counted as the server's latency (docs/PERFORMANCE.md, 2026-12-06). Reference
+    counting still frees nearly everything; what cycles leave is collected afterwards."""
+
+    @functools.wraps(load)
+    async def paused(*args: P.args, **kwargs: P.kwargs) -> T:
+        gc.collect()
+        gc.disable()
+        try:
+            return await load(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -133,6 +156,7 @@ class HttpConnection:
         return HttpResult(status, ttft or total, total, keep_alive)
 
 
+@collector_paused
 async def http_sequential(
     host: str, port: int, path: str, body: bytes, seconds: float, max_requests: int, close: bool
 ) -> dict[str, Any]:
@@ -190,6 +214,7 @@ async def keepalive_probe(host: str, port: int, path: str, body: bytes, count: i
         connection.close()
 
 
+@collector_paused
 async def http_load(
     host: str, port: int, path: str, body: bytes, concurrency: int, seconds: float
 ) -> dict[str, Any]:
@@ -228,6 +253,7 @@ async def http_load(
     }
 
 
+@collector_paused
 async def http_open_loop(
     host: str, port: int, path: str, body: bytes, rate: float, seconds: float, max_connections: int = 1024
 ) -> dict[str, Any]:
@@ -301,6 +327,7 @@ async def http_open_loop(
     }
 
 
+@collector_paused
 async def grpc_load(
     target: str, request: Any, stream: bool, concurrency: int, seconds: float
 ) -> dict[str, Any]:
