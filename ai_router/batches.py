@@ -1,6 +1,6 @@
 """The one thread of a process that writes out what requests leave to be written in batches
-(their metrics, metrics.py, and their log lines, logs.py), every BATCH_SECONDS and at the
-process's exit.
+(their reports, observe.py, which make their metrics, metrics.py, and their log lines, logs.py),
+every BATCH_SECONDS and at the process's exit.
 
 A request only appends what it reports to a queue; the writing is done for many requests at
 once, off the request (docs/PERFORMANCE.md). The thread (a greenlet under gevent) starts with
@@ -32,13 +32,16 @@ class Batched(Protocol):
 
 class _Writer:
     def __init__(self) -> None:
-        self._every: weakref.WeakSet[Batched] = weakref.WeakSet()
+        # Two sets, written in turn: the first holds what feeds the others (a request's report
+        # makes its log line and metrics), so that one pass writes both.
+        self._feeding: weakref.WeakSet[Batched] = weakref.WeakSet()
+        self._fed: weakref.WeakSet[Batched] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._started = False
 
-    def watch(self, batched: Batched) -> None:
+    def watch(self, batched: Batched, feeds_others: bool) -> None:
         with self._lock:
-            self._every.add(batched)
+            (self._feeding if feeds_others else self._fed).add(batched)
 
     def start(self) -> None:
         if self._started:
@@ -50,7 +53,7 @@ class _Writer:
 
     def flush_all(self) -> None:
         with self._lock:
-            every = list(self._every)
+            every = [*self._feeding, *self._fed]
         for batched in every:
             try:
                 batched.flush()
@@ -60,7 +63,7 @@ class _Writer:
     def forked(self) -> None:
         self._lock = threading.Lock()
         self._started = False
-        for batched in self._every:
+        for batched in [*self._feeding, *self._fed]:
             batched.forked()
 
     def _run(self) -> None:
@@ -74,9 +77,10 @@ os.register_at_fork(after_in_child=_writer.forked)
 atexit.register(_writer.flush_all)
 
 
-def watch(batched: Batched) -> None:
-    """Have `batched` written out with every batch of this process (held weakly)."""
-    _writer.watch(batched)
+def watch(batched: Batched, feeds_others: bool = False) -> None:
+    """Have `batched` written out with every batch of this process (held weakly); before the
+    others when writing it adds to them."""
+    _writer.watch(batched, feeds_others)
 
 
 def started() -> None:

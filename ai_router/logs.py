@@ -131,20 +131,22 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
-def log_request(fields: dict[str, Any]) -> None:
+def log_request(fields: dict[str, Any], at: float | None = None) -> None:
     """A request's own line (observe.py): what `request_log.info("request", extra={FIELDS:
     fields})` writes through JsonFormatter, which is what happens where configure_logging has
     not set up this process's logging. Where it has, the line waits for the process's next batch
     (batches.py), which builds the lines without LogRecords or a formatter and writes them in
     one write, under the handler's lock so that they never interleave with other lines. Stamped
-    with the time the request finished, as the line written at once would be."""
+    `at` (a time.time(); now if not given), when the request finished; the line written through
+    logging is stamped when it is written."""
     if not request_log.isEnabledFor(logging.INFO):
         return
     handler = _stderr
     if handler is None or _descriptor(handler) is None:
         request_log.info("request", extra={FIELDS: fields})
         return
-    _request_lines.add(handler, time.time(), fields.get("request_id") or request_id_var.get(), fields)
+    created = time.time() if at is None else at
+    _request_lines.add(handler, created, fields.get("request_id") or request_id_var.get(), fields)
 
 
 # Lines beyond this many wait for no batch: the request that adds one writes them all, so that

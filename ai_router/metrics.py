@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import os
 import threading
-import weakref
 from collections import deque
 from typing import Any, NamedTuple
 
@@ -90,7 +89,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         # First in the registry, so that reading it (the gRPC process's own port, a test) writes
         # what is pending before any value is read.
-        self.registry.register(_FlushFirst(self))
+        self.registry.register(_FlushFirst())
         self._pending: deque[_Finished | _InFlight] = deque()  # appends and pops are atomic
         self._flushing = threading.Lock()
         batches.watch(self)
@@ -272,7 +271,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text exposition: every worker's values when in multiprocess mode."""
-        self.flush()
+        batches.flush_all()  # this process's finished requests, then their metrics
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -297,17 +296,12 @@ def observe_all(histogram: Any, values: list[float]) -> None:
 
 
 class _FlushFirst:
-    """A collector that collects nothing: it writes its Metrics' pending batch when the
-    registry is read."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = weakref.ref(metrics)
+    """A collector that collects nothing: it writes the process's pending batches (its requests'
+    reports, then its Metrics' values) when the registry is read."""
 
     def describe(self) -> list[Any]:
         return []
 
     def collect(self) -> list[Any]:
-        metrics = self._metrics()
-        if metrics is not None:
-            metrics.flush()
+        batches.flush_all()
         return []

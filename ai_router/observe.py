@@ -1,5 +1,6 @@
-"""One record per request, reported once when the request ends: one JSON log line, the
-Prometheus metrics, the trace span's attributes and, when configured, the usage log.
+"""One record per request, reported once after the request ends: one JSON log line, the
+Prometheus metrics, the trace span's end and, when configured, the usage log. Reported with the
+process's next batch (batches.py), many requests at a time, rather than by each request itself.
 
 The request scope (scope.py) opens the record; the core fills in its `account` (who answered,
 the attempts, the usage and the cost) as the call goes; the scope closes it with the status the
@@ -9,7 +10,9 @@ written meanwhile.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,10 +21,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, StatusCode
 
-from ai_router import tracing
+from ai_router import batches, tracing
 from ai_router.answers import Account
 from ai_router.logs import log_request, request_id_var
 from ai_router.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class RequestRecord:
     span: Span = field(init=False)
     status: str = field(default="", init=False)
     latency: float = field(default=0.0, init=False)
+    ended: float = field(default=0.0, init=False)  # wall-clock time, for the span and the line
     _finished: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -46,22 +52,28 @@ class RequestRecord:
         )
 
     def finish(self, status: str) -> None:
-        """Report the request, once: `status` is "ok" or the error type the client got."""
+        """The request is over: `status` is "ok" or the error type the client got. Reported
+        once, with the process's next batch (batches.py), off the request."""
         if self._finished:
             return
         self._finished = True
-        status = self.error or status
+        self.status = self.error or status
+        self.latency = time.monotonic() - self.account.started
+        self.ended = time.time()
+        _reports.add(self)
+
+    def report(self) -> None:
+        """The span's end, the metrics, the log line and the usage-log line of the finished
+        request, as of when it finished."""
         account = self.account
-        latency = time.monotonic() - account.started
-        self._end_span(status)
+        self._end_span(self.status)
         ttft = account.time_to_first_token if self.streamed else None
         self.metrics.observe_request(
-            self.surface, account.alias, account.provider, account.model, status, latency,
-            ttft, account.usage, account.key, account.cost_usd,
+            self.surface, account.alias, account.provider, account.model, self.status,
+            self.latency, ttft, account.usage, account.key, account.cost_usd,
         )  # fmt: skip
-        self.status, self.latency = status, latency
         usage_record = self.usage_record()
-        log_request(usage_record)
+        log_request(usage_record, at=self.ended)
         if self.sink is not None:
             self.sink(usage_record)
 
@@ -103,7 +115,44 @@ class RequestRecord:
         self.span.set_attributes(attributes)
         if status != "ok":
             self.span.set_status(StatusCode.ERROR, status)
-        self.span.end()
+        self.span.end(end_time=int(self.ended * 1e9))
+
+
+# Records beyond this many wait for no batch: the request that finishes one reports them all,
+# so that a batch thread starved of time never holds more than this in memory.
+MAX_PENDING_REPORTS = 4096
+
+
+class _Reports:
+    """Finished records waiting to be reported. A deque: appends and pops are atomic, so two
+    threads writing a batch at once never report a record twice."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._pending: deque[RequestRecord] = deque()
+
+    def add(self, record: RequestRecord) -> None:
+        self._pending.append(record)
+        if len(self._pending) >= self._limit:
+            self.flush()
+        else:
+            batches.started()
+
+    def flush(self) -> None:
+        pending = self._pending
+        while pending:
+            record = pending.popleft()
+            try:
+                record.report()
+            except Exception:  # a usage log gone: the others are still reported
+                log.exception("reporting a request failed", extra={"request_id": record.request_id})
+
+    def forked(self) -> None:
+        self._pending.clear()  # the parent's to report
+
+
+_reports = _Reports(MAX_PENDING_REPORTS)
+batches.watch(_reports, feeds_others=True)
 
 
 def enter(record: RequestRecord) -> Callable[[], None]:

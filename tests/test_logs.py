@@ -104,6 +104,15 @@ def test_a_requests_line_is_what_the_formatter_writes_for_its_fields(
     assert written["request_id"] == "r-9" and written["cost_usd"] == 1.08e-05 and written["key"] is None
 
 
+def test_a_requests_line_is_stamped_when_the_request_finished_not_when_its_batch_is_written(
+    configured: Callable[[], list[dict[str, Any]]],
+) -> None:
+    finished = time.time() - 3600.25  # as a report made long after its request
+    log_request(REQUEST, at=finished)
+    [written] = configured()
+    assert written_at(written) == pytest.approx(finished, abs=0.001)
+
+
 def test_a_requests_line_takes_the_request_id_from_the_context_when_its_fields_have_none(
     configured: Callable[[], list[dict[str, Any]]],
 ) -> None:

@@ -36,6 +36,7 @@ from support import (
     start_process,
     wait_for_port,
     wait_for_worker,
+    wait_until,
 )
 
 EMBEDDING_MODEL = "openai/text-embedding-3-small"
@@ -348,6 +349,8 @@ def test_embeddings_are_spent_from_the_budget_and_counts_are_not(
         {"role": "user", "content": THREE_WORDS}])
 
     assert spent(keyed.url, "spender", ADMIN_KEY) == pytest.approx(3 * EMBEDDING_PRICE / 1e6)
+    # A request's usage record is written with the worker's next batch (batches.py).
+    wait_until(lambda: len(keyed.records("spender")) == 2, 5, "both usage records")
     records = {record["surface"]: record for record in keyed.records("spender")}
     assert records["embeddings"]["input_tokens"] == 3
     assert records["embeddings"]["output_tokens"] == 0
