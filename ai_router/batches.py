@@ -37,6 +37,10 @@ class _Writer:
         self._feeding: weakref.WeakSet[Batched] = weakref.WeakSet()
         self._fed: weakref.WeakSet[Batched] = weakref.WeakSet()
         self._lock = threading.Lock()
+        # One pass at a time: a pass that finds the queues empty while another is still writing
+        # what it took (a scrape, the exit) would otherwise return before that is written. A
+        # pass never waits on anything under gevent, so this never blocks a worker's greenlets.
+        self._writing = threading.Lock()
         self._started = False
 
     def watch(self, batched: Batched, feeds_others: bool) -> None:
@@ -47,21 +51,24 @@ class _Writer:
         if self._started:
             return
         with self._lock:
-            if not self._started:
-                self._started = True
-                threading.Thread(target=self._run, name="batches", daemon=True).start()
+            starting = not self._started
+            self._started = True
+        if starting:  # outside the lock: under gevent, starting a thread switches greenlets
+            threading.Thread(target=self._run, name="batches", daemon=True).start()
 
     def flush_all(self) -> None:
         with self._lock:
             every = [*self._feeding, *self._fed]
-        for batched in every:
-            try:
-                batched.flush()
-            except Exception:  # a metrics file gone, stderr closed: logged, the others written
-                log.exception("writing a batch failed")
+        with self._writing:
+            for batched in every:
+                try:
+                    batched.flush()
+                except Exception:  # a metrics file gone, stderr closed: logged, the others written
+                    log.exception("writing a batch failed")
 
     def forked(self) -> None:
         self._lock = threading.Lock()
+        self._writing = threading.Lock()
         self._started = False
         for batched in [*self._feeding, *self._fed]:
             batched.forked()

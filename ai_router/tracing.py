@@ -7,6 +7,7 @@ API's no-op tracer still costs time per span, on every request and attempt.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from typing import ContextManager
 
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
+
+from ai_router import batches
 
 TRACER_NAME = "ai_router"
 _exporting = False
@@ -31,9 +34,12 @@ def configure_tracing(service: str) -> None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     name = os.environ.get("OTEL_SERVICE_NAME", f"ai-router-{service}")
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    # Shut down by `shutdown` at exit, not by the SDK's own exit hook: the spans of requests still
+    # waiting to be reported (batches.py) must end first, or the closed processor drops them.
+    provider = TracerProvider(resource=Resource.create({"service.name": name}), shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    atexit.register(shutdown)
     _exporting = True
 
 
@@ -56,7 +62,13 @@ def current_span(name: str, attributes: Mapping[str, AttributeValue]) -> Context
 
 
 def shutdown() -> None:
-    """Flush spans still queued (on a graceful stop)."""
+    """End the spans of requests still waiting to be reported, then export every span still
+    queued (on a graceful stop, and at exit; once)."""
+    global _exporting
+    batches.flush_all()
+    if not _exporting:
+        return
+    _exporting = False
     provider = trace.get_tracer_provider()
     shutdown_provider = getattr(provider, "shutdown", None)
     if shutdown_provider is not None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -282,3 +286,25 @@ def test_spans_cover_the_request_and_each_attempt(
     ]
     assert sorted(targets) == ["anthropic/claude-3-opus", "openai/gpt-4o"]
     assert all(span.name == "ai_router.attempt" for span in attempts)
+
+
+def test_the_span_of_a_request_reported_at_exit_is_still_exported(collector: Collector) -> None:
+    """A request that finished just before its process exits is reported by the exit's batch
+    (batches.py): its span ends then, before the exporter shuts down, not after it."""
+    script = textwrap.dedent("""
+        from ai_router.config import settings_from_mapping
+        from ai_router.metrics import Metrics
+        from ai_router.observe import RequestRecord
+        from ai_router.tracing import configure_tracing
+        configure_tracing("test")
+        metrics = Metrics(settings_from_mapping({"providers": {"openai": {"default_model": "m"}}}, {}))
+        RequestRecord("openai", "reported-at-exit", metrics).finish("ok")
+    """)
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=30)
+
+    assert any(
+        span.name == "ai_router.request"
+        and any(a.key == "ai_router.request_id" and a.value.string_value == "reported-at-exit" for a in span.attributes)
+        for span in collector.spans
+    )
