@@ -15,11 +15,15 @@ import os
 import threading
 import time
 import weakref
-from typing import Protocol
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 BATCH_SECONDS = 0.1
+
+Item = TypeVar("Item")
 
 
 class Batched(Protocol):
@@ -28,6 +32,36 @@ class Batched(Protocol):
 
     def forked(self) -> None:
         """In a forked child: drop what is pending, which is the parent's to write."""
+
+
+class Queue(Generic[Item]):
+    """Items waiting for the process's next batch, which hands them to `write` together. A
+    deque: appends and pops are atomic, so no item is lost or written twice when two threads
+    write at once. Beyond `limit` waiting items the one that adds an item writes them all, so
+    that a batch thread starved of time never holds more than that in memory."""
+
+    def __init__(self, write: Callable[[list[Item]], None], limit: int) -> None:
+        self._write = write
+        self._limit = limit
+        self._pending: deque[Item] = deque()
+
+    def add(self, item: Item) -> None:
+        self._pending.append(item)
+        if len(self._pending) >= self._limit:
+            self.flush()
+        else:
+            started()
+
+    def flush(self) -> None:
+        pending = self._pending
+        items = []
+        while pending:
+            items.append(pending.popleft())
+        if items:
+            self._write(items)
+
+    def forked(self) -> None:
+        self._pending.clear()  # the parent's to write
 
 
 class _Writer:

@@ -146,47 +146,26 @@ def log_request(fields: dict[str, Any], at: float | None = None) -> None:
         request_log.info("request", extra={FIELDS: fields})
         return
     created = time.time() if at is None else at
-    _request_lines.add(handler, created, fields.get("request_id") or request_id_var.get(), fields)
+    _request_lines.add((handler, created, fields.get("request_id") or request_id_var.get(), fields))
 
 
-# Lines beyond this many wait for no batch: the request that adds one writes them all, so that
-# a batch thread starved of time never holds more than this in memory.
-MAX_PENDING_LINES = 4096
+MAX_PENDING_LINES = 4096  # batches.Queue's limit
+
+# A request line waiting for its batch: its handler, time, request id and fields.
+_Line = tuple[logging.StreamHandler, float, str, dict[str, Any]]  # type: ignore[type-arg]
 
 
-class _RequestLines:
-    """Request lines waiting to be written: each with its handler, time, request id and fields.
-    A deque: appends and pops are atomic, so lines are neither lost nor written twice when two
-    threads write at once."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._pending: deque[tuple[logging.StreamHandler, float, str, dict[str, Any]]] = deque()  # type: ignore[type-arg]
-
-    def add(
-        self, handler: logging.StreamHandler, created: float, request_id: str, fields: dict[str, Any]  # type: ignore[type-arg]
-    ) -> None:
-        self._pending.append((handler, created, request_id, fields))
-        if len(self._pending) >= self._limit:
-            self.flush()
-        else:
-            batches.started()
-
-    def flush(self) -> None:
-        lines: dict[logging.StreamHandler, list[bytes]] = {}  # type: ignore[type-arg]
-        pending = self._pending
-        while pending:
-            handler, created, request_id, fields = pending.popleft()
-            entry = _entry(created, "info", request_log.name, _pid, "request")
-            if request_id:
-                entry["request_id"] = request_id
-            _spread(entry, fields, request_id)
-            lines.setdefault(handler, []).append(_dumps(entry))
-        for handler, written in lines.items():
-            _write(handler, b"\n".join(written) + b"\n")
-
-    def forked(self) -> None:
-        self._pending.clear()
+def _write_lines(waiting: list[_Line]) -> None:
+    """A batch of request lines, in one write to each handler's stream."""
+    lines: dict[logging.StreamHandler, list[bytes]] = {}  # type: ignore[type-arg]
+    for handler, created, request_id, fields in waiting:
+        entry = _entry(created, "info", request_log.name, _pid, "request")
+        if request_id:
+            entry["request_id"] = request_id
+        _spread(entry, fields, request_id)
+        lines.setdefault(handler, []).append(_dumps(entry))
+    for handler, written in lines.items():
+        _write(handler, b"\n".join(written) + b"\n")
 
 
 def _write(handler: logging.StreamHandler, text: bytes) -> None:  # type: ignore[type-arg]
@@ -205,7 +184,7 @@ def _write(handler: logging.StreamHandler, text: bytes) -> None:  # type: ignore
         handler.release()
 
 
-_request_lines = _RequestLines(MAX_PENDING_LINES)
+_request_lines: batches.Queue[_Line] = batches.Queue(_write_lines, MAX_PENDING_LINES)
 batches.watch(_request_lines)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,40 +117,18 @@ class RequestRecord:
         self.span.end(end_time=int(self.ended * 1e9))
 
 
-# Records beyond this many wait for no batch: the request that finishes one reports them all,
-# so that a batch thread starved of time never holds more than this in memory.
-MAX_PENDING_REPORTS = 4096
+MAX_PENDING_REPORTS = 4096  # batches.Queue's limit
 
 
-class _Reports:
-    """Finished records waiting to be reported. A deque: appends and pops are atomic, so two
-    threads writing a batch at once never report a record twice."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._pending: deque[RequestRecord] = deque()
-
-    def add(self, record: RequestRecord) -> None:
-        self._pending.append(record)
-        if len(self._pending) >= self._limit:
-            self.flush()
-        else:
-            batches.started()
-
-    def flush(self) -> None:
-        pending = self._pending
-        while pending:
-            record = pending.popleft()
-            try:
-                record.report()
-            except Exception:  # a usage log gone: the others are still reported
-                log.exception("reporting a request failed", extra={"request_id": record.request_id})
-
-    def forked(self) -> None:
-        self._pending.clear()  # the parent's to report
+def _report_each(records: list[RequestRecord]) -> None:
+    for record in records:
+        try:
+            record.report()
+        except Exception:  # a usage log gone: the others are still reported
+            log.exception("reporting a request failed", extra={"request_id": record.request_id})
 
 
-_reports = _Reports(MAX_PENDING_REPORTS)
+_reports: batches.Queue[RequestRecord] = batches.Queue(_report_each, MAX_PENDING_REPORTS)
 batches.watch(_reports, feeds_others=True)
 
 

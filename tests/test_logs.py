@@ -201,13 +201,14 @@ def test_request_lines_still_waiting_are_written_when_the_process_exits(tmp_path
 def test_beyond_its_limit_of_waiting_lines_the_request_that_adds_one_writes_them_all(
     configured: Callable[[], list[dict[str, Any]]], tmp_path: Path
 ) -> None:
-    waiting = logs._RequestLines(limit=3)  # not watched by the batch thread, unlike the process's
+    # As the process's queue of lines, but with a limit of 3 and not watched by the batch thread.
+    waiting = batches.Queue(logs._write_lines, limit=3)
     handler = logs._stderr
     assert handler is not None
     for number in range(1, 3):
-        waiting.add(handler, time.time(), f"r-{number}", REQUEST)
+        waiting.add((handler, time.time(), f"r-{number}", REQUEST))
     assert lines_of(tmp_path / "stderr.log") == []
-    waiting.add(handler, time.time(), "r-3", REQUEST)
+    waiting.add((handler, time.time(), "r-3", REQUEST))
     assert [line["request_id"] for line in lines_of(tmp_path / "stderr.log")] == ["r-1", "r-2", "r-3"]
 
 

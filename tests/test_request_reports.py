@@ -55,7 +55,8 @@ def test_reading_the_metrics_reports_the_requests_finished_before() -> None:
 
 
 def test_beyond_its_limit_of_waiting_records_the_request_that_finishes_one_reports_them_all() -> None:
-    waiting = observe._Reports(limit=2)  # not watched by the batch thread, unlike the process's
+    # As the process's queue of reports, but with a limit of 2 and not watched by the batch thread.
+    waiting = batches.Queue(observe._report_each, limit=2)
     metrics, sink = Metrics(SETTINGS), Sink()
     first, second = record_into(metrics, sink, "r-1"), record_into(metrics, sink, "r-2")
 
@@ -66,7 +67,7 @@ def test_beyond_its_limit_of_waiting_records_the_request_that_finishes_one_repor
 
 
 def test_a_report_that_fails_is_logged_and_the_others_are_still_made(caplog: pytest.LogCaptureFixture) -> None:
-    waiting = observe._Reports(limit=100)
+    waiting = batches.Queue(observe._report_each, limit=100)
     metrics, sink = Metrics(SETTINGS), Sink()
 
     def gone(record: Mapping[str, object]) -> None:
