@@ -3,6 +3,7 @@ process itself, and seen by a scrape of another process within a batch's interva
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import textwrap
@@ -73,6 +74,15 @@ def test_requests_in_flight_are_the_sum_of_their_beginnings_and_ends() -> None:
     assert metrics.registry.get_sample_value("ai_router_in_flight_requests", {"surface": "grpc"}) == 0
 
 
+def counted(registry: CollectorRegistry, labels: dict[str, str]) -> float | None:
+    """The requests counted, or None while the other process is still creating its file:
+    prometheus_client's reader fails on a metrics file created and not yet sized."""
+    try:
+        return registry.get_sample_value("ai_router_requests_total", labels)
+    except struct.error:
+        return None
+
+
 def test_another_process_sees_a_request_within_a_batch_interval(tmp_path: Path) -> None:
     """A worker that serves one request and nothing else (no scrape of its own) writes it."""
     serving = subprocess.Popen(
@@ -95,7 +105,7 @@ def test_another_process_sees_a_request_within_a_batch_interval(tmp_path: Path) 
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
         labels = {"surface": "openai", "alias": "", "provider": "openai", "model": "gpt-4o-mini", "status": "ok"}
-        while registry.get_sample_value("ai_router_requests_total", labels) != 1:
+        while counted(registry, labels) != 1:
             assert time.monotonic() - served_at < BATCH_SECONDS + 2, "never written"
             time.sleep(BATCH_SECONDS / 10)
     finally:
