@@ -87,12 +87,16 @@ def deploy(simulator: Simulator, tmp_path: Path) -> Iterator[Deployment]:
         for index in range(REPLICAS):
             name = f"replica-{index}"
             http_port, grpc_port = free_port(), free_port()
+            # A replica killed outright cleans nothing up: its run directory goes with the test's.
+            temporary = tmp_path / f"{name}-tmp"
+            temporary.mkdir()
             replica_env = {
                 **env,
                 "REPLICA_NAME": name,
                 "HTTP_PORT": str(http_port),
                 "GRPC_PORT": str(grpc_port),
                 "WEB_CONCURRENCY": "1",
+                "TMPDIR": str(temporary),
             }
             process = start_process(name, ["serve"], replica_env, tmp_path, http_port)
             replicas.append(Replica(name, process, http_port, grpc_port))

@@ -22,6 +22,7 @@ import io  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import pstats  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -73,6 +74,7 @@ def main() -> int:
 
     port = free_port()
     upstream = subprocess.Popen([sys.executable, str(HERE / "upstream.py"), "--port", str(port)])
+    workdir = Path(tempfile.mkdtemp(prefix="ai-router-one-request-"))
     try:
         deadline = time.monotonic() + 20
         while not port_open(port):
@@ -80,7 +82,6 @@ def main() -> int:
                 raise RuntimeError("the static upstream did not start")
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
-        workdir = Path(tempfile.mkdtemp(prefix="ai-router-one-request-"))
         config = workdir / "config.yaml"
         provider = {"default_max_tokens": UNARY_TOKENS, "timeout": 120, "max_retries": 0}
         config.write_text(yaml.safe_dump({"providers": {
@@ -128,6 +129,7 @@ def main() -> int:
     finally:
         upstream.terminate()
         upstream.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
