@@ -226,9 +226,10 @@ class Metrics:
         self._pending.append(_InFlight(surface, change))
         batches.started()
 
-    def flush(self) -> None:
+    def flush(self, pause: batches.Pause = batches.no_pause) -> None:
         """Write out what is pending: the requests of one series added up, one write per
-        counter (a latency is still one observation each)."""
+        counter (a latency is still one observation each). Short whatever the number of
+        requests, so it never pauses."""
         with self._flushing:
             pending = self._pending
             in_flight: dict[str, int] = {}
