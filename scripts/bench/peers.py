@@ -170,6 +170,7 @@ class PeerBench(Bench):
         self.litellm, self.portkey = litellm, portkey
         self.targets: list[Target] = []
         self.tails: list[TailRun] = []
+        self.peer_children: list[run.Child] = []
 
     def start_servers(self) -> None:
         ports = self.ports
@@ -229,6 +230,7 @@ class PeerBench(Bench):
                             (litellm, "litellm"), (portkey, "portkey")):
             self.fleet.wait_for_port(child, ports[name], timeout=120)
         self._wait_http_ready(http, ports["http"])
+        self.peer_children = [litellm, portkey]
         self.groups = {
             "upstream": Group("upstream", upstream.popen.pid, with_children=False),
             "nginx": Group("nginx", nginx.popen.pid),
@@ -266,6 +268,15 @@ class PeerBench(Bench):
                     self.wrk("peers", target.key, self.url(target), target.body, concurrency, UNARY_TOKENS, target.group,
                              seconds=c1_seconds if concurrency == 1 else seconds, headers=target.headers)
             run.progress(f"peers, round {number} of {rounds}: done")
+
+    def stop_peers(self) -> None:
+        """Stop LiteLLM and Portkey once they are measured: idle, they still wake on the servers'
+        core (LiteLLM about 14 ms of CPU a second, Portkey bursts of 40 ms), which would stall
+        the router or the relay whose knee and tail are measured next."""
+        self.fleet.stop(self.peer_children)
+        for child in self.peer_children:
+            self.groups.pop(child.name)
+        self.peer_children = []
 
     def tail_at_rate(self, knees: dict[str, float]) -> None:
         """Open loop at half the knee and at the knee, each right after the direct call at the same rate."""
@@ -524,6 +535,7 @@ def main() -> int:
         knees: dict[str, float] = {}
         sweeps: list[str] = []
         if not args.skip_tail:
+            bench.stop_peers()
             bench.http_unary()
             report = run.Report(bench)
             for label, surface, target in ((FLASK_FLOOR, FLASK_FLOOR, "flask"),

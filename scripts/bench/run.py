@@ -224,20 +224,24 @@ class Fleet:
                     f"during the run:\n{tail(child.log)}"
                 )
 
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
+    def stop(self, children: list[Child]) -> None:
+        """Signal `children` in this order, wait for them (killed after 15 s), forget them."""
+        for child in children:
             if child.popen.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     child.popen.send_signal(child.stop_signal)
         deadline = time.monotonic() + 15
-        for child in reversed(self.children):
+        for child in children:
             try:
                 child.popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     child.popen.kill()
                 child.popen.wait()
-        self.children.clear()
+            self.children.remove(child)
+
+    def stop_all(self) -> None:
+        self.stop(list(reversed(self.children)))
 
 
 def tail(path: Path, lines: int = 15) -> str:
