@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from support import free_port, wait_until
 
 from ai_router.access.gate import check_state, open_store
 from ai_router.access.settings import StateSettings
+from ai_router.access.sqlite_file import SqliteFile
 from ai_router.access.store import Limits, QuotaStore
 from ai_router.config import Settings, settings_from_mapping
 from ai_router.errors import LimitReached, StateUnavailable
@@ -124,6 +127,37 @@ def test_a_sqlite_file_that_cannot_be_created_stops_the_start_saying_where(tmp_p
     message = str(refused.value)
     assert "unable to open database file" in message
     assert str(tmp_path / "missing-directory") in message and "STATE_PATH" in message
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_all_open_it(tmp_path: Path) -> None:
+    # A connection per thread stands for each process: SQLite locks the file for each connection
+    # alike. Switching a new file to WAL found it locked in about one open of 130.
+    openers = 8
+    for number in range(150):
+        path = str(tmp_path / f"state-{number}.db")
+        together = threading.Barrier(openers)
+        failures: list[str] = []
+
+        def open_and_write() -> None:
+            file = SqliteFile(path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+            together.wait()
+            try:
+                with file.transaction() as db:
+                    db.execute("INSERT INTO t VALUES (1)")
+            except StateUnavailable as error:
+                failures.append(str(error))
+            finally:
+                file.close()
+
+        threads = [threading.Thread(target=open_and_write) for _ in range(openers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT COUNT(*) FROM t").fetchone() == (openers,)
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_an_unreachable_redis_stops_the_start_without_its_password() -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from urllib.parse import quote
@@ -108,7 +109,8 @@ class SqliteFile:
             uri=True,
         )
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            if self.path != ":memory:":  # a database in memory has no WAL
+                _use_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(self._schema)
         except BaseException:
@@ -133,3 +135,24 @@ class SqliteFile:
             f"SQLite file {self.path}: {error} (the directory {directory} must be writable by "
             "the router's user; STATE_PATH or state.path moves the file)"
         )
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, which is the file's own: done once, by the first process. The
+    switch needs the file to itself and SQLite does not wait for that (its busy handler is not
+    run), so processes starting together on a new file (gunicorn's workers, the gRPC server)
+    saw "database is locked". Tried again until BUSY_TIMEOUT_SECONDS; done when any process
+    has switched it."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    pause = 0.001
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # or an extended code of it
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
