@@ -220,7 +220,7 @@ class RouterConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def write(self) -> Path:
-        config = {
+        config: dict[str, Any] = {
             "server": {
                 "host": "127.0.0.1",
                 "max_body_bytes": 64 * 1024,
@@ -244,6 +244,9 @@ class RouterConfig:
                 # An OpenAI-compatible provider whose key (SPARE_API_KEY) is never set.
                 "spare": {"type": "openai", "default_model": "spare-model"},
             },
+            # The test's own state file: the default is in the working directory, the
+            # repository's, which every test and run would then share.
+            "state": {"path": str(self.directory / "state.db")},
         }
         for section, values in self.overrides.items():
             config[section] = {**config.get(section, {}), **values}
