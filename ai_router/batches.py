@@ -73,11 +73,12 @@ class Queue(Generic[Item]):
         pending = self._pending
         left = len(pending)
         while left > 0:
+            size = min(left, self._slice)
             items: list[Item] = []
-            while pending and len(items) < min(left, self._slice):
+            while pending and len(items) < size:
                 items.append(pending.popleft())
             if not items:
-                return
+                return  # another thread wrote them
             left -= len(items)
             self._write(items)
             if left > 0:
