@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -27,6 +27,9 @@ from ai_router.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+# Takes the usage-log lines of several finished requests at once: one write for a batch.
+UsageSink = Callable[[Sequence[Mapping[str, object]]], None]
+
 
 @dataclass
 class RequestRecord:
@@ -37,7 +40,7 @@ class RequestRecord:
     account: Account = field(default_factory=Account)
     streamed: bool = False
     error: str | None = None  # the error type a stream ended with, after its first byte
-    sink: Callable[[Mapping[str, object]], None] | None = None  # the usage log, when configured
+    sink: UsageSink | None = None  # the usage log, when configured
     span: Span = field(init=False)
     status: str = field(default="", init=False)
     latency: float = field(default=0.0, init=False)
@@ -61,9 +64,9 @@ class RequestRecord:
         self.ended = time.time()
         _reports.add(self)
 
-    def report(self) -> None:
-        """The span's end, the metrics, the log line and the usage-log line of the finished
-        request, as of when it finished."""
+    def report(self) -> dict[str, object]:
+        """The span's end, the metrics and the log line of the finished request, as of when it
+        finished; returns its usage-log line, for the sink."""
         account = self.account
         self._end_span(self.status)
         ttft = account.time_to_first_token if self.streamed else None
@@ -73,8 +76,7 @@ class RequestRecord:
         )  # fmt: skip
         usage_record = self.usage_record()
         log_request(usage_record, at=self.ended)
-        if self.sink is not None:
-            self.sink(usage_record)
+        return usage_record
 
     def usage_record(self) -> dict[str, object]:
         """What the request's log line and usage-log line say (never content, never a key)."""
@@ -121,11 +123,24 @@ MAX_PENDING_REPORTS = 4096  # batches.Queue's limit
 
 
 def _report_each(records: list[RequestRecord]) -> None:
+    """Each record's report; then the usage-log lines, one call per sink for all of them."""
+    usage: dict[UsageSink, list[dict[str, object]]] = {}
     for record in records:
         try:
-            record.report()
-        except Exception:  # a usage log gone: the others are still reported
+            line = record.report()
+        except Exception:  # one broken record: the others are still reported
             log.exception("reporting a request failed", extra={"request_id": record.request_id})
+            continue
+        if record.sink is not None:
+            usage.setdefault(record.sink, []).append(line)
+    for sink, lines in usage.items():
+        try:
+            sink(lines)
+        except Exception:  # a usage log gone: the metrics and log lines are still written
+            log.exception(
+                "writing %d requests to the usage log failed", len(lines),
+                extra={"request_id": lines[0]["request_id"]},
+            )  # fmt: skip
 
 
 _reports: batches.Queue[RequestRecord] = batches.Queue(_report_each, MAX_PENDING_REPORTS)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -309,9 +309,9 @@ class Router:
         """Whether requests must carry a router key."""
         return self.gate.keyring.enabled
 
-    def record_usage(self, record: Mapping[str, object]) -> None:
-        """Append a finished request's record to the usage log, when one is configured."""
-        self.gate.record_usage(record)
+    def record_usage(self, records: Sequence[Mapping[str, object]]) -> None:
+        """Append finished requests' records to the usage log, when one is configured."""
+        self.gate.record_usage(records)
 
     def readiness(self) -> dict[str, str | None]:
         """Each provider's reason for being unusable, or None when it is usable."""

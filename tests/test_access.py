@@ -630,6 +630,22 @@ def test_a_request_is_settled_once_however_many_times_its_end_is_reported() -> N
     assert meter.settle("openai", "gpt-4o-mini", usage) == 0.0
 
 
+def test_the_usage_log_takes_a_batch_in_one_write_and_is_made_again_when_deleted(tmp_path: Path) -> None:
+    usage_log = tmp_path / "usage.jsonl"
+    gate = Gate(settings_from_mapping(
+        {"providers": {"openai": {"default_model": "gpt-4o-mini"}}, "usage_log": str(usage_log)}, {}
+    ))  # fmt: skip
+
+    gate.record_usage([{"request_id": "r-1", "model_asked": "ünï"}, {"request_id": "r-2"}])
+    assert [json.loads(line) for line in usage_log.read_text(encoding="utf-8").splitlines()] == [
+        {"request_id": "r-1", "model_asked": "ünï"}, {"request_id": "r-2"},
+    ]  # fmt: skip
+
+    usage_log.unlink()  # rotated away
+    gate.record_usage([{"request_id": "r-3"}])
+    assert usage_log.read_text(encoding="utf-8") == '{"request_id":"r-3"}\n'
+
+
 def test_a_key_without_any_limit_still_accumulates_its_spend(
     gateway: Gateway, simulator: Simulator
 ) -> None:

@@ -5,7 +5,7 @@ finished."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -27,7 +27,7 @@ def finished_requests(registry: CollectorRegistry) -> float | None:
 
 
 def record_into(metrics: Metrics, sink: Sink, request_id: str = "r-1") -> RequestRecord:
-    record = RequestRecord("openai", request_id, metrics, sink=sink.append)
+    record = RequestRecord("openai", request_id, metrics, sink=sink.extend)
     record.account = Account(provider="openai", model="gpt-4o-mini", usage=Usage(3, 5))
     return record
 
@@ -70,7 +70,7 @@ def test_a_report_that_fails_is_logged_and_the_others_are_still_made(caplog: pyt
     waiting = batches.Queue(observe._report_each, limit=100)
     metrics, sink = Metrics(SETTINGS), Sink()
 
-    def gone(record: Mapping[str, object]) -> None:
+    def gone(records: Sequence[Mapping[str, object]]) -> None:
         raise OSError("the usage log's directory is gone")
 
     broken = RequestRecord("openai", "r-broken", metrics, sink=gone)
@@ -81,4 +81,21 @@ def test_a_report_that_fails_is_logged_and_the_others_are_still_made(caplog: pyt
 
     assert [line["request_id"] for line in sink] == ["r-2"]
     [failure] = caplog.records
-    assert failure.getMessage() == "reporting a request failed" and failure.__dict__["request_id"] == "r-broken"
+    assert failure.getMessage() == "writing 1 requests to the usage log failed"
+    assert failure.__dict__["request_id"] == "r-broken"
+
+
+def test_the_usage_lines_of_a_batch_reach_their_sink_in_one_call() -> None:
+    waiting = batches.Queue(observe._report_each, limit=100)
+    metrics, calls = Metrics(SETTINGS), list[list[str]]()
+
+    def sink(records: Sequence[Mapping[str, object]]) -> None:
+        calls.append([str(record["request_id"]) for record in records])
+
+    for request_id in ("r-1", "r-2", "r-3"):
+        record = RequestRecord("openai", request_id, metrics, sink=sink)
+        record.account = Account(provider="openai", model="gpt-4o-mini", usage=Usage(3, 5))
+        waiting.add(record)
+    waiting.flush()
+
+    assert calls == [["r-1", "r-2", "r-3"]]

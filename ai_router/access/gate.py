@@ -4,10 +4,11 @@ it cost (settle). And the usage log, when one is configured."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import orjson
 
 from ai_router.access.heartbeat import Heartbeat
 from ai_router.access.keys import Keyring
@@ -122,13 +123,15 @@ class Gate:
         provider_type = provider_settings.type if provider_settings else provider
         return self.prices.cost(provider, provider_type, model, usage)
 
-    def record_usage(self, record: Mapping[str, object]) -> None:
-        """Append a request's usage record to the usage log, when one is configured."""
-        if not self._usage_log:
+    def record_usage(self, records: Sequence[Mapping[str, object]]) -> None:
+        """Append requests' usage records to the usage log, when one is configured: one line
+        each, in one write. Opened anew each time, so a log moved or deleted (rotated) is made
+        again at its path."""
+        if not self._usage_log or not records:
             return
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        with self._usage_lock, open(self._usage_log, "a", encoding="utf-8") as log_file:
-            log_file.write(line)
+        lines = b"".join(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE) for record in records)
+        with self._usage_lock, open(self._usage_log, "ab") as log_file:
+            log_file.write(lines)
 
     def close(self) -> None:
         with self._store_lock:
