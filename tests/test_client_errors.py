@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +40,13 @@ PROVIDERS = {
 }
 FAST = {"targets": ["openai/gpt-4o-mini", "anthropic/claude"]}
 KEY = "sk-router-team"
+
+
+@pytest.fixture(autouse=True)
+def own_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's router keeps its state (the default, relative state.path) in a directory of
+    its own: the counts of one test's keys never reach another's, nor the next run's."""
+    monkeypatch.chdir(tmp_path)
 
 
 def answer(request: FakeRequest) -> FakeAnswer:
