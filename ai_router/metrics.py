@@ -19,6 +19,7 @@ worker may so miss the last BATCH_SECONDS of this one's requests, never more.
 from __future__ import annotations
 
 import bisect
+import glob
 import os
 import threading
 from collections import deque
@@ -273,9 +274,10 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text exposition: every worker's values when in multiprocess mode."""
         batches.flush_all()  # this process's finished requests, then their metrics
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory:
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(_WrittenFiles(directory))
             return generate_latest(registry)
         return generate_latest(self.registry)
 
@@ -294,6 +296,28 @@ def observe_all(histogram: Any, values: list[float]) -> None:
     for bucket, count in zip(histogram._buckets, counts):
         if count:
             bucket.inc(count)
+
+
+class _WrittenFiles:
+    """prometheus_client's MultiProcessCollector, past the files that are still empty. A
+    process creates its file before it sizes it: a scrape in that moment, or after a process
+    was killed in it (its empty file then stays), fails whole on the empty file
+    (prometheus/client_python#1199). An empty file holds no values, so leaving it out loses
+    none."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+
+    def collect(self) -> Any:
+        files = [path for path in glob.glob(os.path.join(self._directory, "*.db")) if _written(path)]
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+
+
+def _written(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except FileNotFoundError:  # a dead process's live gauge, removed since the listing
+        return False
 
 
 class _FlushFirst:

@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -144,3 +145,32 @@ def test_a_forked_child_leaves_the_parents_batch_to_the_parent(tmp_path: Path) -
     MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
     labels = {"surface": "openai", "alias": "", "provider": "openai", "model": "gpt-4o-mini", "status": "ok"}
     assert registry.get_sample_value("ai_router_requests_total", labels) == 1
+
+
+def test_a_scrape_reads_every_process_past_an_empty_file_a_killed_one_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process creates its metrics file before it sizes it; one killed in between leaves an
+    empty file for good, which prometheus_client's own collector fails on at every scrape."""
+    subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            from ai_router.batches import flush_all
+            from ai_router.config import settings_from_mapping
+            from ai_router.metrics import Metrics
+            from ai_router.types import Usage
+            metrics = Metrics(settings_from_mapping({PROVIDERS!r}, {{}}))
+            metrics.observe_request("openai", "", "openai", "gpt-4o-mini", "ok", 0.02, None, Usage(8, 16), "", None)
+            flush_all()
+        """)],
+        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        check=True, timeout=30,
+    )  # fmt: skip
+    (tmp_path / "counter_4194304.db").touch()  # the killed process's
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    exposition = Metrics(settings_from_mapping(PROVIDERS, {})).exposition().decode()
+
+    assert (
+        'ai_router_requests_total{alias="",model="gpt-4o-mini",provider="openai",status="ok",'
+        'surface="openai"} 1.0'
+    ) in exposition
