@@ -936,7 +936,8 @@ def ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b <= 0 or a < 0:
         return "—"
     value = a / b
-    return f"×{value:.1f}" if value >= 0.95 else f"×{value:.2g}"
+    # Two decimals: a target's ratio reads as the value it was judged by (×1.34 misses ×1.3).
+    return f"×{value:.2f}" if value >= 0.95 else f"×{value:.2g}"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
