@@ -22,9 +22,8 @@ from typing import Generic, Protocol, TypeVar
 log = logging.getLogger(__name__)
 
 BATCH_SECONDS = 0.1
-# The batch thread writes a queue's items this many at a time (about half a millisecond of a
-# request's report), then lets the requests that became ready meanwhile run: a whole batch
-# written at once held a busy worker's requests for 4-5 ms.
+# The batch thread writes a queue's items this many at a time, then lets the requests that
+# became ready meanwhile run: a whole batch written at once held a busy worker's requests.
 SLICE_ITEMS = 16
 
 Item = TypeVar("Item")

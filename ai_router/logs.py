@@ -150,7 +150,7 @@ def log_request(fields: dict[str, Any], at: float | None = None) -> None:
 
 
 MAX_PENDING_LINES = 4096  # batches.Queue's limit
-LINES_PER_WRITE = 64  # a line costs a few µs to make: 64 take about as long as a slice of reports
+LINES_PER_WRITE = 64  # a line is cheaper than a report: a slice of lines takes as long as one of reports
 
 # A request line waiting for its batch: its handler, time, request id and fields.
 _Line = tuple[logging.StreamHandler, float, str, dict[str, Any]]  # type: ignore[type-arg]

@@ -131,7 +131,7 @@ def test_a_sqlite_file_that_cannot_be_created_stops_the_start_saying_where(tmp_p
 
 def test_processes_opening_a_new_sqlite_file_at_once_all_open_it(tmp_path: Path) -> None:
     # A connection per thread stands for each process: SQLite locks the file for each connection
-    # alike. Switching a new file to WAL found it locked in about one open of 130.
+    # alike. Many new files, since the switch to WAL found a file locked only now and then.
     openers = 8
     for number in range(150):
         path = str(tmp_path / f"state-{number}.db")

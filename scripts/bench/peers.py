@@ -271,8 +271,7 @@ class PeerBench(Bench):
 
     def stop_peers(self) -> None:
         """Stop LiteLLM and Portkey once they are measured: idle, they still wake on the servers'
-        core (LiteLLM about 14 ms of CPU a second, Portkey bursts of 40 ms), which would stall
-        the router or the relay whose knee and tail are measured next."""
+        core, which would stall the router or the relay whose knee and tail are measured next."""
         self.fleet.stop(self.peer_children)
         for child in self.peer_children:
             self.groups.pop(child.name)
