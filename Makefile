@@ -71,8 +71,9 @@ bench-full: install
 	@$(BENCH_TOOLS)
 	$(PY) scripts/bench/run.py --full
 
-# make bench-worker: CPU per request inside the gunicorn worker, the router's beside the bare Flask
-# relay's, in about a minute; BENCH_WORKER_ARGS adds variants of the router's environment
+# make bench-worker: CPU and p50 overhead per request inside the gunicorn worker, the router's
+# beside the bare Flask relay's and the gateway floor's (the least bookkeeping a gateway does), in
+# about a minute and a half; BENCH_WORKER_ARGS adds variants of the router's environment
 # (e.g. --variant quiet-log:LOG_LEVEL=warning) or another commit's router beside this one's
 # (--baseline HEAD~1, from a git worktree). scripts/bench/worker_cpu.py.
 BENCH_WORKER_ARGS ?= --variant quiet-log:LOG_LEVEL=warning

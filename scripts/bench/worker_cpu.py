@@ -9,8 +9,12 @@ Flask relay's, in about a minute; and the router again under other settings, to 
           --baseline HEAD~2                       (the router as it was two commits ago)
 
 one_request.py calls the apps in process, one request after another; this asks the real servers
-(one gevent worker each, the router's worker class for both) over loopback with wrk at a fixed
-concurrency, and reads each worker's CPU time from /proc. The two disagree (docs/PERFORMANCE.md,
+(one gevent worker each, the router's worker class for all) over loopback with wrk at a fixed
+concurrency, and reads each worker's CPU time from /proc. Beside the bare relay stands the gateway
+floor (gateway_floor.py): the least bookkeeping a gateway does, so the distance left between it
+and the relay is what no router can save. Each target's p50 latency is also shown as an overhead
+over the upstream's own (wrk straight at it, each round); `--concurrency 1` gives the figures
+that bench-full's p50 targets compare. The two disagree (docs/PERFORMANCE.md,
 2026-12-05, afternoon). The rounds interleave the targets, so a machine's drift falls on all of
 them alike; compare the ratios, not the figures across runs. Servers on core 0, the upstream and
 wrk on core 1, as in run.py.
@@ -40,6 +44,10 @@ from run import (  # noqa: E402
 from side_by_side import add_router_arguments, fleet_in, router_env, router_runs  # noqa: E402
 
 
+GATEWAY_FLOOR = "gateway floor"
+DIRECT = "upstream direct"
+
+
 @dataclass(frozen=True)
 class Target:
     label: str
@@ -47,6 +55,12 @@ class Target:
     worker: int  # the one gunicorn worker's PID
     path: str
     body: Path
+
+
+@dataclass(frozen=True)
+class Measured:
+    cpu_us: float  # the worker's CPU time per request
+    p50_us: float  # wrk's p50 latency
 
 
 def wait_until_answered(target: Target) -> None:
@@ -76,8 +90,9 @@ def worker_of(master: int) -> int:
     return workers[0]
 
 
-def cpu_per_request(target: Target, seconds: int, concurrency: int, workdir: Path) -> float:
-    """wrk at `concurrency` for `seconds`: the worker's CPU time over the requests answered."""
+def measure(target: Target, seconds: int, concurrency: int, workdir: Path) -> Measured:
+    """wrk at `concurrency` for `seconds`: the worker's CPU time over the requests answered, and
+    the p50 latency."""
     out = workdir / "wrk-out.json"
     out.unlink(missing_ok=True)
     env = {**os.environ, "WRK_BODY": str(target.body), "WRK_OUT": str(out), "WRK_CLOSE": "0", "WRK_HEADERS": ""}
@@ -95,7 +110,7 @@ def cpu_per_request(target: Target, seconds: int, concurrency: int, workdir: Pat
     if not data["requests"] or any(data["errors"].values()):
         raise RuntimeError(f"{target.label}: errors {data['errors']}")
     requests: int = data["requests"]
-    return ticks / CLK_TCK / requests * 1e6
+    return Measured(ticks / CLK_TCK / requests * 1e6, float(data["latency_us"]["p50"]))
 
 
 def main() -> int:
@@ -125,18 +140,27 @@ def main() -> int:
             body_files[name] = workdir / f"{name}.json"
             body_files[name].write_text(json.dumps(body))
 
-        targets: list[Target] = []
-        floor_port = free_port()
-        (workdir / "flask-floor.conf.py").write_text("")  # not the router's gunicorn.conf.py
-        floor = fleet.start(
-            "flask-floor",
-            [python, "-m", "gunicorn", "-c", str(workdir / "flask-floor.conf.py"), "-k",
-             "ai_router.http_api.server.worker.Worker", "-w", "1", "--chdir", str(HERE),
-             "-b", f"127.0.0.1:{floor_port}", "flask_floor:app"],
-            ROUTER_CORE, {"UPSTREAM_URL": upstream_url},
-        )  # fmt: skip
-        fleet.wait_for_port(floor, floor_port)
-        targets.append(Target(FLASK_FLOOR, floor_port, worker_of(floor.popen.pid), "/v1/chat/completions", body_files["relay"]))
+        # The upstream's CPU is not the point of this target: its latency is what the others' is
+        # an overhead over.
+        direct = Target(DIRECT, upstream_port, upstream.popen.pid, "/v1/chat/completions", body_files["relay"])
+        targets: list[Target] = [direct]
+        (workdir / "floor.conf.py").write_text("")  # not the router's gunicorn.conf.py
+        for label, module in ((FLASK_FLOOR, "flask_floor"), (GATEWAY_FLOOR, "gateway_floor")):
+            floor_port = free_port()
+            floor = fleet.start(
+                module.replace("_", "-"),
+                [python, "-m", "gunicorn", "-c", str(workdir / "floor.conf.py"), "-k",
+                 "ai_router.http_api.server.worker.Worker", "-w", "1", "--chdir", str(HERE),
+                 "-b", f"127.0.0.1:{floor_port}", f"{module}:app"],
+                ROUTER_CORE, {"UPSTREAM_URL": upstream_url},
+            )  # fmt: skip
+            fleet.wait_for_port(floor, floor_port)
+            worker = worker_of(floor.popen.pid)
+            if label == FLASK_FLOOR:
+                targets.append(Target(label, floor_port, worker, "/v1/chat/completions", body_files["relay"]))
+            else:
+                targets.append(Target(f"{label} /v1/chat/completions", floor_port, worker, "/v1/chat/completions", body_files["chat"]))
+                targets.append(Target(f"{label} /generate", floor_port, worker, "/generate", body_files["generate"]))
 
         for run in router_runs(args, workdir):
             http_port = free_port()
@@ -151,23 +175,40 @@ def main() -> int:
 
         for target in targets:  # warm-up: imports, pools, the first connections
             wait_until_answered(target)
-            cpu_per_request(target, 1, args.concurrency, workdir)
-        figures: dict[str, list[float]] = {target.label: [] for target in targets}
+            measure(target, 1, args.concurrency, workdir)
+        figures: dict[str, list[Measured]] = {target.label: [] for target in targets}
         for _ in range(args.rounds):
             for target in targets:
                 fleet.check_alive()
-                figures[target.label].append(cpu_per_request(target, args.seconds, args.concurrency, workdir))
+                figures[target.label].append(measure(target, args.seconds, args.concurrency, workdir))
 
+    print(f"== Per request in the gunicorn worker (wrk c={args.concurrency}, {args.seconds} s per target, "
+          f"{args.rounds} interleaved rounds) ==")  # fmt: skip
+    print(table(["", "CPU, each round", "median", "the relay's ÷ this", "p50 overhead", "÷ the relay's"],
+                report_rows(figures)))  # fmt: skip
+    return 0
+
+
+def report_rows(figures: dict[str, list[Measured]]) -> list[list[str]]:
+    """A row per target: its CPU per request and the relay's CPU over it (the throughput ratio
+    when the worker is saturated), its p50 overhead and that over the relay's; medians of the
+    round-by-round figures, so the machine's drift between rounds falls out."""
+    direct = [m.p50_us for m in figures[DIRECT]]
     relay = figures[FLASK_FLOOR]
     rows = []
-    for label, values in figures.items():
-        ratios = [floor / value for floor, value in zip(relay, values)]
-        rows.append([label, ", ".join(f"{v:.0f}" for v in values), f"{statistics.median(values):.0f} µs",
-                     f"×{statistics.median(ratios):.2f}"])  # fmt: skip
-    print(f"== CPU per request in the gunicorn worker (wrk c={args.concurrency}, {args.seconds} s per target, "
-          f"{args.rounds} interleaved rounds) ==")  # fmt: skip
-    print(table(["", "each round", "median", "the relay's ÷ this, median"], rows))
-    return 0
+    for label, measured in figures.items():
+        if label == DIRECT:
+            continue
+        overheads = [m.p50_us - d for m, d in zip(measured, direct)]
+        relay_overheads = [r.p50_us - d for r, d in zip(relay, direct)]
+        rows.append([
+            label, ", ".join(f"{m.cpu_us:.0f}" for m in measured),
+            f"{statistics.median(m.cpu_us for m in measured):.0f} µs",
+            f"×{statistics.median(r.cpu_us / m.cpu_us for r, m in zip(relay, measured)):.2f}",
+            f"{statistics.median(overheads):.0f} µs",
+            f"×{statistics.median(o / r for o, r in zip(overheads, relay_overheads)):.2f}",
+        ])  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":
