@@ -1,23 +1,25 @@
 #!/usr/bin/env python3
-"""`make bench-worker`: CPU per request inside the gunicorn worker, the router's beside the bare
-Flask relay's, in about a minute; and the router again under other settings, to weigh a change.
+"""`make bench-worker`: CPU and p50 overhead per request inside the gunicorn worker, the router's
+beside the bare Flask relay's and the gateway floor's, in about a minute and a half; and the
+router again under other settings, to weigh a change.
 
     .venv/bin/python scripts/bench/worker_cpu.py [--rounds 3] [--seconds 4] [--concurrency 8]
         [--variant NAME:VAR=VALUE[,VAR=VALUE...]]... [--baseline COMMIT]
 
     e.g.  --variant quiet-log:LOG_LEVEL=warning   (the router with no per-request log line)
           --baseline HEAD~2                       (the router as it was two commits ago)
+          --concurrency 1                         (the p50s that bench-full's targets compare)
 
 one_request.py calls the apps in process, one request after another; this asks the real servers
 (one gevent worker each, the router's worker class for all) over loopback with wrk at a fixed
-concurrency, and reads each worker's CPU time from /proc. Beside the bare relay stands the gateway
-floor (gateway_floor.py): the least bookkeeping a gateway does, so the distance left between it
-and the relay is what no router can save. Each target's p50 latency is also shown as an overhead
-over the upstream's own (wrk straight at it, each round); `--concurrency 1` gives the figures
-that bench-full's p50 targets compare. The two disagree (docs/PERFORMANCE.md,
-2026-12-05, afternoon). The rounds interleave the targets, so a machine's drift falls on all of
-them alike; compare the ratios, not the figures across runs. Servers on core 0, the upstream and
-wrk on core 1, as in run.py.
+concurrency, and reads each worker's CPU time from /proc. The two disagree (docs/PERFORMANCE.md,
+2026-12-05, afternoon).
+
+The gateway floor (gateway_floor.py) is the relay plus the least bookkeeping any gateway does,
+so what lies between it and the relay no router can save. A p50 overhead is over the upstream's
+own p50 (wrk straight at it, each round). The rounds interleave the targets, so a machine's
+drift falls on all of them alike; compare the ratios, not the figures across runs. Servers on
+core 0, the upstream and wrk on core 1, as in run.py.
 """
 
 from __future__ import annotations
