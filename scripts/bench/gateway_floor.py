@@ -12,6 +12,7 @@ in memory and one JSON log line (stderr, as the router's).
 Nothing else: no validation (a client's mistake reaches the provider), no keys, limits, budgets,
 retries, fallbacks or cooldowns, and counts that no scrape can read. No gateway that does what
 the router's brief asks can cost less; `make bench-worker` shows how close the router comes.
+A bench fixture on loopback only: it keeps a count per model name a client sends, without bound.
 """
 
 from __future__ import annotations
